@@ -1,0 +1,14 @@
+// Adds the gateway's option table to a commander command, so `--help` lists every
+// flag with its environment variable and default.
+import type { Command } from 'commander';
+import { optionTable } from '../core/config.js';
+
+export function addGatewayOptions(cmd: Command, only?: readonly (keyof typeof optionTable)[]): Command {
+  for (const [name, opt] of Object.entries(optionTable)) {
+    if (only && !only.includes(name as keyof typeof optionTable)) continue;
+    if (!opt.flag) continue;
+    const dflt = opt.default === undefined ? '' : `, default ${String(opt.default)}`;
+    cmd.option(opt.flag, `${opt.help} [env ${opt.env}${dflt}]`);
+  }
+  return cmd;
+}

@@ -1,0 +1,45 @@
+// `fanout serve`: starts the gateway and drains it on SIGTERM/SIGINT.
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../core/config.js';
+import { createGateway } from '../server/gateway.js';
+import { addGatewayOptions } from './options.js';
+
+export function registerServeCommand(program: Command): void {
+  const cmd = program
+    .command('serve')
+    .description('start the gateway (embedded defaults: in-memory hub, PGlite database under --data-dir)');
+  addGatewayOptions(cmd).action(async (flags: Record<string, unknown>) => {
+    let config;
+    try {
+      config = loadConfig(flags);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`fanout serve: ${err.message}`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    const gateway = await createGateway(config);
+    await gateway.listen();
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      gateway.log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
+      // A hard deadline, so a stuck hook can never keep a terminated process alive.
+      setTimeout(() => {
+        gateway.log.error('shutdown exceeded its deadline; exiting');
+        process.exit(1);
+      }, config.drainTimeoutMs + 5000).unref();
+      gateway.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          gateway.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,171 @@
+// Authentication as Supabase does it: HS256 JWTs signed with the gateway's secret.
+// `anon` and `service_role` keys are long-lived JWTs; user tokens carry `sub` and
+// role `authenticated`. Verification failures are classified with Supabase's wording
+// so both the SSE side and the Realtime side can answer in the client's terms.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { SignJWT, jwtVerify, errors as joseErrors, decodeProtectedHeader } from 'jose';
+
+export type Role = 'anon' | 'authenticated' | 'service_role' | (string & {});
+
+export interface Claims {
+  role: Role;
+  exp: number;
+  sub?: string;
+  iat?: number;
+  iss?: string;
+  [claim: string]: unknown;
+}
+
+export type AuthFailure = 'missing' | 'malformed' | 'signature' | 'expired' | 'claims';
+
+/** Messages as the Supabase Realtime server words them (see reference/supabase-realtime-protocol.md §1.1). */
+export const authFailureMessage: Record<AuthFailure, string> = {
+  missing: 'API key is missing',
+  malformed: 'The token provided is not a valid JWT',
+  signature: 'Failed to validate JWT signature',
+  expired: 'Token has expired',
+  claims: 'Fields `role` and `exp` are required in JWT',
+};
+
+export class AuthError extends Error {
+  constructor(
+    readonly kind: AuthFailure,
+    message: string = authFailureMessage[kind],
+    /** For `expired`: how many seconds ago the token expired. */
+    readonly expiredSecondsAgo?: number,
+  ) {
+    super(message);
+    this.name = 'AuthError';
+  }
+}
+
+export interface SecretSource {
+  secret: string;
+  /** `env` when FANOUT_JWT_SECRET was set, otherwise the file the development secret lives in. */
+  origin: 'env' | 'file';
+  /** True when this call generated the development secret. */
+  created: boolean;
+  path?: string;
+}
+
+/**
+ * Returns the signing secret: FANOUT_JWT_SECRET when set, otherwise a development
+ * secret generated once and kept (mode 0600) at `<dataDir>/jwt-secret`.
+ */
+export function loadSecret(jwtSecret: string | undefined, dataDir: string): SecretSource {
+  if (jwtSecret) return { secret: jwtSecret, origin: 'env', created: false };
+  const path = join(dataDir, 'jwt-secret');
+  if (existsSync(path)) {
+    const secret = readFileSync(path, 'utf8').trim();
+    if (secret.length < 32) throw new Error(`development secret in ${path} is shorter than 32 characters; delete it to regenerate`);
+    return { secret, origin: 'file', created: false, path };
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(path, secret + '\n', { mode: 0o600 });
+  return { secret, origin: 'file', created: true, path };
+}
+
+const TEN_YEARS_S = 10 * 365 * 24 * 3600;
+
+/** Verified-token cache entry: claims plus the expiry that bounds how long it may be reused. */
+interface CachedClaims {
+  claims: Claims;
+  exp: number;
+}
+
+export class Auth {
+  private readonly key: Uint8Array;
+  /** Load tests reuse a handful of keys across thousands of connections; verifying each once is enough. */
+  private readonly cache = new Map<string, CachedClaims>();
+  private static readonly CACHE_LIMIT = 10_000;
+
+  constructor(secret: string) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  /** Signs a token with the given claims; `expiresInSeconds` defaults to one hour. */
+  async sign(claims: Omit<Claims, 'exp' | 'iat'> & { exp?: number }, expiresInSeconds = 3600): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const { exp, ...rest } = claims;
+    return new SignJWT({ ...rest })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuedAt(now)
+      .setExpirationTime(exp ?? now + expiresInSeconds)
+      .sign(this.key);
+  }
+
+  /** The project's `anon` and `service_role` keys, as `fanout keys` prints them. */
+  async projectKeys(): Promise<{ anon: string; service_role: string }> {
+    return {
+      anon: await this.sign({ iss: 'fanout', role: 'anon' }, TEN_YEARS_S),
+      service_role: await this.sign({ iss: 'fanout', role: 'service_role' }, TEN_YEARS_S),
+    };
+  }
+
+  /** A token for an application user (role `authenticated`, `sub` = userId). */
+  async userToken(userId: string, expiresInSeconds = 3600, extra: Record<string, unknown> = {}): Promise<string> {
+    return this.sign({ ...extra, sub: userId, role: 'authenticated' }, expiresInSeconds);
+  }
+
+  /** Verifies a token and returns its claims, or throws an AuthError naming what was wrong. */
+  async verify(token: string | undefined | null): Promise<Claims> {
+    if (!token) throw new AuthError('missing');
+    const nowS = Date.now() / 1000;
+    const hit = this.cache.get(token);
+    if (hit) {
+      if (hit.exp > nowS) return hit.claims;
+      this.cache.delete(token);
+    }
+    if (token.split('.').length !== 3) throw new AuthError('malformed');
+    try {
+      decodeProtectedHeader(token);
+    } catch {
+      throw new AuthError('malformed');
+    }
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) {
+        const exp = Number((err.payload as { exp?: unknown }).exp);
+        const ago = Number.isFinite(exp) ? Math.max(0, Math.round(nowS - exp)) : 0;
+        throw new AuthError('expired', `${authFailureMessage.expired} ${ago} seconds ago`, ago);
+      }
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed || err instanceof joseErrors.JOSEAlgNotAllowed) throw new AuthError('signature');
+      throw new AuthError('malformed');
+    }
+    if (typeof payload.role !== 'string' || typeof payload.exp !== 'number') throw new AuthError('claims');
+    const claims = payload as Claims;
+    if (this.cache.size >= Auth.CACHE_LIMIT) {
+      // Drop the oldest entry (Map iteration is insertion order).
+      const first = this.cache.keys().next();
+      if (!first.done) this.cache.delete(first.value);
+    }
+    this.cache.set(token, { claims, exp: claims.exp });
+    return claims;
+  }
+}
+
+/**
+ * Extracts a bearer token from the places clients can put one: `Authorization: Bearer`,
+ * an `apikey` header, or `?apikey=` / `?access_token=` (EventSource cannot set headers).
+ * The Authorization header wins, as it carries the user's session over the project key.
+ */
+export function tokenFromRequest(headers: Record<string, string | string[] | undefined>, query: URLSearchParams): string | undefined {
+  const authz = headers['authorization'];
+  if (typeof authz === 'string') {
+    const m = /^Bearer\s+(.+)$/i.exec(authz.trim());
+    if (m) return m[1];
+  }
+  const apikey = headers['apikey'];
+  if (typeof apikey === 'string' && apikey) return apikey;
+  return query.get('access_token') ?? query.get('apikey') ?? undefined;
+}
+
+/** True when the claims may read or publish anything (Supabase's `service_role`). */
+export function isServiceRole(claims: Claims): boolean {
+  return claims.role === 'service_role';
+}

@@ -1,0 +1,96 @@
+// Gateway configuration: one table of options, each with its CLI flag, environment
+// variable, schema, default and help text. The CLI builds `--help` from this table and
+// start-up validates every value against it, so a bad value stops the process with a
+// message that names the flag or variable it came from.
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Durations are given in milliseconds as plain integers. */
+const ms = (min: number, max: number) => int(min, max);
+
+export const optionTable = {
+  port: { flag: '--port <n>', env: 'PORT', schema: int(0, 65535), default: 4000, help: 'TCP port to listen on (0 picks a free port)' },
+  host: { flag: '--host <addr>', env: 'FANOUT_HOST', schema: z.string().min(1), default: '127.0.0.1', help: 'address to bind (0.0.0.0 for every interface)' },
+  dataDir: { flag: '--data-dir <path>', env: 'FANOUT_DATA_DIR', schema: z.string().min(1), default: '.fanout', help: 'directory for the development JWT secret and the embedded database' },
+  jwtSecret: { flag: undefined, env: 'FANOUT_JWT_SECRET', schema: z.string().min(32, 'must be at least 32 characters').optional(), default: undefined, help: 'HS256 secret that signs and verifies keys (generated into the data dir when unset)' },
+  logLevel: { flag: '--log-level <level>', env: 'FANOUT_LOG_LEVEL', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info', help: 'log level' },
+  historySize: { flag: '--history-size <n>', env: 'FANOUT_HISTORY_SIZE', schema: int(0, 1_000_000), default: 1000, help: 'messages kept per topic for resume' },
+  historyTtlMs: { flag: '--history-ttl-ms <ms>', env: 'FANOUT_HISTORY_TTL_MS', schema: ms(0, 7 * 24 * 3600_000), default: 300_000, help: 'how long a message stays resumable' },
+  heartbeatMs: { flag: '--heartbeat-ms <ms>', env: 'FANOUT_HEARTBEAT_MS', schema: ms(100, 3600_000), default: 15_000, help: 'SSE comment heartbeat interval' },
+  retryMs: { flag: '--retry-ms <ms>', env: 'FANOUT_RETRY_MS', schema: ms(0, 3600_000), default: 2000, help: 'reconnect delay advertised to SSE clients (retry:)' },
+  maxConnections: { flag: '--max-connections <n>', env: 'FANOUT_MAX_CONNECTIONS', schema: int(1, 10_000_000), default: 100_000, help: 'cap on open streaming connections (503 beyond it)' },
+  maxConnectionsPerUser: { flag: '--max-connections-per-user <n>', env: 'FANOUT_MAX_CONNECTIONS_PER_USER', schema: int(1, 10_000_000), default: 100, help: 'cap on open streams per user (429 beyond it)' },
+  slowConsumerBytes: { flag: '--slow-consumer-bytes <n>', env: 'FANOUT_SLOW_CONSUMER_BYTES', schema: int(1024, 1 << 30), default: 1 << 20, help: 'unsent bytes a connection may hold before it is disconnected' },
+  drainTimeoutMs: { flag: '--drain-timeout-ms <ms>', env: 'FANOUT_DRAIN_TIMEOUT_MS', schema: ms(0, 600_000), default: 10_000, help: 'on SIGTERM, how long to wait for connections to leave before exiting' },
+  maxBodyBytes: { flag: '--max-body-bytes <n>', env: 'FANOUT_MAX_BODY_BYTES', schema: int(1, 1 << 30), default: 1 << 20, help: 'largest accepted request body (413 beyond it)' },
+  maxHeaderBytes: { flag: '--max-header-bytes <n>', env: 'FANOUT_MAX_HEADER_BYTES', schema: int(1024, 1 << 20), default: 16 * 1024, help: 'largest accepted request header block (431 beyond it)' },
+  tlsCert: { flag: '--tls-cert <path>', env: 'FANOUT_TLS_CERT', schema: z.string().min(1).optional(), default: undefined, help: 'PEM certificate: also serve HTTP/2 over TLS (needs --tls-key)' },
+  tlsKey: { flag: '--tls-key <path>', env: 'FANOUT_TLS_KEY', schema: z.string().min(1).optional(), default: undefined, help: 'PEM private key for --tls-cert' },
+  tlsPort: { flag: '--tls-port <n>', env: 'FANOUT_TLS_PORT', schema: int(0, 65535), default: 4443, help: 'port for HTTP/2 over TLS' },
+  databaseUrl: { flag: '--database-url <url>', env: 'DATABASE_URL', schema: z.string().url().optional(), default: undefined, help: 'PostgreSQL URL for postgres_changes (embedded PGlite when unset)' },
+  bus: { flag: '--bus <kind>', env: 'FANOUT_BUS', schema: z.enum(['memory', 'redis', 'nats']), default: 'memory', help: 'message bus between gateway processes' },
+  redisUrl: { flag: '--redis-url <url>', env: 'REDIS_URL', schema: z.string().url(), default: 'redis://127.0.0.1:6379', help: 'Redis URL for --bus redis' },
+  natsUrl: { flag: '--nats-url <url>', env: 'NATS_URL', schema: z.string().min(1), default: 'nats://127.0.0.1:4222', help: 'NATS URL for --bus nats' },
+} as const;
+
+type OptionTable = typeof optionTable;
+export type OptionName = keyof OptionTable;
+export type GatewayConfig = { [K in OptionName]: z.output<OptionTable[K]['schema']> };
+
+/** Raised when a flag or environment value fails validation; the message names the source. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Converts `--max-connections <n>` to the commander attribute name `maxConnections`. */
+export function flagAttribute(flag: string): string {
+  const long = flag.split(/[ ,]/)[0]!.replace(/^--/, '');
+  return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Resolves the configuration from CLI flags (highest precedence), then environment
+ * variables, then defaults. Every problem is collected before failing so the user
+ * can fix them all at once.
+ */
+export function loadConfig(
+  flags: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<GatewayConfig> = {},
+): GatewayConfig {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [name, opt] of Object.entries(optionTable) as [OptionName, OptionTable[OptionName]][]) {
+    if (name in overrides) {
+      out[name] = overrides[name];
+      continue;
+    }
+    const flagValue = opt.flag ? flags[flagAttribute(opt.flag)] : undefined;
+    const envValue = env[opt.env];
+    let source: string;
+    let raw: unknown;
+    if (flagValue !== undefined) {
+      source = opt.flag!.split(' ')[0]!;
+      raw = flagValue;
+    } else if (envValue !== undefined && envValue !== '') {
+      source = `environment variable ${opt.env}`;
+      raw = envValue;
+    } else {
+      out[name] = opt.default;
+      continue;
+    }
+    const parsed = (opt.schema as z.ZodType).safeParse(raw);
+    if (parsed.success) out[name] = parsed.data;
+    else problems.push(`${source}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const cfg = out as GatewayConfig;
+  if (!!cfg.tlsCert !== !!cfg.tlsKey) problems.push('--tls-cert and --tls-key must be given together');
+  if (problems.length) throw new ConfigError(problems);
+  cfg.dataDir = resolve(cfg.dataDir);
+  return cfg;
+}

@@ -1,0 +1,196 @@
+// Gateway assembly: builds the shared parts (config, hub, auth, logger, router,
+// connection manager), lets each feature module register its routes and upgrade
+// handlers, and owns the listening sockets, the shared sweep timer and shutdown.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import type { GatewayConfig } from '../core/config.js';
+import { Hub } from '../core/hub.js';
+import { Auth, loadSecret, type SecretSource } from '../core/auth.js';
+import { createLogger, scrubSecrets, type Logger } from '../core/log.js';
+import { Router } from './router.js';
+import { ConnectionManager } from './connections.js';
+import { HttpError, errorBody, sendError } from './http-errors.js';
+import { gatewayModules } from './modules.js';
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface Gateway {
+  readonly config: GatewayConfig;
+  readonly hub: Hub;
+  readonly auth: Auth;
+  readonly secret: SecretSource;
+  readonly log: Logger;
+  readonly router: Router;
+  readonly connections: ConnectionManager;
+  /** `http://host:port` once listening. */
+  readonly url: string;
+  /** `https://host:port` when TLS is configured and listening. */
+  readonly tlsUrl: string | undefined;
+  /** Runs `fn` from the shared sweep (every `sweepMs`), never from per-connection timers. */
+  onSweep(fn: (now: number) => void): void;
+  /** Runs `fn` during shutdown, after connections drained and before the process may exit. */
+  onShutdown(fn: () => Promise<void> | void): void;
+  /** Handles WebSocket (or other) upgrades on an exact path. */
+  onUpgrade(path: string, handler: UpgradeHandler): void;
+  listen(): Promise<void>;
+  /** Stops accepting, drains connections (bounded by `drainTimeoutMs`) and closes everything. */
+  close(): Promise<void>;
+}
+
+/** A feature (SSE, Realtime, metrics, ...) that plugs its routes into the gateway. */
+export type GatewayModule = (gateway: Gateway) => void | Promise<void>;
+
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Shared sweep period; heartbeats and idle checks are resolved to this granularity. */
+  sweepMs?: number;
+  /** Feature modules to load; defaults to all of them. */
+  modules?: GatewayModule[];
+}
+
+export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const log = options.logger ?? createLogger({ level: config.logLevel });
+  const secret = loadSecret(config.jwtSecret, config.dataDir);
+  if (secret.created) log.warn({ path: secret.path }, 'FANOUT_JWT_SECRET is not set: generated a development secret; set FANOUT_JWT_SECRET in production');
+  else if (secret.origin === 'file') log.info({ path: secret.path }, 'using the development JWT secret from the data directory (FANOUT_JWT_SECRET is not set)');
+
+  const hub = new Hub({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
+  const auth = new Auth(secret.secret);
+  const router = new Router(log);
+  const connections = new ConnectionManager(config);
+  const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
+  const shutdownHooks: (() => Promise<void> | void)[] = [];
+  const upgrades = new Map<string, UpgradeHandler>();
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!router.handle(req, res)) {
+      sendError(res, new HttpError(404, 'not_found', `no route for ${req.method} ${scrubSecrets((req.url ?? '/').split('?')[0]!)}`));
+    }
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname.replace(/\/+$/, '');
+    const handler = upgrades.get(path);
+    if (handler) return handler(req, socket, head);
+    const body = errorBody('not_found', `no WebSocket endpoint at ${path}`);
+    socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  };
+
+  // Requests Node rejects before any route sees them (oversized headers, garbage) still get a JSON error.
+  const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', `request headers exceed the limit of ${config.maxHeaderBytes} bytes`]
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'the request was not received in time']
+          : [400, 'bad_request', `malformed HTTP request (${err.code ?? err.message})`];
+    const body = errorBody(code, message);
+    socket.end(`HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  };
+
+  const http: Server = createServer({ maxHeaderSize: config.maxHeaderBytes }, onRequest);
+  http.on('upgrade', onUpgrade);
+  http.on('clientError', onClientError);
+  // Streams live for hours; only the request head has to arrive promptly.
+  http.requestTimeout = 0;
+  http.headersTimeout = 30_000;
+  http.keepAliveTimeout = 5_000;
+
+  let https: Http2SecureServer | undefined;
+  if (config.tlsCert && config.tlsKey) {
+    // HTTP/2 lets a browser multiplex many EventSource streams over one connection.
+    // The compatibility API hands us objects shaped like node:http's, which every route uses.
+    https = createSecureServer(
+      { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey), allowHTTP1: true, maxSessionMemory: 64 },
+      onRequest as unknown as Parameters<typeof createSecureServer>[1],
+    );
+    https.on('upgrade', onUpgrade);
+  }
+
+  let url = '';
+  let tlsUrl: string | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+
+  const gateway: Gateway = {
+    config,
+    hub,
+    auth,
+    secret,
+    log,
+    router,
+    connections,
+    get url() {
+      return url;
+    },
+    get tlsUrl() {
+      return tlsUrl;
+    },
+    onSweep: (fn) => void sweepers.push(fn),
+    onShutdown: (fn) => void shutdownHooks.push(fn),
+    onUpgrade: (path, handler) => void upgrades.set(path.replace(/\/+$/, ''), handler),
+    async listen() {
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(config.port, config.host, () => resolve());
+      });
+      url = `http://${formatHost(config.host)}:${(http.address() as AddressInfo).port}`;
+      if (https) {
+        const server = https;
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(config.tlsPort, config.host, () => resolve());
+        });
+        tlsUrl = `https://${formatHost(config.host)}:${(server.address() as AddressInfo).port}`;
+      }
+      const sweepMs = options.sweepMs ?? 1000;
+      sweepTimer = setInterval(() => {
+        const now = Date.now();
+        for (const fn of sweepers) {
+          try {
+            fn(now);
+          } catch (err) {
+            log.error({ err }, 'sweep task failed');
+          }
+        }
+      }, sweepMs);
+      sweepTimer.unref();
+      log.info({ url, tlsUrl }, 'gateway listening');
+    },
+    close() {
+      closing ??= (async () => {
+        const started = Date.now();
+        http.close();
+        https?.close();
+        const left = await connections.drain(config.drainTimeoutMs);
+        if (left) log.warn({ left }, 'drain deadline passed with connections still open; closing them');
+        http.closeAllConnections();
+        if (sweepTimer) clearInterval(sweepTimer);
+        for (const hook of shutdownHooks.reverse()) {
+          try {
+            await hook();
+          } catch (err) {
+            log.error({ err }, 'shutdown hook failed');
+          }
+        }
+        log.info({ ms: Date.now() - started }, 'gateway stopped');
+      })();
+      return closing;
+    },
+  };
+
+  for (const register of options.modules ?? gatewayModules) await register(gateway);
+  return gateway;
+}
+
+function formatHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}

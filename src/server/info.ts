@@ -1,0 +1,19 @@
+// `GET /`: what this gateway is and where its endpoints are, for a person with curl.
+import type { Gateway } from './gateway.js';
+import { sendJson } from './http-errors.js';
+
+export function registerInfo(gateway: Gateway): void {
+  gateway.router.on('GET', '/', ({ res }) =>
+    sendJson(res, 200, {
+      name: 'fanout',
+      description: 'real-time gateway: SSE progress streams and the Supabase Realtime protocol',
+      endpoints: {
+        progress: '/api/content/:contentId/progress',
+        userProgress: '/api/content/progress?userId=',
+        multiTopic: '/v1/stream?topic=',
+        poll: '/api/content/:contentId/progress/poll?after=&wait=',
+        realtime: '/realtime/v1/websocket',
+      },
+    }),
+  );
+}

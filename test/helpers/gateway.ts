@@ -1,0 +1,38 @@
+// Starts a real gateway in this test process on a free port with a throw-away data
+// directory, and hands back its URL and keys. Tests talk to it over real sockets.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type GatewayConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/log.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/server/gateway.js';
+
+export interface TestGateway {
+  gateway: Gateway;
+  url: string;
+  keys: { anon: string; service_role: string };
+  /** A one-hour token for an `authenticated` user. */
+  userToken(userId: string, expiresInSeconds?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789';
+
+export async function startGateway(overrides: Partial<GatewayConfig> = {}, options: GatewayOptions = {}): Promise<TestGateway> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'fanout-test-'));
+  const config = loadConfig({}, {}, { port: 0, host: '127.0.0.1', dataDir, jwtSecret: TEST_SECRET, logLevel: 'silent', ...overrides });
+  const logger = createLogger({ level: process.env.FANOUT_TEST_LOG ?? 'silent', pretty: false, destination: process.stderr });
+  const gateway = await createGateway(config, { logger, ...options });
+  await gateway.listen();
+  const keys = await gateway.auth.projectKeys();
+  return {
+    gateway,
+    url: gateway.url,
+    keys,
+    userToken: (userId, exp) => gateway.auth.userToken(userId, exp),
+    async stop() {
+      await gateway.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
