@@ -14,6 +14,7 @@ import { Router } from './router.js';
 import { ConnectionManager } from './connections.js';
 import { HttpError, errorBody, sendError } from './http-errors.js';
 import { gatewayModules } from './modules.js';
+import { GatewayMetrics } from './metrics.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -25,6 +26,7 @@ export interface Gateway {
   readonly log: Logger;
   readonly router: Router;
   readonly connections: ConnectionManager;
+  readonly metrics: GatewayMetrics;
   /** `http://host:port` once listening. */
   readonly url: string;
   /** `https://host:port` when TLS is configured and listening. */
@@ -47,6 +49,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Shared sweep period; heartbeats and idle checks are resolved to this granularity. */
   sweepMs?: number;
+  /** Collect process metrics (CPU, RSS, event-loop lag); off for short-lived helpers. */
+  processMetrics?: boolean;
   /** Feature modules to load; defaults to all of them. */
   modules?: GatewayModule[];
 }
@@ -61,6 +65,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const auth = new Auth(secret.secret);
   const router = new Router(log);
   const connections = new ConnectionManager(config);
+  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics });
+  hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
   const shutdownHooks: (() => Promise<void> | void)[] = [];
   const upgrades = new Map<string, UpgradeHandler>();
@@ -127,6 +133,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     log,
     router,
     connections,
+    metrics,
     get url() {
       return url;
     },

@@ -1,0 +1,54 @@
+// The contract between the Realtime channel code (src/realtime) and the database change
+// feed (src/changes). A channel that joins with `postgres_changes` bindings subscribes
+// here with its subscriber's JWT claims; the feed calls `deliver` once per change per
+// channel with the ids of that channel's bindings the change matched.
+import type { Claims } from '../core/auth.js';
+
+/** One `postgres_changes` entry from a `phx_join` config, exactly as the client sent it. */
+export interface PostgresChangesParams {
+  event?: unknown;
+  schema?: unknown;
+  table?: unknown;
+  filter?: unknown;
+  select?: unknown;
+  [key: string]: unknown;
+}
+
+/** The `data` object of a `postgres_changes` frame (reference §5.1). */
+export interface ChangeData {
+  schema: string;
+  table: string;
+  type: 'INSERT' | 'UPDATE' | 'DELETE';
+  commit_timestamp: string;
+  columns?: { name: string; type: string }[];
+  record?: Record<string, unknown>;
+  old_record?: Record<string, unknown>;
+  errors: string[] | null;
+}
+
+export interface ChangeSubscriptionRequest {
+  /** Subtopic of the channel, e.g. `project:42` (for `system` messages and logs). */
+  channel: string;
+  /** The bindings with the ids the join reply gave them. */
+  bindings: { id: number; params: PostgresChangesParams }[];
+  /** The subscriber's JWT claims; rows are filtered by RLS evaluated with them. */
+  claims: Claims;
+  /** Called once per change per channel, with every matching binding id. Must not throw. */
+  deliver(ids: number[], data: ChangeData, commitTs: number): void;
+}
+
+export type ChangeSubscriptionResult = { ok: true; subscription: ChangeSubscription } | { ok: false; error: string };
+
+export interface ChangeSubscription {
+  /** Re-evaluates RLS with new claims after an `access_token` refresh. */
+  updateClaims(claims: Claims): void;
+  unsubscribe(): void;
+}
+
+export interface ChangeFeed {
+  /** Validates the bindings and starts delivering; a validation error is reported as `ok: false` (the join still succeeds). */
+  subscribe(request: ChangeSubscriptionRequest): Promise<ChangeSubscriptionResult>;
+  /** True once the feed is connected to its database and capturing. */
+  readonly ready: boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,31 @@
+// How Realtime channels map onto hub topics, and the one way to publish a broadcast
+// into a channel. The WebSocket side, the REST broadcast endpoints and the database's
+// `realtime.send()` all publish through `publishBroadcast`, so a channel's subscribers
+// receive the same bytes whoever sent them.
+import type { Hub, HubMessage } from '../core/hub.js';
+
+/** Public and private channels with the same name are separate fan-out groups, as in Supabase. */
+export function channelTopic(subtopic: string, isPrivate: boolean): string {
+  return `${isPrivate ? 'realtime-private' : 'realtime'}:${subtopic}`;
+}
+
+/** The hub message data of a Realtime broadcast (hub event `broadcast`). */
+export interface BroadcastData {
+  /** The user event name (`cursor`, `doc-update`, ...). */
+  event: string;
+  /** A JSON value, or raw bytes when the sender sent an ArrayBuffer (kind 3, encoding 0). */
+  payload: unknown;
+  /** `meta.id` (REST batch messages may carry one; DB sends carry the message id). */
+  id?: string;
+  /**
+   * How the real server frames it to v2 clients: `binary` (kind 4) for relayed client
+   * pushes and the single REST endpoint, `text` (a JSON `broadcast` frame) for the batch
+   * REST endpoint and `realtime.send()` from the database.
+   */
+  frame: 'binary' | 'text';
+}
+
+/** Publishes a broadcast to every subscriber of the channel (not retained: broadcasts are fire-and-forget). */
+export function publishBroadcast(hub: Hub, subtopic: string, isPrivate: boolean, data: BroadcastData, origin?: unknown): HubMessage {
+  return hub.publish(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin, retain: false });
+}
