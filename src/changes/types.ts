@@ -52,3 +52,25 @@ export interface ChangeFeed {
   readonly ready: boolean;
   close(): Promise<void>;
 }
+
+/** What RLS policies on `realtime.messages` allow a user to do on a private channel (reference §2.6). */
+export interface ChannelPermissions {
+  broadcastRead: boolean;
+  presenceRead: boolean;
+}
+
+/**
+ * Private-channel authorization, evaluated in the database with the user's claims:
+ * read permissions at join (and after an `access_token` refresh), write permissions
+ * lazily on the first broadcast or track.
+ */
+export interface ChannelAuthorizer {
+  canRead(subtopic: string, claims: Claims, presenceEnabled: boolean): Promise<ChannelPermissions>;
+  canWrite(subtopic: string, claims: Claims, extension: 'broadcast' | 'presence'): Promise<boolean>;
+}
+
+/** The database side of the gateway, set on `gateway.database` by the changes module. */
+export interface DatabaseServices {
+  changeFeed: ChangeFeed;
+  authorizer: ChannelAuthorizer;
+}

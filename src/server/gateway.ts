@@ -15,6 +15,7 @@ import { ConnectionManager } from './connections.js';
 import { HttpError, errorBody, sendError } from './http-errors.js';
 import { gatewayModules } from './modules.js';
 import { GatewayMetrics } from './metrics.js';
+import type { DatabaseServices } from '../changes/types.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -27,6 +28,8 @@ export interface Gateway {
   readonly router: Router;
   readonly connections: ConnectionManager;
   readonly metrics: GatewayMetrics;
+  /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
+  database: DatabaseServices | undefined;
   /** `http://host:port` once listening. */
   readonly url: string;
   /** `https://host:port` when TLS is configured and listening. */
@@ -134,6 +137,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     router,
     connections,
     metrics,
+    database: undefined,
     get url() {
       return url;
     },
