@@ -1,0 +1,273 @@
+// Runs one load run: plans the connections over the worker processes, samples the
+// server before (idle baseline) and during the run, publishes on open-loop schedules,
+// injects faults at their times, merges the workers' ticks as they arrive (live
+// progress), then stops publishing, waits for in-flight messages, collects each
+// worker's final accounting and builds the result.
+import { arrivalOffsets, OpenLoopScheduler, type ScheduledStream } from './schedule.js';
+import { RunAggregator } from './aggregate.js';
+import { HttpPublisher } from './publishers.js';
+import { ServerSampler } from './sampler.js';
+import { buildResult, type RunResult } from './result.js';
+import { WorkerPool, MAX_SOCKETS_PER_WORKER } from './pool.js';
+import { commentInsertRequest, realtimeSocketUrl, sourceAddresses, sseStreamUrl } from './target.js';
+import { commentBody, commentStream } from './drivers/realtime.js';
+import type { PublishedStreams, RealtimeUserPlan, SseConnectionPlan, WorkerMessage, WorkerPlan } from './plan.js';
+import type { RunSpec } from './spec.js';
+
+export interface LiveStatus {
+  name: string;
+  elapsedS: number;
+  durationS: number;
+  sseOpen: number;
+  ssePlanned: number;
+  realtimeJoined: number;
+  realtimePlanned: number;
+  messagesPerSec: number;
+  p99Ms: number | null;
+  errors: number;
+  serverCpuPct: number | null;
+  serverRssMb: number | null;
+  generatorLagP99Ms: number | null;
+}
+
+/** A progress stream of one SSE load: where connection i subscribes and how stream s is published to. */
+export interface SseStreams {
+  /** Per stream: id (content id), owner user id. */
+  streams: { id: string; userId: string }[];
+}
+
+export interface RunHooks {
+  onStatus?(status: LiveStatus): void;
+  /** Creates the SSE streams before the run (Fanout: content items); defaults to generated ids. */
+  prepareSse?(count: number): Promise<SseStreams>;
+  /** Reuse a pool across runs (the spike does); otherwise one is started and stopped for this run. */
+  pool?: WorkerPool;
+  /** ms of idle server sampling before the start, the CPU baseline. */
+  baselineMs?: number;
+  tickMs?: number;
+}
+
+export function workersFor(spec: RunSpec): number {
+  const sockets = (spec.sse?.connections ?? 0) + (spec.realtime ? spec.realtime.projects * spec.realtime.usersPerProject : 0);
+  return Math.max(spec.workers ?? 2, Math.ceil(sockets / MAX_SOCKETS_PER_WORKER));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Splits a run into per-worker plans; connections are dealt round-robin so every worker gets a share of each arrival period. */
+export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | undefined, runId: string, tickMs: number): WorkerPlan[] {
+  const plans: WorkerPlan[] = Array.from({ length: workers }, (_, w) => ({
+    runId,
+    workerIndex: w,
+    localAddresses: sourceAddresses(spec.target.url, w),
+    tickMs,
+  }));
+  const connectTimeoutMs = spec.connectTimeoutMs ?? 10_000;
+  const churnMeanMs = Math.max(2000, spec.durationMs / 3);
+  if (spec.sse && sse) {
+    const s = spec.sse;
+    const offsets = arrivalOffsets(s.connections, spec.pattern, spec.rampMs);
+    const headers: Record<string, string> = {};
+    const key = spec.target.serviceKey ?? spec.target.anonKey;
+    if (key && spec.target.kind !== 'sse-url') headers.authorization = `Bearer ${key}`;
+    const perWorker: SseConnectionPlan[][] = plans.map(() => []);
+    for (let i = 0; i < s.connections; i++) {
+      const stream = sse.streams[i % sse.streams.length]!;
+      perWorker[i % workers]!.push({ id: i, url: sseStreamUrl(spec.target, s.path, stream.id, stream.userId, i), audience: `sse:${stream.id}`, at: offsets[i]! });
+    }
+    plans.forEach((p, w) => {
+      p.sse = { connections: perWorker[w]!, headers, reconnect: s.reconnect, reconnectDelayMs: 2000, connectTimeoutMs, pattern: spec.pattern, churnMeanMs };
+    });
+  }
+  if (spec.realtime) {
+    const r = spec.realtime;
+    const n = r.projects * r.usersPerProject;
+    const offsets = arrivalOffsets(n, spec.pattern, spec.rampMs);
+    const perWorker: RealtimeUserPlan[][] = plans.map(() => []);
+    for (let i = 0; i < n; i++) {
+      const p = i % r.projects;
+      const u = Math.floor(i / r.projects);
+      perWorker[i % workers]!.push({ id: i, project: `${runId}-p${p}`, userKey: `user-${p}-${u}`, at: offsets[i]!, sendsDoc: u === 0 && r.docRate > 0 });
+    }
+    plans.forEach((p, w) => {
+      p.realtime = {
+        wsUrl: realtimeSocketUrl(spec.target),
+        accessToken: spec.target.anonKey ?? '',
+        users: perWorker[w]!,
+        presence: r.presence,
+        presenceIntervalMs: r.presenceIntervalMs,
+        docIntervalMs: r.docRate > 0 ? 1000 / r.docRate : 0,
+        comments: r.commentRate > 0,
+        commentsTable: { schema: 'public', table: 'project_comments', filterColumn: 'project_id' },
+        heartbeatMs: 25_000,
+        connectTimeoutMs,
+        reconnect: r.reconnect,
+        pattern: spec.pattern,
+        churnMeanMs,
+      };
+    });
+  }
+  return plans;
+}
+
+function defaultStreams(count: number, runId: string): SseStreams {
+  return { streams: Array.from({ length: count }, (_, i) => ({ id: `${runId}-c${i}`, userId: `${runId}-u${i}` })) };
+}
+
+let runCounter = 0;
+
+export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunResult> {
+  const runId = `lt${Date.now().toString(36)}${(runCounter++).toString(36)}`;
+  const tickMs = hooks.tickMs ?? 1000;
+  const workers = hooks.pool?.size ?? workersFor(spec);
+  const sse = spec.sse ? await (hooks.prepareSse ? hooks.prepareSse(spec.sse.streams) : Promise.resolve(defaultStreams(spec.sse.streams, runId))) : undefined;
+  const plans = planWorkers(spec, workers, sse, runId, tickMs);
+  const ownPool = !hooks.pool;
+  const pool = hooks.pool ?? (await WorkerPool.start(workers));
+  const sampler = new ServerSampler({ pid: spec.target.pid, metricsUrl: spec.target.metricsUrl });
+  const sources = [spec.target.pid !== undefined ? `/proc/${spec.target.pid}` : '', spec.target.metricsUrl ?? ''].filter(Boolean);
+  let agg: RunAggregator | undefined;
+  const schedulers: OpenLoopScheduler[] = [];
+  const faultTimers: NodeJS.Timeout[] = [];
+  let statusTimer: NodeJS.Timeout | undefined;
+  const workerErrors: string[] = [];
+  try {
+    pool.onMessage((msg: WorkerMessage) => {
+      if (msg.type === 'tick') agg?.onTick(msg);
+      else if (msg.type === 'fatal') workerErrors.push(`worker ${msg.worker}: ${msg.message}`);
+    });
+    const planned = pool.collect('planned', 30_000);
+    plans.forEach((p, i) => pool.send(i, { type: 'plan', plan: p }));
+    await planned;
+
+    // Idle baseline: two explicit samples bracket a quiet period, so the CPU the run adds can be told apart.
+    if (sampler.hasSource) await sampler.sampleOnce();
+    await sleep(Math.max(hooks.baselineMs ?? 2000, 200));
+    if (sampler.hasSource) {
+      await sampler.sampleOnce();
+      sampler.start();
+    }
+    const t0 = Date.now() + 100;
+    const endAt = t0 + spec.durationMs;
+    agg = new RunAggregator(t0, t0 + spec.rampMs + 1000);
+    pool.broadcast({ type: 'start', t0, endAt });
+
+    // Coordinator-side publishers, each on its own open-loop schedule.
+    const publishers: Record<string, HttpPublisher> = {};
+    if (spec.sse && sse && spec.sse.ratePerStream > 0 && spec.target.kind === 'fanout') {
+      const pub = (publishers.sse = new HttpPublisher('sse', agg.total, (json) => {
+        const o = json as { seq?: unknown; offset?: unknown } | undefined;
+        return typeof o?.seq === 'number' ? o.seq : typeof o?.offset === 'number' ? o.offset : undefined;
+      }));
+      const interval = 1000 / spec.sse.ratePerStream;
+      // Publishing starts once the connections have arrived, so every subscriber can see every message.
+      const streams: ScheduledStream[] = sse.streams.map((s, i) => ({ key: s.id, intervalMs: interval, phaseMs: spec.rampMs + 500 + Math.round((interval * i) / sse.streams.length) }));
+      const key = spec.target.serviceKey ?? '';
+      schedulers.push(
+        new OpenLoopScheduler(streams, t0, endAt, (stream, k, intended) => {
+          pub.publish(
+            stream.key,
+            k + 1,
+            {
+              url: `${spec.target.url}/api/content/${encodeURIComponent(stream.key)}/progress`,
+              headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+              body: JSON.stringify({ progress: (k * 7) % 101, stage: 'load', lt: intended, lseq: k + 1 }),
+            },
+            false,
+          );
+        }),
+      );
+    }
+    if (spec.realtime && spec.realtime.commentRate > 0 && spec.target.kind !== 'sse-url') {
+      const pub = (publishers.comments = new HttpPublisher('comments', agg.total));
+      const r = spec.realtime;
+      const interval = 1000 / r.commentRate;
+      const streams: ScheduledStream[] = Array.from({ length: r.projects }, (_, p) => ({ key: `${runId}-p${p}`, intervalMs: interval, phaseMs: spec.rampMs + 1000 + Math.round((interval * p) / r.projects) }));
+      schedulers.push(
+        new OpenLoopScheduler(streams, t0, endAt, (stream, k, intended) => {
+          const seq = k + 1;
+          const s = commentStream(stream.key);
+          pub.publish(s, seq, commentInsertRequest(spec.target, stream.key, `user-${stream.key}`, commentBody({ s, seq, t: intended })), true);
+        }),
+      );
+    }
+    for (const s of schedulers) s.start();
+
+    const faults: RunResult['faults'] = [];
+    for (const f of spec.faults ?? []) {
+      faultTimers.push(
+        setTimeout(() => {
+          f.run().then(
+            () => faults.push({ atS: Math.round((Date.now() - t0) / 100) / 10, label: f.label, ok: true }),
+            (err: unknown) => faults.push({ atS: Math.round((Date.now() - t0) / 100) / 10, label: f.label, ok: false, error: (err as Error).message }),
+          );
+        }, Math.max(0, t0 + f.atMs - Date.now())),
+      );
+    }
+
+    if (hooks.onStatus) {
+      const a = agg;
+      statusTimer = setInterval(() => hooks.onStatus!(liveStatus(spec, a, workers, sampler, t0)), 1000);
+    }
+    await sleep(Math.max(0, endAt - Date.now()));
+    if (workerErrors.length) throw new Error(`load workers failed: ${workerErrors.join('; ')}`);
+
+    // Stop publishing, let in-flight messages land, then take the final accounting.
+    for (const s of schedulers) s.stop();
+    const publishedP = pool.collect('published', 15_000);
+    pool.broadcast({ type: 'stop-publishing' });
+    const ownPublished = await publishedP;
+    await Promise.all(Object.values(publishers).map((p) => p.drain()));
+    await sleep(spec.drainMs ?? 1500);
+    const published: PublishedStreams = {};
+    for (const p of Object.values(publishers)) Object.assign(published, p.published);
+    for (const m of ownPublished) Object.assign(published, m.published);
+    const finalsP = pool.collect('final', 30_000);
+    pool.broadcast({ type: 'finish', published });
+    const finals = await finalsP;
+    await sleep(Math.min(300, tickMs));
+    sampler.stop();
+    if (statusTimer) clearInterval(statusTimer);
+    return buildResult({
+      spec,
+      t0,
+      endAt,
+      agg,
+      finals,
+      samples: sampler.samples,
+      samplerSources: sources,
+      samplerProblems: [...sampler.problems],
+      publishers: Object.fromEntries(Object.entries(publishers).map(([k, p]) => [k, { stats: p.stats, histograms: agg!.total }])),
+      faults,
+      workers,
+    });
+  } finally {
+    for (const s of schedulers) s.stop();
+    for (const t of faultTimers) clearTimeout(t);
+    if (statusTimer) clearInterval(statusTimer);
+    sampler.stop();
+    if (ownPool) await pool.close();
+  }
+}
+
+function liveStatus(spec: RunSpec, agg: RunAggregator, workers: number, sampler: ServerSampler, t0: number): LiveStatus {
+  const b = agg.latestComplete(workers);
+  const g = agg.gauges();
+  const last = sampler.samples[sampler.samples.length - 1];
+  const lat = b ? RunAggregator.bucketLatency(b, ['sse.latency', 'realtime.broadcast', 'realtime.presence', 'realtime.comments']) : null;
+  return {
+    name: spec.name,
+    elapsedS: Math.max(0, Math.round((Date.now() - t0) / 1000)),
+    durationS: Math.round(spec.durationMs / 1000),
+    sseOpen: g['sse.open'] ?? 0,
+    ssePlanned: spec.sse?.connections ?? 0,
+    realtimeJoined: g['realtime.joined'] ?? 0,
+    realtimePlanned: spec.realtime ? spec.realtime.projects * spec.realtime.usersPerProject : 0,
+    messagesPerSec: b ? (b.counters.get('sse.messages') ?? 0) + (b.counters.get('realtime.frames') ?? 0) : 0,
+    p99Ms: lat?.p99 ?? null,
+    errors: [...agg.errors.values()].reduce((a, c) => a + c, 0),
+    serverCpuPct: last?.cpuPct ?? null,
+    serverRssMb: last?.rssBytes ? Math.round(last.rssBytes / 1048576) : null,
+    generatorLagP99Ms: b ? b.histograms.summary('generator.lag').p99 : null,
+  };
+}

@@ -1,0 +1,78 @@
+// Publishers that run in the coordinator on an open-loop schedule: SSE progress events
+// (POST /api/content/:id/progress with the service key) and comment inserts (Fanout's
+// comments API or PostgREST). A request is fired at its intended time whatever the
+// previous one is doing; its intended time travels in the payload, so a slow or queued
+// publish shows up in the end-to-end latency instead of silently thinning the load.
+import type { HistogramSet } from './histogram.js';
+import type { PublishedStreams } from './plan.js';
+
+export interface PublishRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface PublisherStats {
+  sent: number;
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+}
+
+export class HttpPublisher {
+  readonly published: PublishedStreams = {};
+  readonly stats: PublisherStats = { sent: 0, ok: 0, failed: 0, errors: {} };
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    /** `sse` or `comments`: names the histograms and errors. */
+    readonly name: string,
+    private readonly histograms: HistogramSet,
+    /** Extracts the stream's sequence number from a 2xx response body, when the server reports it. */
+    private readonly seqFromResponse?: (json: unknown) => number | undefined,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  /**
+   * Publishes `seq` on `stream`. With `ownSeq` the publisher assigned the number (in the
+   * payload), so a failure marks it as never published; without it, the server numbers
+   * the stream and the response (if it says) gives the last number.
+   */
+  publish(stream: string, seq: number, req: PublishRequest, ownSeq: boolean): void {
+    this.stats.sent++;
+    const entry = (this.published[stream] ??= { last: 0, failed: [] });
+    if (ownSeq) entry.last = Math.max(entry.last, seq);
+    const started = performance.now();
+    const p = fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: AbortSignal.timeout(this.timeoutMs) })
+      .then(async (res) => {
+        this.histograms.recordMs(`publish.${this.name}`, performance.now() - started);
+        const text = await res.text();
+        if (!res.ok) return this.fail(entry, seq, ownSeq, `http_${res.status}`);
+        this.stats.ok++;
+        if (!ownSeq && this.seqFromResponse) {
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          const s = this.seqFromResponse(json);
+          if (s !== undefined) entry.last = Math.max(entry.last, s);
+        }
+      })
+      .catch((err: unknown) => this.fail(entry, seq, ownSeq, (err as { name?: string }).name === 'TimeoutError' ? 'timeout' : ((err as { cause?: { code?: string } }).cause?.code ?? 'network')))
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  private fail(entry: { failed: number[] }, seq: number, ownSeq: boolean, kind: string): void {
+    this.stats.failed++;
+    this.stats.errors[kind] = (this.stats.errors[kind] ?? 0) + 1;
+    if (ownSeq) entry.failed.push(seq);
+  }
+
+  /** Waits for requests still in flight (bounded by their own timeouts). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+}

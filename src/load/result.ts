@@ -1,0 +1,408 @@
+// Turns what a run collected (merged histograms, counters, worker finals, server
+// samples, publisher stats) into its result: per-transport figures, fan-out, server
+// resources with memory per connection as a fitted slope, the generator's health and
+// validity, a per-second timeline, and the flat metric map thresholds are judged on.
+import { summarize, type HistogramSet, type LatencySummary } from './histogram.js';
+import { addCounts, emptyCounts, type SequenceCounts } from './sequence.js';
+import { linearFit, type LinearFit } from './fit.js';
+import { FANOUT_COMPLETION, RunAggregator, type Bucket } from './aggregate.js';
+import { GENERATOR_LAG } from './recorder.js';
+import { evaluateThresholds, thresholdsPassed, type ThresholdResult } from './thresholds.js';
+import type { GroupName, WorkerFinal } from './plan.js';
+import type { ServerSample } from './sampler.js';
+import type { PublisherStats } from './publishers.js';
+import type { RunSpec } from './spec.js';
+
+export interface DeliveryCounts extends SequenceCounts {
+  /** unique / (unique + lost), in %; null when nothing was expected. */
+  reliabilityPct: number | null;
+}
+
+export interface GroupResult {
+  group: GroupName;
+  planned: number;
+  established: number;
+  connectSuccessPct: number;
+  connectAttempts: number;
+  connectFailures: number;
+  reconnects: number;
+  drops: number;
+  peakOpen: number;
+  connect: LatencySummary;
+  /** Realtime only: phx_join to ok reply (the seed's channelSubscriptionTime). */
+  join: LatencySummary | null;
+  firstEvent: LatencySummary;
+  latency: Record<string, LatencySummary>;
+  delivery: Record<string, DeliveryCounts>;
+  deliveryTotal: DeliveryCounts;
+  messages: number;
+  messagesPerSec: number;
+  bytesIn: number;
+  bytesOut: number;
+  bandwidthPerConnectionKBps: number | null;
+  stabilityPct: number;
+  errors: Record<string, number>;
+  closeCodes: Record<string, number>;
+  /** Samples whose receive time was before their send time (clock skew), recorded as 0 and counted here. */
+  negativeLatencies: number;
+}
+
+export interface TimelineRow {
+  /** Seconds since the start. */
+  t: number;
+  sseOpen: number;
+  realtimeOpen: number;
+  realtimeJoined: number;
+  messagesPerSec: number;
+  bytesInPerSec: number;
+  errors: number;
+  sseLatency: LatencySummary | null;
+  realtimeLatency: LatencySummary | null;
+  serverCpuPct: number | null;
+  serverRssMb: number | null;
+  serverOpenFiles: number | null;
+  serverLagMs: number | null;
+  generatorCpuMaxPct: number;
+  generatorLagP99Ms: number | null;
+}
+
+export interface ServerResult {
+  sources: string[];
+  problems: string[];
+  idleCpuPct: number | null;
+  steadyCpuPct: number | null;
+  cpuPer100ConnectionsPct: number | null;
+  rssStartMb: number | null;
+  rssPeakMb: number | null;
+  rssEndMb: number | null;
+  memoryPerConnection: (LinearFit & { kbPerConnection: number }) | null;
+  /** (connections, RSS MB) points the slope was fitted on. */
+  rssPoints: { connections: number; rssMb: number }[];
+  eventLoopLagP99MaxMs: number | null;
+  openFilesMax: number | null;
+  machineCpuMeanPct: number | null;
+}
+
+export interface GeneratorResult {
+  workers: number;
+  lag: LatencySummary;
+  perWorkerCpuMeanPct: number[];
+  cpuMaxPct: number;
+  valid: boolean;
+  reasons: string[];
+  limits: RunSpec['generator'];
+}
+
+export interface PublishResult extends PublisherStats {
+  rtt: LatencySummary;
+}
+
+export interface RunResult {
+  name: string;
+  startedAt: string;
+  durationS: number;
+  target: { kind: string; url: string };
+  config: {
+    pattern: string;
+    durationMs: number;
+    rampMs: number;
+    sse?: RunSpec['sse'];
+    realtime?: RunSpec['realtime'];
+  };
+  groups: Partial<Record<GroupName, GroupResult>>;
+  fanout: { messages: number; judged: number; complete: number; completePct: number | null; completion: LatencySummary };
+  publish: Record<string, PublishResult>;
+  server: ServerResult;
+  generator: GeneratorResult;
+  timeline: TimelineRow[];
+  faults: { atS: number; label: string; ok: boolean; error?: string }[];
+  metrics: Record<string, number | null>;
+  thresholds: ThresholdResult[];
+  passed: boolean;
+  valid: boolean;
+}
+
+export interface RunInputs {
+  spec: RunSpec;
+  t0: number;
+  endAt: number;
+  agg: RunAggregator;
+  finals: WorkerFinal[];
+  samples: ServerSample[];
+  samplerSources: string[];
+  samplerProblems: string[];
+  publishers: Record<string, { stats: PublisherStats; histograms: HistogramSet }>;
+  faults: RunResult['faults'];
+  workers: number;
+}
+
+const round = (v: number, digits = 3): number => Math.round(v * 10 ** digits) / 10 ** digits;
+const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+const MB = 1024 * 1024;
+
+function reliability(c: SequenceCounts): DeliveryCounts {
+  const expected = c.unique + c.lost;
+  return { ...c, reliabilityPct: expected === 0 ? null : round((c.unique / expected) * 100, 4) };
+}
+
+/** Which histograms are a group's delivery latencies, and what they are called in results. */
+export const LATENCY_NAMES: Record<GroupName, Record<string, string>> = {
+  sse: { delivery: 'sse.latency', endToEnd: 'sse.latency_e2e' },
+  realtime: { broadcast: 'realtime.broadcast', presence: 'realtime.presence', comments: 'realtime.comments', commentsCommit: 'realtime.comments_commit' },
+};
+
+/** The histograms that make up a group's headline latency in the timeline (intended-time based where available). */
+const TIMELINE_LATENCY: Record<GroupName, string[]> = {
+  sse: ['sse.latency'],
+  realtime: ['realtime.broadcast', 'realtime.presence', 'realtime.comments'],
+};
+
+function groupResult(group: GroupName, inputs: RunInputs, planned: number, steadyS: number): GroupResult {
+  const { agg, finals } = inputs;
+  const c = (k: string): number => agg.counters.get(`${group}.${k}`) ?? 0;
+  const h = agg.total;
+  const delivery: Record<string, DeliveryCounts> = {};
+  const total = emptyCounts();
+  const kinds = group === 'sse' ? ['sse'] : ['realtime.broadcast', 'realtime.presence', 'realtime.comments'];
+  for (const kind of kinds) {
+    const sum = emptyCounts();
+    for (const f of finals) if (f.sequences[kind]) addCounts(sum, f.sequences[kind]);
+    if (sum.received || sum.lost) delivery[kind.replace(/^realtime\./, '')] = reliability(sum);
+    addCounts(total, sum);
+  }
+  let connectedMs = 0;
+  let expectedMs = 0;
+  let drops = 0;
+  for (const f of finals) {
+    const u = f.uptime[group];
+    if (!u) continue;
+    connectedMs += u.connectedMs;
+    expectedMs += u.expectedMs;
+    drops += u.drops;
+  }
+  const errors: Record<string, number> = {};
+  for (const [k, v] of agg.errors) if (k.startsWith(`${group}:`)) errors[k.slice(group.length + 1)] = v;
+  const closeCodes: Record<string, number> = {};
+  for (const f of finals) for (const [k, v] of Object.entries(f.closeCodes)) if (k.startsWith(`${group}:`)) closeCodes[k.slice(group.length + 1)] = (closeCodes[k.slice(group.length + 1)] ?? 0) + v;
+  const latency: Record<string, LatencySummary> = {};
+  let negative = 0;
+  for (const [label, name] of Object.entries(LATENCY_NAMES[group])) {
+    const s = h.summary(name);
+    if (s.count) latency[label] = s;
+    negative += h.negative.get(name) ?? 0;
+  }
+  const established = c('established');
+  const peakOpen = agg.peaks.get(group === 'sse' ? 'sse.open' : 'realtime.joined') ?? 0;
+  const bytesIn = c('bytes_in');
+  const messages = group === 'sse' ? c('messages') : c('frames');
+  const steady = steadyBuckets(inputs);
+  const steadyBytes = steady.reduce((a, b) => a + (b.counters.get(`${group}.bytes_in`) ?? 0), 0);
+  const steadyOpen = mean(steady.map((b) => b.gauges[group === 'sse' ? 'sse.open' : 'realtime.open'] ?? 0)) ?? 0;
+  return {
+    group,
+    planned,
+    established,
+    connectSuccessPct: planned ? round((Math.min(established, planned) / planned) * 100, 3) : 100,
+    connectAttempts: c('connect.attempts'),
+    connectFailures: c('connect.failed'),
+    reconnects: c('reconnects'),
+    drops,
+    peakOpen,
+    connect: h.summary(`${group}.connect`),
+    join: group === 'realtime' ? h.summary('realtime.join') : null,
+    firstEvent: h.summary(`${group}.first_event`),
+    latency,
+    delivery,
+    deliveryTotal: reliability(total),
+    messages,
+    messagesPerSec: round(messages / Math.max(0.001, (inputs.endAt - inputs.t0) / 1000), 2),
+    bytesIn,
+    bytesOut: c('bytes_out'),
+    bandwidthPerConnectionKBps: steadyOpen > 0 && steadyS > 0 ? round(steadyBytes / 1024 / steadyOpen / steadyS, 4) : null,
+    stabilityPct: expectedMs === 0 ? 100 : round((connectedMs / expectedMs) * 100, 3),
+    errors,
+    closeCodes,
+    negativeLatencies: negative,
+  };
+}
+
+/** Buckets after the ramp, when every connection should be open: where steady-state figures come from. */
+function steadyBuckets(inputs: RunInputs): Bucket[] {
+  const all = [...inputs.agg.buckets.values()].sort((a, b) => a.second - b.second);
+  const fromS = Math.ceil((inputs.spec.rampMs + 1000) / 1000);
+  const endS = Math.floor((inputs.endAt - inputs.t0) / 1000);
+  const steady = all.filter((b) => b.second >= fromS && b.second < endS);
+  return steady.length ? steady : all.filter((b) => b.second < endS);
+}
+
+function openConnections(gauges: Record<string, number>): number {
+  return (gauges['sse.open'] ?? 0) + (gauges['realtime.open'] ?? 0);
+}
+
+function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
+  const { samples, t0, endAt, agg } = inputs;
+  const before = samples.filter((s) => s.t < t0 && s.cpuPct !== null);
+  const steadyFrom = t0 + (steady[0]?.second ?? 0) * 1000;
+  const during = samples.filter((s) => s.t >= steadyFrom && s.t <= endAt);
+  const idleCpu = mean(before.map((s) => s.cpuPct!));
+  const steadyCpu = mean(during.filter((s) => s.cpuPct !== null).map((s) => s.cpuPct!));
+  const steadyConns = mean(steady.map((b) => openConnections(b.gauges)));
+  const buckets = [...agg.buckets.values()].sort((a, b) => a.second - b.second);
+  const connsAt = (t: number): number => {
+    if (t < t0) return 0;
+    const s = Math.floor((t - t0) / 1000);
+    let best: Bucket | undefined;
+    for (const b of buckets) if (b.second <= s) best = b;
+    return best ? openConnections(best.gauges) : 0;
+  };
+  const rssPoints = samples.filter((s) => s.rssBytes !== null && s.t <= endAt).map((s) => ({ connections: connsAt(s.t), rssMb: round(s.rssBytes! / MB, 3) }));
+  const fit = linearFit(rssPoints.map((p) => ({ x: p.connections, y: p.rssMb })));
+  const rss = samples.filter((s) => s.rssBytes !== null && s.t <= endAt).map((s) => s.rssBytes! / MB);
+  const lags = samples.filter((s) => s.eventLoopLagP99Ms !== null && s.t >= t0).map((s) => s.eventLoopLagP99Ms!);
+  const fds = samples.filter((s) => s.openFiles !== null).map((s) => s.openFiles!);
+  const machine = samples.filter((s) => s.machineCpuPct !== null && s.t >= t0).map((s) => s.machineCpuPct!);
+  return {
+    sources: inputs.samplerSources,
+    problems: inputs.samplerProblems,
+    idleCpuPct: idleCpu === null ? null : round(idleCpu, 2),
+    steadyCpuPct: steadyCpu === null ? null : round(steadyCpu, 2),
+    cpuPer100ConnectionsPct: steadyCpu !== null && steadyConns ? round((Math.max(0, steadyCpu - (idleCpu ?? 0)) / steadyConns) * 100, 3) : null,
+    rssStartMb: rss.length ? round(rss[0]!, 2) : null,
+    rssPeakMb: rss.length ? round(Math.max(...rss), 2) : null,
+    rssEndMb: rss.length ? round(rss[rss.length - 1]!, 2) : null,
+    memoryPerConnection: fit ? { ...fit, slope: fit.slope, kbPerConnection: round(fit.slope * 1024, 3) } : null,
+    rssPoints,
+    eventLoopLagP99MaxMs: lags.length ? round(Math.max(...lags), 2) : null,
+    openFilesMax: fds.length ? Math.max(...fds) : null,
+    machineCpuMeanPct: machine.length ? round(mean(machine)!, 1) : null,
+  };
+}
+
+function generatorResult(inputs: RunInputs): GeneratorResult {
+  const { agg, spec } = inputs;
+  const lag = agg.total.summary(GENERATOR_LAG);
+  const perWorker = [...agg.workerCpu.entries()].sort((a, b) => a[0] - b[0]).map(([, xs]) => round(mean(xs) ?? 0, 1));
+  const cpuMax = perWorker.length ? Math.max(...perWorker) : 0;
+  const reasons: string[] = [];
+  if (lag.p99 !== null && lag.p99 > spec.generator.maxLagMs)
+    reasons.push(`generator event-loop lag p99 ${lag.p99} ms exceeds ${spec.generator.maxLagMs} ms: receive times were taken late, latencies are inflated by the generator`);
+  if (cpuMax > spec.generator.maxCpuPct) reasons.push(`a generator process averaged ${cpuMax}% CPU (limit ${spec.generator.maxCpuPct}%): the generator, not the server, was the bottleneck`);
+  return { workers: inputs.workers, lag, perWorkerCpuMeanPct: perWorker, cpuMaxPct: cpuMax, valid: reasons.length === 0, reasons, limits: spec.generator };
+}
+
+function timeline(inputs: RunInputs): TimelineRow[] {
+  const { agg, samples, t0 } = inputs;
+  const rows: TimelineRow[] = [];
+  const endS = Math.ceil((inputs.endAt - t0) / 1000);
+  for (const b of [...agg.buckets.values()].sort((a, c) => a.second - c.second)) {
+    if (b.second > endS) continue;
+    const at = t0 + b.second * 1000;
+    let sample: ServerSample | undefined;
+    for (const s of samples) if (s.t <= at + 1000) sample = s;
+    const lag = b.histograms.summary(GENERATOR_LAG);
+    rows.push({
+      t: b.second,
+      sseOpen: b.gauges['sse.open'] ?? 0,
+      realtimeOpen: b.gauges['realtime.open'] ?? 0,
+      realtimeJoined: b.gauges['realtime.joined'] ?? 0,
+      messagesPerSec: (b.counters.get('sse.messages') ?? 0) + (b.counters.get('realtime.frames') ?? 0),
+      bytesInPerSec: (b.counters.get('sse.bytes_in') ?? 0) + (b.counters.get('realtime.bytes_in') ?? 0),
+      errors: b.errors,
+      sseLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.sse),
+      realtimeLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.realtime),
+      serverCpuPct: sample?.cpuPct === null || sample?.cpuPct === undefined ? null : round(sample.cpuPct, 1),
+      serverRssMb: sample?.rssBytes ? round(sample.rssBytes / MB, 1) : null,
+      serverOpenFiles: sample?.openFiles ?? null,
+      serverLagMs: sample?.eventLoopLagP99Ms === null || sample?.eventLoopLagP99Ms === undefined ? null : round(sample.eventLoopLagP99Ms, 2),
+      generatorCpuMaxPct: round(Math.max(0, ...b.workerCpu.values()), 1),
+      generatorLagP99Ms: lag.p99,
+    });
+  }
+  return rows;
+}
+
+/** The flat metric map thresholds and reports refer to (`sse.latency.p99`, `realtime.reliability_pct`, ...). */
+export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'passed' | 'valid'>): Record<string, number | null> {
+  const m: Record<string, number | null> = {};
+  const lat = (prefix: string, s: LatencySummary | null | undefined): void => {
+    if (!s || !s.count) return;
+    for (const p of ['p50', 'p90', 'p99', 'p999', 'max', 'mean'] as const) m[`${prefix}.${p}`] = s[p];
+  };
+  for (const g of Object.values(r.groups)) {
+    if (!g) continue;
+    const p = g.group;
+    m[`${p}.connect_success_pct`] = g.connectSuccessPct;
+    m[`${p}.stability_pct`] = g.stabilityPct;
+    m[`${p}.reconnects`] = g.reconnects;
+    m[`${p}.drops`] = g.drops;
+    m[`${p}.errors`] = Object.values(g.errors).reduce((a, b) => a + b, 0);
+    m[`${p}.messages_per_s`] = g.messagesPerSec;
+    m[`${p}.bandwidth_per_connection_kbps`] = g.bandwidthPerConnectionKBps;
+    m[`${p}.negative_latencies`] = g.negativeLatencies;
+    lat(`${p}.connect`, g.connect);
+    lat(`${p}.join`, g.join);
+    lat(`${p}.first_event`, g.firstEvent);
+    if (p === 'sse') {
+      lat('sse.latency', g.latency.delivery);
+      lat('sse.latency_e2e', g.latency.endToEnd);
+    } else {
+      lat('realtime.broadcast', g.latency.broadcast);
+      lat('realtime.presence', g.latency.presence);
+      lat('realtime.comments', g.latency.comments);
+      lat('realtime.comments_commit', g.latency.commentsCommit);
+    }
+    if (g.deliveryTotal.unique + g.deliveryTotal.lost > 0) {
+      m[`${p}.reliability_pct`] = g.deliveryTotal.reliabilityPct;
+      m[`${p}.lost`] = g.deliveryTotal.lost;
+      m[`${p}.duplicates`] = g.deliveryTotal.duplicates;
+      m[`${p}.reordered`] = g.deliveryTotal.reordered;
+    }
+    for (const [kind, d] of Object.entries(g.delivery)) if (p === 'realtime') m[`realtime.${kind}.reliability_pct`] = d.reliabilityPct;
+  }
+  lat('fanout.completion', r.fanout.completion);
+  m['fanout.complete_pct'] = r.fanout.completePct;
+  m['server.cpu_pct'] = r.server.steadyCpuPct;
+  m['server.cpu_per_100_connections_pct'] = r.server.cpuPer100ConnectionsPct;
+  m['server.memory_per_connection_mb'] = r.server.memoryPerConnection ? round(r.server.memoryPerConnection.slope, 6) : null;
+  m['server.memory_per_connection_kb'] = r.server.memoryPerConnection?.kbPerConnection ?? null;
+  m['server.rss_peak_mb'] = r.server.rssPeakMb;
+  m['server.event_loop_lag_p99_ms'] = r.server.eventLoopLagP99MaxMs;
+  m['server.open_files_max'] = r.server.openFilesMax;
+  const bw = Object.values(r.groups)
+    .map((g) => g?.bandwidthPerConnectionKBps)
+    .filter((v): v is number => v !== null && v !== undefined);
+  m['bandwidth_per_connection_kbps'] = bw.length ? Math.max(...bw) : null;
+  m['generator.lag.p99'] = r.generator.lag.p99;
+  m['generator.cpu_max_pct'] = r.generator.cpuMaxPct;
+  return m;
+}
+
+export function buildResult(inputs: RunInputs): RunResult {
+  const { spec, agg } = inputs;
+  agg.fanout.settle();
+  const steady = steadyBuckets(inputs);
+  const steadyS = steady.length;
+  const groups: RunResult['groups'] = {};
+  if (spec.sse) groups.sse = groupResult('sse', inputs, spec.sse.connections, steadyS);
+  if (spec.realtime) groups.realtime = groupResult('realtime', inputs, spec.realtime.projects * spec.realtime.usersPerProject, steadyS);
+  const fan = agg.fanout;
+  const publish: Record<string, PublishResult> = {};
+  for (const [name, p] of Object.entries(inputs.publishers)) publish[name] = { ...p.stats, rtt: summarize(p.histograms.get(`publish.${name}`)) };
+  const partial = {
+    name: spec.name,
+    startedAt: new Date(inputs.t0).toISOString(),
+    durationS: round((inputs.endAt - inputs.t0) / 1000, 1),
+    target: { kind: spec.target.kind, url: spec.target.url },
+    config: { pattern: spec.pattern, durationMs: spec.durationMs, rampMs: spec.rampMs, sse: spec.sse, realtime: spec.realtime },
+    groups,
+    fanout: { messages: fan.messages, judged: fan.judged, complete: fan.complete, completePct: fan.judged ? round((fan.complete / fan.judged) * 100, 3) : null, completion: agg.total.summary(FANOUT_COMPLETION) },
+    publish,
+    server: serverResult(inputs, steady),
+    generator: generatorResult(inputs),
+    timeline: timeline(inputs),
+    faults: inputs.faults,
+  };
+  const metrics = flattenMetrics(partial);
+  const thresholds = evaluateThresholds(spec.thresholds, metrics);
+  return { ...partial, metrics, thresholds, passed: thresholdsPassed(thresholds), valid: partial.generator.valid };
+}

@@ -1,0 +1,115 @@
+// The system under test: a Fanout gateway, a Supabase project, or any SSE URL. This
+// module knows each one's paths, and enforces the safety rule: load, soak and fault
+// runs go to loopback addresses only, unless the user explicitly allows a remote target
+// (a real Supabase project, say) — and fault injection never touches a remote target.
+import { isIP } from 'node:net';
+
+export type TargetKind = 'fanout' | 'supabase' | 'sse-url';
+
+export interface Target {
+  kind: TargetKind;
+  /** Base URL (http/https), without a trailing slash. For `sse-url`, the stream URL itself. */
+  url: string;
+  /** Key that may publish (service_role); Fanout only. */
+  serviceKey?: string;
+  /** Project key clients connect with (anon), or a user JWT. */
+  anonKey?: string;
+  /** Local process id of the server, for /proc sampling. */
+  pid?: number;
+  /** Prometheus endpoint of the server, if it has one. */
+  metricsUrl?: string;
+}
+
+export class TargetRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TargetRefusedError';
+  }
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1' || host.startsWith('::ffff:127.');
+  return false;
+}
+
+/**
+ * Refuses a non-loopback target unless `allowRemote` is set, naming the flag; refuses
+ * fault injection against any non-loopback target outright.
+ */
+export function checkTarget(url: string, opts: { allowRemote: boolean; faults?: boolean }): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TargetRefusedError(`--target ${JSON.stringify(url)} is not a URL (expected e.g. http://127.0.0.1:4000)`);
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(parsed.protocol)) throw new TargetRefusedError(`--target must be http(s) or ws(s), not ${parsed.protocol}`);
+  const loopback = isLoopbackHost(parsed.hostname);
+  if (!loopback && opts.faults) throw new TargetRefusedError(`fault injection is only run against loopback targets; ${parsed.host} is remote`);
+  if (!loopback && !opts.allowRemote)
+    throw new TargetRefusedError(
+      `refusing to load-test ${parsed.host}: load runs go to loopback addresses (127.0.0.0/8, ::1) only. ` +
+        'If this is a system you are allowed to test (e.g. your own Supabase project), pass --allow-remote.',
+    );
+  return parsed;
+}
+
+/** `localhost` may resolve to ::1; workers bind 127.0.0.x source addresses, so connect to 127.0.0.1 instead. */
+export function normalizeLoopback(url: string): string {
+  const u = new URL(url);
+  if (u.hostname === 'localhost') u.hostname = '127.0.0.1';
+  return u.toString().replace(/\/$/, '');
+}
+
+/** Source addresses for worker `index`: distinct 127.0.0.x per worker (IPv4 loopback targets only). */
+export function sourceAddresses(targetUrl: string, index: number, perWorker = 1): string[] | null {
+  const host = new URL(targetUrl).hostname;
+  if (isIP(host) !== 4 || !host.startsWith('127.')) return null;
+  return Array.from({ length: perWorker }, (_, k) => `127.0.0.${2 + ((index * perWorker + k) % 250)}`);
+}
+
+export function realtimeSocketUrl(target: Target): string {
+  const u = new URL(target.url);
+  u.protocol = u.protocol === 'https:' || u.protocol === 'wss:' ? 'wss:' : 'ws:';
+  u.pathname = '/realtime/v1/websocket';
+  u.search = '';
+  u.searchParams.set('apikey', target.anonKey ?? '');
+  u.searchParams.set('vsn', '2.0.0');
+  return u.toString();
+}
+
+export type SsePathMode = 'user' | 'content' | 'topic';
+
+/** Subscribe URL of stream `contentId` (owned by `userId`) for connection `connectionId`. */
+export function sseStreamUrl(target: Target, mode: SsePathMode, contentId: string, userId: string, connectionId: number): string {
+  if (target.kind === 'sse-url') return target.url;
+  const base = target.url;
+  switch (mode) {
+    case 'user':
+      return `${base}/api/content/progress?connectionId=${connectionId}&userId=${encodeURIComponent(userId)}`;
+    case 'content':
+      return `${base}/api/content/${encodeURIComponent(contentId)}/progress`;
+    case 'topic':
+      return `${base}/v1/stream?topic=${encodeURIComponent(`content:${contentId}`)}`;
+  }
+}
+
+/** How comment inserts reach the database: Fanout's comments API, or PostgREST on a Supabase project. */
+export function commentInsertRequest(target: Target, project: string, userId: string, body: string): { url: string; headers: Record<string, string>; body: string } {
+  const key = target.serviceKey ?? target.anonKey ?? '';
+  if (target.kind === 'supabase') {
+    return {
+      url: `${target.url}/rest/v1/project_comments`,
+      headers: { apikey: target.anonKey ?? key, authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'return=minimal' },
+      body: JSON.stringify({ project_id: project, user_id: userId, body }),
+    };
+  }
+  return {
+    url: `${target.url}/api/projects/${encodeURIComponent(project)}/comments`,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ body, userId }),
+  };
+}

@@ -1,0 +1,141 @@
+// A load-generator worker process. It holds its share of the connections on one event
+// loop, reports a tick every second (interval histograms, counters, gauges, fan-out
+// records, its own CPU) and, when told to finish, its final sequence and uptime
+// accounting. Started by the coordinator with child_process.fork; a worker can run
+// several plans one after the other, so a spike reuses its workers.
+import { Recorder } from './recorder.js';
+import { TaskQueue } from './min-heap.js';
+import { OpenLoopScheduler, hashUnit, type ScheduledStream } from './schedule.js';
+import { SseConnection } from './drivers/sse.js';
+import { RealtimeUser } from './drivers/realtime.js';
+import type { DriverContext } from './drivers/context.js';
+import type { CoordinatorMessage, PublishedStreams, WorkerMessage, WorkerPlan } from './plan.js';
+
+const SWEEP_MS = 250;
+
+function send(msg: WorkerMessage): void {
+  process.send?.(msg);
+}
+
+class WorkerRun implements DriverContext {
+  readonly recorder: Recorder;
+  readonly tasks = new TaskQueue();
+  stopping = false;
+  private readonly sse: SseConnection[] = [];
+  private readonly users: RealtimeUser[] = [];
+  private scheduler: OpenLoopScheduler | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly plan: WorkerPlan) {
+    this.recorder = new Recorder(plan.workerIndex);
+    if (plan.sse) for (const c of plan.sse.connections) this.sse.push(new SseConnection(c, plan.sse, this));
+    if (plan.realtime) for (const u of plan.realtime.users) this.users.push(new RealtimeUser(u, plan.realtime, this));
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  localAddress(id: number): string | undefined {
+    const list = this.plan.localAddresses;
+    return list && list.length ? list[id % list.length] : undefined;
+  }
+
+  start(t0: number, endAt: number): void {
+    this.recorder.startLagProbe();
+    const sse = this.plan.sse;
+    if (sse) sse.connections.forEach((c, i) => this.tasks.at(t0 + c.at, () => this.sse[i]!.start()));
+    const rt = this.plan.realtime;
+    if (rt) {
+      rt.users.forEach((u, i) => this.tasks.at(t0 + u.at, () => this.users[i]!.start()));
+      const streams: ScheduledStream[] = [];
+      rt.users.forEach((u, i) => {
+        // Spread each user's actions over its interval, starting after it is due to have joined.
+        if (rt.presence && rt.presenceIntervalMs > 0) streams.push({ key: `p${i}`, intervalMs: rt.presenceIntervalMs, phaseMs: u.at + Math.round(rt.presenceIntervalMs * (0.5 + hashUnit(u.id))) });
+        if (u.sendsDoc && rt.docIntervalMs > 0) streams.push({ key: `d${i}`, intervalMs: rt.docIntervalMs, phaseMs: u.at + 1000 + Math.round(rt.docIntervalMs * hashUnit(u.id + 1)) });
+      });
+      this.scheduler = new OpenLoopScheduler(streams, t0, endAt, (stream, _k, intended) => {
+        const user = this.users[Number(stream.key.slice(1))]!;
+        if (stream.key[0] === 'p') user.trackPresence(intended);
+        else user.sendDoc(intended);
+      });
+      this.scheduler.start();
+    }
+    this.tickTimer = setInterval(() => send(this.recorder.tick(Date.now())), this.plan.tickMs);
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const perfNow = performance.now();
+    const timeout = this.plan.sse?.connectTimeoutMs ?? this.plan.realtime?.connectTimeoutMs ?? 10_000;
+    for (const c of this.sse) if (c.isConnecting && perfNow - c.connectingSince > timeout) c.timeout();
+    for (const u of this.users) {
+      if (u.isConnecting && perfNow - u.connectingSince > (this.plan.realtime?.connectTimeoutMs ?? timeout)) u.timeout();
+      else u.heartbeat(now);
+    }
+  }
+
+  stopPublishing(): PublishedStreams {
+    this.scheduler?.stop();
+    const out: PublishedStreams = {};
+    for (const u of this.users) Object.assign(out, u.published());
+    return out;
+  }
+
+  finish(published: PublishedStreams): void {
+    this.stopping = true;
+    this.scheduler?.stop();
+    this.tasks.stop();
+    const now = Date.now();
+    const own = this.stopPublishing();
+    // Final accounting is taken before closing, so the test's own closes are not drops.
+    const final = this.recorder.final(now, published, own);
+    for (const c of this.sse) c.close();
+    for (const u of this.users) u.close();
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.recorder.stopLagProbe();
+    send(this.recorder.tick(now));
+    send(final);
+  }
+}
+
+let run: WorkerRun | undefined;
+let workerIndex = -1;
+
+process.on('message', (raw: unknown) => {
+  const msg = raw as CoordinatorMessage;
+  try {
+    switch (msg.type) {
+      case 'plan':
+        workerIndex = msg.plan.workerIndex;
+        run = new WorkerRun(msg.plan);
+        send({ type: 'planned', worker: workerIndex });
+        break;
+      case 'start':
+        run?.start(msg.t0, msg.endAt);
+        break;
+      case 'stop-publishing':
+        send({ type: 'published', worker: workerIndex, published: run?.stopPublishing() ?? {} });
+        break;
+      case 'finish':
+        run?.finish(msg.published);
+        run = undefined;
+        break;
+      case 'exit':
+        process.exit(0);
+    }
+  } catch (err) {
+    send({ type: 'fatal', worker: workerIndex, message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  }
+});
+
+// The coordinator going away (crash, Ctrl-C) must not leave a worker holding sockets.
+process.on('disconnect', () => process.exit(0));
+process.on('uncaughtException', (err) => {
+  send({ type: 'fatal', worker: workerIndex, message: err.stack ?? err.message });
+  process.exit(1);
+});
+send({ type: 'ready', worker: -1 });

@@ -1,0 +1,81 @@
+// The SSE driver, the workers and the coordinator together, against a server that
+// injects known faults: the load tester must count exactly what was injected.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFaultyServer, type FaultyServer } from './fixtures/faulty-sse-server.js';
+import { runLoad } from '../../src/load/coordinator.js';
+import { resolveThresholds } from '../../src/load/thresholds.js';
+import type { RunSpec } from '../../src/load/spec.js';
+
+let srv: FaultyServer;
+beforeEach(async () => {
+  srv = await startFaultyServer();
+});
+afterEach(async () => {
+  await srv.close();
+});
+
+const spec = (over: Partial<RunSpec> = {}): RunSpec => ({
+  name: 'driver-test',
+  target: { kind: 'fanout', url: srv.url, serviceKey: 'k', pid: process.pid },
+  durationMs: 3200,
+  rampMs: 300,
+  pattern: 'gradual',
+  sse: { connections: 12, streams: 2, ratePerStream: 5, path: 'content', reconnect: true },
+  thresholds: resolveThresholds([]),
+  generator: { maxLagMs: 1000, maxCpuPct: 100 },
+  drainMs: 500,
+  ...over,
+});
+
+describe('SSE load against a faulty server', () => {
+  it('counts injected drops, duplicates and reorderings exactly, per subscriber', async () => {
+    srv.faults.drop.add(4);
+    srv.faults.duplicate.add(6);
+    srv.faults.reorder.add(8);
+    const r = await runLoad(spec(), { baselineMs: 300 });
+    const sse = r.groups.sse!;
+    expect(sse.established).toBe(12);
+    expect(sse.connectSuccessPct).toBe(100);
+    // Every subscriber of both streams saw each fault once.
+    expect(sse.deliveryTotal.lost).toBe(12);
+    expect(sse.deliveryTotal.duplicates).toBe(12);
+    expect(sse.deliveryTotal.reordered).toBe(12);
+    expect(r.publish.sse!.ok).toBeGreaterThanOrEqual(20);
+    // Received copies = published − dropped + duplicated, per subscriber.
+    const perStream = r.publish.sse!.ok / 2;
+    expect(sse.deliveryTotal.received).toBe(12 * (perStream - 1 + 1));
+    expect(sse.latency.delivery!.count).toBe(sse.deliveryTotal.received);
+    expect(r.metrics['sse.lost']).toBe(12);
+    expect(r.thresholds.find((t) => t.metric === 'sse.connect.p99')?.status).toBe('pass');
+    // Every judged message reached all subscribers of its stream except the dropped one, which reached none.
+    expect(r.fanout.completePct).toBe(100);
+    expect(r.generator.workers).toBe(2);
+    expect(r.timeline.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('records latency against the server stamp and the intended publish time, and sees an injected delay', async () => {
+    srv.faults.delayMs = 150;
+    const r = await runLoad(spec({ sse: { connections: 4, streams: 1, ratePerStream: 5, path: 'content', reconnect: true } }), { baselineMs: 300 });
+    const lat = r.groups.sse!.latency;
+    expect(lat.delivery!.p50!).toBeGreaterThanOrEqual(145);
+    expect(lat.endToEnd!.p50!).toBeGreaterThanOrEqual(lat.delivery!.p50!);
+    expect(r.metrics['sse.latency.p99']).toBe(lat.delivery!.p99);
+  });
+
+  it('counts drops, reconnects and downtime when the server cuts every stream', async () => {
+    const cut = spec({
+      sse: { connections: 6, streams: 1, ratePerStream: 5, path: 'content', reconnect: true },
+      faults: [{ atMs: 1500, label: 'server drops every stream', run: async () => srv.dropAll() }],
+    });
+    const r = await runLoad(cut, { baselineMs: 300 });
+    const sse = r.groups.sse!;
+    expect(r.faults).toEqual([expect.objectContaining({ label: 'server drops every stream', ok: true })]);
+    expect(sse.drops).toBe(6);
+    expect(sse.reconnects).toBeGreaterThanOrEqual(6);
+    expect(sse.stabilityPct).toBeLessThan(100);
+    expect(sse.stabilityPct).toBeGreaterThan(50);
+    // This server does not replay on Last-Event-ID, so what was published while the streams were down is lost.
+    expect(sse.deliveryTotal.lost).toBeGreaterThan(0);
+    expect(Object.keys(sse.closeCodes).length).toBeGreaterThan(0);
+  });
+});
