@@ -9,7 +9,7 @@ import { HttpPublisher } from './publishers.js';
 import { ServerSampler } from './sampler.js';
 import { buildResult, type RunResult } from './result.js';
 import { WorkerPool, MAX_SOCKETS_PER_WORKER } from './pool.js';
-import { commentInsertRequest, realtimeSocketUrl, sourceAddresses, sseStreamUrl } from './target.js';
+import { commentInsertRequest, realtimeSocketUrl, sourceAddresses, sseStreamUrl, sseTopic } from './target.js';
 import { commentBody, commentStream } from './drivers/realtime.js';
 import type { PublishedStreams, RealtimeUserPlan, SseConnectionPlan, WorkerMessage, WorkerPlan } from './plan.js';
 import type { RunSpec } from './spec.js';
@@ -73,7 +73,7 @@ export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | un
     const perWorker: SseConnectionPlan[][] = plans.map(() => []);
     for (let i = 0; i < s.connections; i++) {
       const stream = sse.streams[i % sse.streams.length]!;
-      perWorker[i % workers]!.push({ id: i, url: sseStreamUrl(spec.target, s.path, stream.id, stream.userId, i), audience: `sse:${stream.id}`, at: offsets[i]! });
+      perWorker[i % workers]!.push({ id: i, url: sseStreamUrl(spec.target, s.path, stream.id, stream.userId, i), audience: `sse:${sseTopic(s.path, stream.id, stream.userId)}`, at: offsets[i]! });
     }
     plans.forEach((p, w) => {
       p.sse = { connections: perWorker[w]!, headers, reconnect: s.reconnect, reconnectDelayMs: 2000, connectTimeoutMs, pattern: spec.pattern, churnMeanMs };
@@ -161,15 +161,17 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       }));
       const interval = 1000 / spec.sse.ratePerStream;
       // Publishing starts once the connections have arrived, so every subscriber can see every message.
-      const streams: ScheduledStream[] = sse.streams.map((s, i) => ({ key: s.id, intervalMs: interval, phaseMs: spec.rampMs + 500 + Math.round((interval * i) / sse.streams.length) }));
+      const streams: ScheduledStream[] = sse.streams.map((s, i) => ({ key: String(i), intervalMs: interval, phaseMs: spec.rampMs + 500 + Math.round((interval * i) / sse.streams.length) }));
+      const path = spec.sse.path;
       const key = spec.target.serviceKey ?? '';
       schedulers.push(
         new OpenLoopScheduler(streams, t0, endAt, (stream, k, intended) => {
+          const item = sse.streams[Number(stream.key)]!;
           pub.publish(
-            stream.key,
+            sseTopic(path, item.id, item.userId),
             k + 1,
             {
-              url: `${spec.target.url}/api/content/${encodeURIComponent(stream.key)}/progress`,
+              url: `${spec.target.url}/api/content/${encodeURIComponent(item.id)}/progress`,
               headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
               body: JSON.stringify({ progress: (k * 7) % 101, stage: 'load', lt: intended, lseq: k + 1 }),
             },

@@ -113,3 +113,32 @@ export function commentInsertRequest(target: Target, project: string, userId: st
     body: JSON.stringify({ body, userId }),
   };
 }
+
+/** The hub topic whose `seq` a subscriber of stream (contentId, userId) sees, per path mode. */
+export function sseTopic(mode: SsePathMode, contentId: string, userId: string): string {
+  return mode === 'user' ? `user:${userId}` : `content:${contentId}`;
+}
+
+/**
+ * Registers `count` content items on a Fanout gateway (no simulated events: the load
+ * tester publishes), each owned by its own user so a user's feed carries exactly one
+ * item's events and its sequence numbers match the item's.
+ */
+export async function createFanoutStreams(target: Target, count: number, runId: string): Promise<{ id: string; userId: string }[]> {
+  const out: { id: string; userId: string }[] = [];
+  const create = async (i: number): Promise<void> => {
+    const id = `${runId}-c${i}`;
+    const userId = `${runId}-u${i}`;
+    const res = await fetch(`${target.url}/api/content`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${target.serviceKey ?? ''}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ simulate: false, userId, contentId: id }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    if (res.status !== 201) throw new Error(`creating content ${id} on ${target.url} failed: ${res.status} ${text.slice(0, 300)}`);
+    out[i] = { id, userId };
+  };
+  for (let i = 0; i < count; i += 50) await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, k) => create(i + k)));
+  return out;
+}

@@ -172,7 +172,7 @@ export class SseConnection {
     if (ts !== undefined) rec.histograms.recordMs('sse.latency', now - ts);
     if (typeof data.lt === 'number') rec.histograms.recordMs('sse.latency_e2e', now - data.lt);
     if (typeof data.seq === 'number' && data.seq > 0) {
-      const stream = typeof data.contentId === 'string' ? data.contentId : typeof data.topic === 'string' ? data.topic : this.plan.audience;
+      const stream = typeof data.topic === 'string' ? data.topic : typeof data.contentId === 'string' ? data.contentId : this.plan.audience;
       const obs = rec.tracker(this.subscriber, 'sse', stream, this.opts.reconnect).observe(data.seq);
       if (obs !== 'duplicate' && ts !== undefined) rec.delivery(stream, data.seq, ts, now, this.plan.audience);
     }
