@@ -3,6 +3,8 @@ import { Command } from 'commander';
 import { registerServeCommand } from './commands/serve.js';
 import { registerKeysCommand } from './commands/keys.js';
 import { registerLoadCommand } from './commands/load.js';
+import { registerSpikeCommand } from './commands/spike.js';
+import { registerReportCommand } from './commands/report.js';
 
 const program = new Command('fanout')
   .description('Fanout: a self-hosted real-time gateway (SSE progress streams + Supabase Realtime) and the lab that measures it')
@@ -11,5 +13,7 @@ const program = new Command('fanout')
 registerServeCommand(program);
 registerKeysCommand(program);
 registerLoadCommand(program);
+registerSpikeCommand(program);
+registerReportCommand(program);
 
 await program.parseAsync(process.argv);

@@ -55,6 +55,8 @@ export interface TimelineRow {
   realtimeJoined: number;
   messagesPerSec: number;
   bytesInPerSec: number;
+  /** postgres_changes comment deliveries received in this second (shows a change feed stopping and recovering). */
+  commentsReceived: number;
   errors: number;
   sseLatency: LatencySummary | null;
   realtimeLatency: LatencySummary | null;
@@ -307,6 +309,7 @@ function timeline(inputs: RunInputs): TimelineRow[] {
       realtimeJoined: b.gauges['realtime.joined'] ?? 0,
       messagesPerSec: (b.counters.get('sse.messages') ?? 0) + (b.counters.get('realtime.frames') ?? 0),
       bytesInPerSec: (b.counters.get('sse.bytes_in') ?? 0) + (b.counters.get('realtime.bytes_in') ?? 0),
+      commentsReceived: b.counters.get('realtime.comments.received') ?? 0,
       errors: b.errors,
       sseLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.sse),
       realtimeLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.realtime),

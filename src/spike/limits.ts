@@ -121,6 +121,8 @@ export function computeLimits(scenarios: readonly ScenarioRecord[], degradation:
       recommendedChannelSize: comfortable
         ? { value: comfortable.v, unit: 'users', basis: `largest passing channel whose presence p99 stayed under ${PRESENCE_HEADROOM_MS} ms (half the seed's 1 s budget) with ≥ 99.9% reliability (${comfortable.s.id})` }
         : { value: null, unit: 'users', basis: `no passing channel kept presence p99 under ${PRESENCE_HEADROOM_MS} ms` },
+      performanceDegradationPoint: rtDeg.point,
+      recommendedLimit: rtDeg.recommended,
     },
     hybrid: {
       maxTotalConnections: hybridTotal

@@ -43,7 +43,8 @@ export interface DegradationRecord {
 
 export interface ScalabilityLimits {
   sse: { maxConcurrentConnections: Figure; recommendedLimit: Figure; performanceDegradationPoint: Figure };
-  supabaseRealtime: { maxChannels: Figure; maxUsersPerChannel: Figure; recommendedChannelSize: Figure };
+  /** The seed's three fields, plus the Realtime ramp's degradation point and operating limit (users per instance). */
+  supabaseRealtime: { maxChannels: Figure; maxUsersPerChannel: Figure; recommendedChannelSize: Figure; performanceDegradationPoint: Figure; recommendedLimit: Figure };
   hybrid: {
     maxTotalConnections: Figure;
     resourceUsageProfile: {

@@ -1,0 +1,49 @@
+// `fanout report <report.json>`: renders report.md, report.html and the charts again
+// from a spike's JSON (after editing assumptions, or with a newer renderer).
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { writeReport } from '../spike/report-render.js';
+import type { SpikeReport } from '../spike/model.js';
+import { EXIT, UsageError, handleCommandError } from './load.js';
+
+export function loadReport(path: string): SpikeReport {
+  let raw: string;
+  try {
+    raw = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch (err) {
+    throw new UsageError(`${path} is not JSON: ${(err as Error).message}`);
+  }
+  const r = data as Partial<SpikeReport> | null;
+  if (!r || r.version !== 1 || !Array.isArray(r.scenarios) || !r.limits || !r.benchmarks || !r.decision || !r.cost) {
+    throw new UsageError(`${path} is not a fanout spike report (expected version 1 with scenarios, limits, benchmarks, decision and cost)`);
+  }
+  return r as SpikeReport;
+}
+
+export function registerReportCommand(program: Command): void {
+  program
+    .command('report')
+    .description('render report.md and report.html (with charts) again from a spike report.json')
+    .argument('<report.json>', 'a report.json written by `fanout spike`')
+    .option('--out-dir <dir>', 'write there instead of next to the JSON')
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
+    .action((file: string, flags: { outDir?: string }) => {
+      try {
+        const path = resolve(file);
+        const report = loadReport(path);
+        const dir = flags.outDir ? resolve(flags.outDir) : dirname(path);
+        const out = writeReport(dir, report, { json: !!flags.outDir });
+        process.stdout.write(`wrote ${out.md} and ${out.html}\n`);
+        process.exitCode = EXIT.passed;
+      } catch (err) {
+        process.exitCode = handleCommandError('report', err);
+      }
+    });
+}

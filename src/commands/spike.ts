@@ -1,0 +1,144 @@
+// `fanout spike`: the seed's whole matrix, the failure scenario, the degradation ramps
+// and (with --soak) the 10-minute stability run, written to reports/<timestamp>/ as
+// report.json, report.md and a self-contained report.html with charts.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { ProgressReporter } from '../load/progress.js';
+import { resolveThresholds } from '../load/thresholds.js';
+import { DEFAULT_GENERATOR_LIMITS } from '../load/spec.js';
+import { checkTarget, normalizeLoopback } from '../load/target.js';
+import { DEFAULT_COST_ASSUMPTIONS } from '../spike/cost.js';
+import { runSpike } from '../spike/runner.js';
+import { reportDir, writeReport } from '../spike/report-render.js';
+import type { Profile } from '../spike/matrix.js';
+import type { SpikeReport } from '../spike/model.js';
+import { EXIT, UsageError, handleCommandError } from './load.js';
+
+interface SpikeFlags {
+  quick?: boolean;
+  profile?: Profile;
+  soak?: string;
+  target?: string;
+  anonKey?: string;
+  serviceKey?: string;
+  serverPid?: string;
+  allowRemote?: boolean;
+  faultStopCmd?: string;
+  faultStartCmd?: string;
+  outDir: string;
+  only?: string;
+  threshold: string[];
+  defaultThresholds: boolean;
+  costUsers?: string;
+  activeHours?: string;
+  supabaseBaseUsd?: string;
+  vmUsd?: string;
+  busUsd?: string;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+function number(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag} must be a non-negative number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function summarizeSpike(report: SpikeReport, dir: string): string {
+  const lines = [`spike report written to ${dir}/ (report.md, report.html, report.json)`, ''];
+  lines.push('Architecture decision:');
+  for (const d of [...report.decision.primary, ...report.decision.scaling.slice(0, 2), ...report.decision.fallbacks.slice(1, 2)]) lines.push(`  - ${d.statement}`);
+  lines.push('', 'PerformanceBenchmarks:');
+  for (const [group, items] of Object.entries(report.benchmarks)) {
+    for (const [name, b] of Object.entries(items as Record<string, { value: number | null; unit: string; target: string; pass: boolean | null }>)) {
+      lines.push(`  ${b.pass === null ? '·' : b.pass ? '✓' : '✗'} ${group}.${name}: ${b.value === null ? 'not measured' : `${b.value} ${b.unit}`} (target ${b.target})`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function registerSpikeCommand(program: Command): void {
+  const cmd = program
+    .command('spike')
+    .description("run the seed's spike (SSE 10–200, Realtime 5×10/10×10/20×5, presence 100, high-frequency comments, hybrid, a database failure, degradation ramps) and write the architecture report")
+    .option('--quick', 'the whole matrix in under 2 minutes (short runs, small ramps)')
+    .addOption(new Option('--profile <name>', 'run sizes: default (~15 min on 2 cores), quick, ci (smallest, for tests)').choices(['default', 'quick', 'ci']))
+    .option('--soak <s>', "add the seed's stability run: SSE 200 + Realtime 10×10 for this many seconds (600 = the seed's 10 minutes)")
+    .option('--target <url>', 'a running gateway on loopback instead of the embedded one (needs --anon-key and --service-key)')
+    .option('--anon-key <key>', 'anon key of --target [env FANOUT_ANON_KEY]')
+    .option('--service-key <key>', 'service_role key of --target [env FANOUT_SERVICE_KEY]')
+    .option('--server-pid <pid>', 'pid of --target, to sample its CPU and memory from /proc')
+    .option('--allow-remote', 'allow a non-loopback --target (no fault injection is ever run against it)')
+    .option('--fault-stop-cmd <sh>', "shell command that stops --target's database (for the failure scenario)")
+    .option('--fault-start-cmd <sh>', "shell command that starts --target's database again")
+    .option('--out-dir <dir>', 'where reports/<timestamp>/ goes', 'reports')
+    .option('--only <regex>', 'run only scenarios whose id matches (e.g. "^sse-|ramp-sse")')
+    .option('--threshold <expr>', 'override a seed criterion, e.g. "sse.latency.p99<300" (repeatable)', (v: string, p: string[] = []) => [...p, v], [])
+    .option('--no-default-thresholds', "judge runs only by --threshold, not the seed's criteria")
+    .option('--cost-users <n>', 'concurrent users for the monthly cost projection', String(DEFAULT_COST_ASSUMPTIONS.users))
+    .option('--active-hours <h>', 'hours per month a user is connected', String(DEFAULT_COST_ASSUMPTIONS.activeHoursPerMonth))
+    .option('--supabase-base-usd <usd>', 'Supabase plan base fee per month (assumption)', String(DEFAULT_COST_ASSUMPTIONS.supabaseBaseUsd))
+    .option('--vm-usd <usd>', 'price per month of one gateway VM like this machine (assumption)', String(DEFAULT_COST_ASSUMPTIONS.vmUsd))
+    .option('--bus-usd <usd>', 'price per month of a managed Redis/NATS bus (assumption)', String(DEFAULT_COST_ASSUMPTIONS.busUsd))
+    .option('--json', 'print report.json to stdout as well')
+    .option('--quiet', 'no live progress');
+  cmd.addHelpText(
+    'after',
+    `
+Each scenario is a load run (see \`fanout load --help\` for what is measured). The report fills the
+seed's ScalabilityLimits and PerformanceBenchmarks with measured values and pass/fail, derives the
+architecture decision by stated rules, and projects monthly cost on Supabase's pricing beside
+self-hosting Fanout. \`fanout report <report.json>\` renders report.md and report.html again.
+Exit code: 0 when every benchmark passed or was not measured, 1 when one failed, 2 bad usage.`,
+  );
+  cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage));
+  cmd.action(async (flags: SpikeFlags) => {
+    try {
+      const profile: Profile = flags.profile ?? (flags.quick ? 'quick' : 'default');
+      const soakS = number('--soak', flags.soak);
+      let target;
+      if (flags.target) {
+        checkTarget(flags.target, { allowRemote: !!flags.allowRemote, faults: !!flags.faultStopCmd });
+        const url = normalizeLoopback(flags.target);
+        const anonKey = flags.anonKey ?? process.env.FANOUT_ANON_KEY;
+        const serviceKey = flags.serviceKey ?? process.env.FANOUT_SERVICE_KEY;
+        if (!anonKey || !serviceKey) throw new UsageError('--target needs --anon-key and --service-key (see `fanout keys`)');
+        target = { kind: 'fanout' as const, url, anonKey, serviceKey, pid: number('--server-pid', flags.serverPid), metricsUrl: `${url}/metrics` };
+      }
+      if (!!flags.faultStopCmd !== !!flags.faultStartCmd) throw new UsageError('--fault-stop-cmd and --fault-start-cmd go together');
+      const progress = flags.quiet ? undefined : new ProgressReporter();
+      const report = await runSpike({
+        profile,
+        soakS,
+        target,
+        faultCommands: flags.faultStopCmd ? { stop: flags.faultStopCmd, start: flags.faultStartCmd! } : undefined,
+        thresholds: resolveThresholds(flags.threshold, flags.defaultThresholds),
+        generator: DEFAULT_GENERATOR_LIMITS,
+        only: flags.only ? new RegExp(flags.only) : undefined,
+        cost: {
+          users: number('--cost-users', flags.costUsers),
+          activeHoursPerMonth: number('--active-hours', flags.activeHours),
+          supabaseBaseUsd: number('--supabase-base-usd', flags.supabaseBaseUsd),
+          vmUsd: number('--vm-usd', flags.vmUsd),
+          busUsd: number('--bus-usd', flags.busUsd),
+        },
+        onStatus: progress ? (s) => progress.update(s) : undefined,
+        log: (line) => {
+          progress?.done();
+          if (!flags.quiet) process.stderr.write(`spike: ${line}\n`);
+        },
+      });
+      progress?.done();
+      const dir = reportDir(resolve(flags.outDir));
+      writeReport(dir, report);
+      if (flags.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
+      else process.stdout.write(summarizeSpike(report, dir) + '\n');
+      const failedBenchmark = Object.values(report.benchmarks).some((g) => Object.values(g as Record<string, { pass: boolean | null }>).some((b) => b.pass === false));
+      process.exitCode = failedBenchmark ? EXIT.failed : EXIT.passed;
+    } catch (err) {
+      process.exitCode = handleCommandError('spike', err);
+    }
+  });
+}

@@ -1,0 +1,167 @@
+// The report's charts, computed from report.json alone (so `fanout report` can redraw
+// them): connections over time and latency percentiles over time across the whole spike,
+// server RSS against open connections with its fitted line and slope, each transport's
+// degradation curve, and the failure run's timeline.
+import { linearFit } from '../load/fit.js';
+import { svgChart, type Series } from './charts.js';
+import type { ScenarioRecord, SpikeReport } from './model.js';
+
+export interface Chart {
+  id: string;
+  title: string;
+  caption: string;
+  svg: string;
+}
+
+const COLORS = { sse: '#2563eb', realtime: '#16a34a', p50: '#93c5fd', fail: '#dc2626', pass: '#16a34a', invalid: '#9ca3af', extra: '#f59e0b' };
+
+/** Seconds since the first scenario started, for a scenario's timeline row. */
+function globalTime(report: SpikeReport): (s: ScenarioRecord, t: number) => number {
+  const first = Math.min(...report.scenarios.map((s) => Date.parse(s.result.startedAt)));
+  return (s, t) => (Date.parse(s.result.startedAt) - first) / 1000 + t;
+}
+
+export function connectionsChart(report: SpikeReport): Chart {
+  const g = globalTime(report);
+  const sse: [number, number][] = [];
+  const rt: [number, number][] = [];
+  for (const s of report.scenarios) {
+    for (const row of s.result.timeline) {
+      if (s.result.config.sse) sse.push([g(s, row.t), Math.max(1, row.sseOpen)]);
+      if (s.result.config.realtime) rt.push([g(s, row.t), Math.max(1, row.realtimeJoined)]);
+    }
+  }
+  return {
+    id: 'connections',
+    title: 'Connections over time',
+    caption: 'Open SSE streams and joined Realtime users through the whole spike, one point per second (log scale; each scenario is a separate segment).',
+    svg: svgChart({ title: 'Connections over time', xLabel: 'seconds since the spike started', yLabel: 'open connections (log)', yLog: true, yMin: 1, series: [{ name: 'SSE streams open', color: COLORS.sse, points: sse }, { name: 'Realtime users joined', color: COLORS.realtime, points: rt }] }),
+  };
+}
+
+export function latencyChart(report: SpikeReport): Chart {
+  const g = globalTime(report);
+  const s50: [number, number][] = [];
+  const s99: [number, number][] = [];
+  const r99: [number, number][] = [];
+  for (const s of report.scenarios) {
+    for (const row of s.result.timeline) {
+      if (row.sseLatency?.p50 != null) s50.push([g(s, row.t), Math.max(0.01, row.sseLatency.p50)]);
+      if (row.sseLatency?.p99 != null) s99.push([g(s, row.t), Math.max(0.01, row.sseLatency.p99)]);
+      if (row.realtimeLatency?.p99 != null) r99.push([g(s, row.t), Math.max(0.01, row.realtimeLatency.p99)]);
+    }
+  }
+  return {
+    id: 'latency',
+    title: 'Latency percentiles over time',
+    caption: 'Per-second percentiles from the merged HDR histograms: SSE from the server publish stamp, Realtime (broadcast, presence, comments) from the intended send time. Dashed lines: the seed’s limits.',
+    svg: svgChart({
+      title: 'Latency percentiles over time',
+      xLabel: 'seconds since the spike started',
+      yLabel: 'latency, ms (log)',
+      yLog: true,
+      series: [
+        { name: 'SSE p50', color: COLORS.p50, points: s50 },
+        { name: 'SSE p99', color: COLORS.sse, points: s99 },
+        { name: 'Realtime p99', color: COLORS.realtime, points: r99 },
+      ],
+      hlines: [
+        { y: 500, label: 'SSE limit 500 ms' },
+        { y: 1000, label: 'presence limit 1 s', color: '#b45309' },
+      ],
+    }),
+  };
+}
+
+/** The run of one transport whose RSS fit spans the most connections. */
+function widestFit(report: SpikeReport, group: 'sse' | 'realtime'): ScenarioRecord | undefined {
+  let best: ScenarioRecord | undefined;
+  for (const s of report.scenarios) {
+    const m = s.result.server.memoryPerConnection;
+    if (!s.result.valid || !m || !s.result.groups[group] || s.result.groups[group === 'sse' ? 'realtime' : 'sse']) continue;
+    const b = best?.result.server.memoryPerConnection;
+    if (!b || m.xMax - m.xMin > b.xMax - b.xMin) best = s;
+  }
+  return best;
+}
+
+export function rssChart(report: SpikeReport): Chart {
+  const series: Series[] = [];
+  const notes: string[] = [];
+  for (const [group, color] of [
+    ['sse', COLORS.sse],
+    ['realtime', COLORS.realtime],
+  ] as const) {
+    const s = widestFit(report, group);
+    if (!s) continue;
+    const pts: [number, number][] = s.result.server.rssPoints.map((p) => [p.connections, p.rssMb]);
+    const fit = linearFit(pts.map(([x, y]) => ({ x, y })));
+    series.push({ name: `${group === 'sse' ? 'SSE' : 'Realtime'} (${s.id})`, color, points: pts, scatter: true });
+    if (fit) {
+      series.push({ name: `fit: ${Math.round(fit.slope * 1024 * 100) / 100} KB/connection, r² ${fit.r2 === null ? 'n/a' : Math.round(fit.r2 * 1000) / 1000}`, color, dashed: true, points: [[fit.xMin, fit.intercept + fit.slope * fit.xMin], [fit.xMax, fit.intercept + fit.slope * fit.xMax]] });
+      notes.push(`${group}: ${Math.round(fit.slope * 1024 * 100) / 100} KB per connection (slope), ${Math.round(fit.intercept)} MB at zero (intercept), r² ${fit.r2 === null ? 'n/a' : fit.r2.toFixed(3)}, over ${fit.n} samples of ${s.id}`);
+    }
+  }
+  return {
+    id: 'rss',
+    title: 'Server RSS against open connections',
+    caption: `Each point is one server sample (RSS from /proc) against the connections open at that second; the dashed line is the least-squares fit, whose slope is the memory per connection. ${notes.join('; ') || 'No run varied connections enough to fit.'}`,
+    svg: svgChart({ title: 'Server RSS against open connections', xLabel: 'open connections', yLabel: 'server RSS, MB', series, yMin: undefined }),
+  };
+}
+
+export function degradationChart(report: SpikeReport, transport: 'sse' | 'realtime'): Chart | null {
+  const d = report.degradation[transport];
+  if (!d || !d.steps.length) return null;
+  const steps = [...d.steps].sort((a, b) => a.load - b.load);
+  const color = (v: string): string => (v === 'pass' ? COLORS.pass : v === 'fail' ? COLORS.fail : COLORS.invalid);
+  const label = transport === 'sse' ? 'SSE' : 'Realtime';
+  const limit = transport === 'sse' ? 500 : 1000;
+  return {
+    id: `degradation-${transport}`,
+    title: `${label} degradation curve`,
+    caption: `Each ramp step held the load for its duration; green passed every criterion (${d.criteria.join(', ')}), red failed one, grey was invalid (generator saturated). ${d.firstFail !== null ? `Degradation point: ${d.firstFail} ${d.unit}.` : `No degradation up to ${d.lastPass ?? d.max} ${d.unit} (${d.stoppedBy}).`}`,
+    svg: svgChart({
+      title: `${label} degradation curve`,
+      xLabel: `${d.unit} (log)`,
+      yLabel: 'p99 latency, ms (log)',
+      xLog: true,
+      yLog: true,
+      series: [
+        { name: transport === 'sse' ? 'delivery p99' : 'presence/broadcast p99', color: transport === 'sse' ? COLORS.sse : COLORS.realtime, points: steps.map((s) => [s.load, Math.max(0.01, s.p99Ms ?? 0.01)]), pointColors: steps.map((s) => color(s.verdict)) },
+        { name: 'connect p99', color: COLORS.extra, points: steps.map((s) => [s.load, Math.max(0.01, s.connectP99Ms ?? 0.01)]), dashed: true },
+      ],
+      hlines: [{ y: limit, label: `limit ${limit} ms` }],
+      vlines: d.firstFail !== null ? [{ x: d.firstFail, label: `degrades at ${d.firstFail}` }] : [],
+    }),
+  };
+}
+
+export function faultChart(report: SpikeReport): Chart | null {
+  if ('skipped' in report.fault) return null;
+  const f = report.fault;
+  const s = report.scenarios.find((x) => x.id === f.scenarioId);
+  if (!s) return null;
+  const p99: [number, number][] = s.result.timeline.filter((r) => r.sseLatency?.p99 != null).map((r) => [r.t, r.sseLatency!.p99!]);
+  const comments: [number, number][] = s.result.timeline.map((r) => [r.t, r.commentsReceived]);
+  return {
+    id: 'fault',
+    title: 'Failure run: the database stopped and restarted',
+    caption: 'SSE p99 per second (the side that must not notice) and comment changes delivered per second (the side that depends on the database). Dashed lines: fault injected and removed.',
+    svg: svgChart({
+      title: 'Failure run: SSE p99 (ms) and comment deliveries per second',
+      xLabel: 'seconds since the run started',
+      yLabel: 'ms  /  deliveries per second',
+      series: [
+        { name: 'SSE p99 (ms)', color: COLORS.sse, points: p99 },
+        { name: 'comment deliveries /s', color: COLORS.realtime, points: comments },
+      ],
+      vlines: s.result.faults.map((x) => ({ x: x.atS, label: x.label.split(':')[0]!, color: '#b91c1c' })),
+    }),
+  };
+}
+
+export function allCharts(report: SpikeReport): Chart[] {
+  const out: (Chart | null)[] = [connectionsChart(report), latencyChart(report), rssChart(report), degradationChart(report, 'sse'), degradationChart(report, 'realtime'), faultChart(report)];
+  return out.filter((c): c is Chart => c !== null);
+}

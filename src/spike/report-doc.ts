@@ -1,0 +1,196 @@
+// The report as a sequence of blocks (headings, paragraphs, lists, tables, charts),
+// built once from report.json and rendered to Markdown and to HTML by report-render.ts,
+// so both files always say the same thing.
+import { num } from '../load/summary.js';
+import { formatThreshold } from '../load/thresholds.js';
+import type { RunResult } from '../load/result.js';
+import { allCharts, type Chart } from './report-charts.js';
+import type { Benchmark, DecisionItem, Figure, SpikeReport } from './model.js';
+import { INTERFERENCE_FACTOR, INTERFERENCE_SLACK_MS } from './decision.js';
+import { PRESENCE_HEADROOM_MS, RECOMMENDED_SHARE } from './limits.js';
+
+export type Block =
+  | { kind: 'h'; level: 1 | 2 | 3; text: string }
+  | { kind: 'p'; text: string }
+  | { kind: 'list'; items: string[] }
+  | { kind: 'table'; headers: string[]; rows: string[][] }
+  | { kind: 'chart'; chart: Chart }
+  | { kind: 'decision'; items: DecisionItem[] };
+
+const fig = (f: Figure): string => (f.value === null ? 'not measured' : `${num(f.value, 2)} ${f.unit}`);
+const verdictOf = (r: RunResult): string => (!r.valid ? 'INVALID' : r.passed ? 'PASS' : 'FAIL');
+const passText = (b: Benchmark): string => (b.pass === null ? 'n/a' : b.pass ? 'PASS' : 'FAIL');
+
+function scenarioRow(s: SpikeReport['scenarios'][number]): string[] {
+  const r = s.result;
+  const sse = r.groups.sse;
+  const rt = r.groups.realtime;
+  const rel = [sse?.deliveryTotal.reliabilityPct, rt?.deliveryTotal.reliabilityPct].filter((v): v is number => typeof v === 'number');
+  const stab = [sse?.stabilityPct, rt?.stabilityPct].filter((v): v is number => typeof v === 'number');
+  const errors = Object.values(sse?.errors ?? {}).reduce((a, b) => a + b, 0) + Object.values(rt?.errors ?? {}).reduce((a, b) => a + b, 0);
+  return [
+    s.id,
+    s.title,
+    verdictOf(r),
+    num(s.load, 0),
+    num(sse?.connect.p99, 1),
+    num(sse?.latency.delivery?.p99, 1),
+    num(rt?.join?.p99, 1),
+    num(rt?.latency.presence?.p99, 1),
+    num(rt?.latency.broadcast?.p99, 1),
+    num(rt?.latency.comments?.p99, 1),
+    rel.length ? num(Math.min(...rel), 3) : '–',
+    stab.length ? num(Math.min(...stab), 3) : '–',
+    num(r.server.steadyCpuPct, 1),
+    num(r.server.rssPeakMb, 0),
+    num(errors, 0),
+  ];
+}
+
+export function buildDocument(report: SpikeReport): Block[] {
+  const b: Block[] = [];
+  const runs = report.scenarios;
+  const passed = runs.filter((s) => s.result.valid && s.result.passed).length;
+  const failed = runs.filter((s) => s.result.valid && !s.result.passed).length;
+  b.push({ kind: 'h', level: 1, text: 'Spike 003: real-time scalability — measured report' });
+  b.push({
+    kind: 'p',
+    text: `Generated ${report.generatedAt} by \`fanout spike\` (${report.mode}) in ${num(report.wallClockS, 0)} s against ${report.target.embedded ? 'an embedded Fanout gateway' : report.target.kind} at ${report.target.url}; database: ${report.target.database}. Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}, load average at the end ${report.machine.loadAverage.join(' / ')}.`,
+  });
+  b.push({ kind: 'p', text: `${runs.length} runs: ${passed} met every criterion, ${failed} failed at least one, ${report.invalidScenarios.length} invalid (generator saturated).` });
+
+  b.push({ kind: 'h', level: 2, text: 'Architecture decision' });
+  b.push({ kind: 'p', text: 'Each conclusion below is produced by a stated rule from the measured figures; the rule and the figures it used are listed under it.' });
+  b.push({ kind: 'h', level: 3, text: '1. Primary real-time strategy' });
+  b.push({ kind: 'decision', items: report.decision.primary });
+  b.push({ kind: 'h', level: 3, text: '2. Scaling strategy' });
+  b.push({ kind: 'decision', items: report.decision.scaling });
+  b.push({ kind: 'h', level: 3, text: '3. Fallback mechanisms' });
+  b.push({ kind: 'decision', items: report.decision.fallbacks });
+
+  const l = report.limits;
+  b.push({ kind: 'h', level: 2, text: 'ScalabilityLimits (measured)' });
+  b.push({
+    kind: 'table',
+    headers: ['field', 'value', 'basis'],
+    rows: [
+      ['sse.maxConcurrentConnections', fig(l.sse.maxConcurrentConnections), l.sse.maxConcurrentConnections.basis],
+      ['sse.recommendedLimit', fig(l.sse.recommendedLimit), l.sse.recommendedLimit.basis],
+      ['sse.performanceDegradationPoint', fig(l.sse.performanceDegradationPoint), l.sse.performanceDegradationPoint.basis],
+      ['supabaseRealtime.maxChannels', fig(l.supabaseRealtime.maxChannels), l.supabaseRealtime.maxChannels.basis],
+      ['supabaseRealtime.maxUsersPerChannel', fig(l.supabaseRealtime.maxUsersPerChannel), l.supabaseRealtime.maxUsersPerChannel.basis],
+      ['supabaseRealtime.recommendedChannelSize', fig(l.supabaseRealtime.recommendedChannelSize), l.supabaseRealtime.recommendedChannelSize.basis],
+      ['supabaseRealtime.performanceDegradationPoint (added)', fig(l.supabaseRealtime.performanceDegradationPoint), l.supabaseRealtime.performanceDegradationPoint.basis],
+      ['supabaseRealtime.recommendedLimit (added)', fig(l.supabaseRealtime.recommendedLimit), l.supabaseRealtime.recommendedLimit.basis],
+      ['hybrid.maxTotalConnections', fig(l.hybrid.maxTotalConnections), l.hybrid.maxTotalConnections.basis],
+      ...Object.entries(l.hybrid.resourceUsageProfile).map(([k, f]) => [`hybrid.resourceUsageProfile.${k}`, fig(f), f.basis]),
+      ['hybrid.scalingStrategy', l.hybrid.scalingStrategy, 'decision rules S1–S4 below'],
+    ],
+  });
+
+  const pb = report.benchmarks;
+  b.push({ kind: 'h', level: 2, text: 'PerformanceBenchmarks (measured against the seed’s targets)' });
+  const benchRows: [string, Benchmark][] = [
+    ['sse.connectionEstablishmentTime', pb.sse.connectionEstablishmentTime],
+    ['sse.messageDeliveryLatency', pb.sse.messageDeliveryLatency],
+    ['sse.connectionStability', pb.sse.connectionStability],
+    ['supabaseRealtime.presenceUpdateLatency', pb.supabaseRealtime.presenceUpdateLatency],
+    ['supabaseRealtime.messageDeliveryReliability', pb.supabaseRealtime.messageDeliveryReliability],
+    ['supabaseRealtime.channelSubscriptionTime', pb.supabaseRealtime.channelSubscriptionTime],
+    ['resourceUsage.memoryPerConnection', pb.resourceUsage.memoryPerConnection],
+    ['resourceUsage.cpuUsageIncrease', pb.resourceUsage.cpuUsageIncrease],
+    ['resourceUsage.networkBandwidth', pb.resourceUsage.networkBandwidth],
+  ];
+  b.push({ kind: 'table', headers: ['benchmark', 'measured', 'target', 'result', 'basis'], rows: benchRows.map(([k, v]) => [k, v.value === null ? 'not measured' : `${num(v.value, 3)} ${v.unit}`, v.target, passText(v), v.basis]) });
+
+  b.push({ kind: 'h', level: 2, text: 'Charts' });
+  for (const chart of allCharts(report)) b.push({ kind: 'chart', chart });
+
+  b.push({ kind: 'h', level: 2, text: 'Scenario matrix' });
+  b.push({ kind: 'p', text: 'Latencies in ms (p99); reliability = unique messages received / (received + lost) per subscriber stream; stability = connected time / expected time; server CPU is the steady-state mean in % of one core.' });
+  b.push({
+    kind: 'table',
+    headers: ['id', 'scenario', 'result', 'load', 'SSE connect p99', 'SSE delivery p99', 'join p99', 'presence p99', 'broadcast p99', 'comments p99', 'reliability %', 'stability %', 'server CPU %', 'server RSS MB', 'errors'],
+    rows: runs.map(scenarioRow),
+  });
+  const failing = runs.filter((s) => !s.result.valid || !s.result.passed);
+  if (failing.length) {
+    b.push({ kind: 'h', level: 3, text: 'Why runs failed' });
+    b.push({
+      kind: 'list',
+      items: failing.map((s) => {
+        const r = s.result;
+        if (!r.valid) return `${s.id}: INVALID — ${r.generator.reasons.join('; ')}`;
+        const f = r.thresholds.filter((t) => t.status === 'fail' || (t.status === 'no-data' && !t.isDefault));
+        return `${s.id}: ${f.map((t) => `${formatThreshold(t)} (measured ${t.actual === null ? 'no data' : num(t.actual, 3)})`).join('; ')}`;
+      }),
+    });
+  }
+  const errored = runs.filter((s) => Object.keys(s.result.groups.sse?.errors ?? {}).length + Object.keys(s.result.groups.realtime?.errors ?? {}).length + Object.values(s.result.publish).reduce((a, p) => a + p.failed, 0) > 0);
+  if (errored.length) {
+    b.push({ kind: 'h', level: 3, text: 'Errors and close codes by kind' });
+    b.push({
+      kind: 'list',
+      items: errored.map((s) => {
+        const parts: string[] = [];
+        for (const g of [s.result.groups.sse, s.result.groups.realtime]) {
+          if (!g) continue;
+          const e = Object.entries(g.errors).map(([k, v]) => `${k} ×${v}`);
+          const c = Object.entries(g.closeCodes).map(([k, v]) => `${k} ×${v}`);
+          if (e.length) parts.push(`${g.group} errors: ${e.join(', ')}`);
+          if (c.length) parts.push(`${g.group} closes: ${c.join(', ')}`);
+        }
+        for (const [name, p] of Object.entries(s.result.publish)) if (p.failed) parts.push(`${name} publishes failed: ${Object.entries(p.errors).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
+        return `${s.id}: ${parts.join('; ')}`;
+      }),
+    });
+  }
+
+  b.push({ kind: 'h', level: 2, text: 'One subsystem failing' });
+  if ('skipped' in report.fault) b.push({ kind: 'p', text: `Not run: ${report.fault.skipped}.` });
+  else {
+    const f = report.fault;
+    b.push({ kind: 'p', text: `In ${f.scenarioId} the ${f.failedSubsystem} was failed mid-run (${f.method}) while SSE and Realtime were both under load. The SSE side is compared with its solo run ${f.soloScenarioId} (same connections and rate); a figure is "unaffected" when it stays within the interference budget (p99 ≤ max(${INTERFERENCE_FACTOR}× solo, solo + ${INTERFERENCE_SLACK_MS} ms); stability > 99%; no more loss or drops than solo). Verdict: SSE ${f.unaffected ? 'was unaffected' : 'was affected'}.` });
+    b.push({ kind: 'table', headers: ['metric', `solo (${f.soloScenarioId})`, 'during the fault', 'verdict'], rows: f.rows.map((r) => [r.metric, num(r.solo, 3), num(r.duringFault, 3), r.verdict]) });
+    b.push({
+      kind: 'list',
+      items: [
+        `comment inserts accepted ${f.failedSide.commentsPublished}, failed ${f.failedSide.commentsFailed}`,
+        `comment changes delivered after the database came back: ${f.failedSide.deliveredAfterRecovery === null ? 'not observed' : f.failedSide.deliveredAfterRecovery ? 'yes' : 'no'}`,
+        `errors on the failing side: ${Object.entries(f.failedSide.errorsDuringFault).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}`,
+        ...f.failedSide.notes,
+      ],
+    });
+  }
+
+  b.push({ kind: 'h', level: 2, text: 'Degradation ramps' });
+  for (const d of [report.degradation.sse, report.degradation.realtime]) {
+    if (!d) continue;
+    b.push({ kind: 'h', level: 3, text: `${d.transport === 'sse' ? 'SSE' : 'Realtime'}: ${d.firstFail !== null ? `degrades at ${d.firstFail} ${d.unit}` : `no degradation found up to ${d.lastPass ?? d.max} ${d.unit}`}` });
+    b.push({ kind: 'p', text: `Criteria: ${d.criteria.join(', ')}. Search: geometric growth, then bisection between the last passing and first failing load; stopped by ${d.stoppedBy}.` });
+    b.push({ kind: 'table', headers: ['load', 'run', 'result', 'p99 ms', 'connect p99 ms', 'failed criteria'], rows: [...d.steps].sort((x, y) => x.load - y.load).map((s) => [num(s.load, 0), s.scenarioId, s.verdict.toUpperCase(), num(s.p99Ms, 1), num(s.connectP99Ms, 1), s.failures.join('; ') || '–']) });
+  }
+
+  const c = report.cost;
+  b.push({ kind: 'h', level: 2, text: `Monthly cost at ${num(c.users, 0)} concurrent users` });
+  b.push({ kind: 'table', headers: ['Supabase Realtime', 'quantity', 'USD / month'], rows: [...c.supabase.lines.map((x) => [x.item, x.quantity, num(x.monthlyUsd, 2)]), ['total', '', num(c.supabase.monthlyUsd, 2)]] });
+  b.push({ kind: 'table', headers: ['Self-hosted Fanout', 'quantity', 'USD / month'], rows: [...c.selfHosted.lines.map((x) => [x.item, x.quantity, num(x.monthlyUsd, 2)]), ['total', '', num(c.selfHosted.monthlyUsd, 2)]] });
+  b.push({ kind: 'p', text: 'Assumptions:' });
+  b.push({ kind: 'list', items: c.assumptions });
+
+  b.push({ kind: 'h', level: 2, text: 'How the numbers were measured' });
+  b.push({
+    kind: 'list',
+    items: [
+      'Latency is publish time to receive time at socket read: for SSE the server’s `ts` in each event (plus the publisher’s intended time `lt`, the end-to-end view); for Realtime broadcasts and presence the intended send time stamped by an open-loop schedule; for comments the intended time in the inserted row (and `commit_timestamp` separately). A late publish still carries its intended time, so there is no coordinated omission.',
+      'Every latency is an HDR histogram (microseconds, 3 significant digits) per generator process, merged bucket by bucket across processes — never averaged. Negative samples (clock skew) are counted and recorded as 0.',
+      'Loss, duplicates and reordering come from per-stream sequence numbers, per subscriber; the publishers report their last sequence number so tail losses count, and failed publishes are excluded.',
+      'Stability is connected time over the time each connection was expected to be open, including connect time and reconnect gaps.',
+      `Memory per connection is the least-squares slope of server RSS against open connections over every sample of a run, reported with r². Recommended limits are ${RECOMMENDED_SHARE * 100}% of the highest passing ramp load; the recommended channel size keeps presence p99 under ${PRESENCE_HEADROOM_MS} ms.`,
+      'The generator records its own event-loop lag (timer drift, HDR) and CPU per process; a run where either exceeds its limit is INVALID and excluded from limits and benchmarks.',
+      'Everything ran on loopback on one machine: server, generator workers (source addresses 127.0.0.x) and database share the CPUs, so absolute figures are for this machine; the ratios and the shape of the curves are what transfer.',
+      ...report.notes,
+    ],
+  });
+  return b;
+}
