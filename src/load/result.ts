@@ -295,9 +295,10 @@ function generatorResult(inputs: RunInputs): GeneratorResult {
 function timeline(inputs: RunInputs): TimelineRow[] {
   const { agg, samples, t0 } = inputs;
   const rows: TimelineRow[] = [];
+  // Rows up to the end of the run; the workers' closing tick (after the drain) is not part of the test.
   const endS = Math.ceil((inputs.endAt - t0) / 1000);
   for (const b of [...agg.buckets.values()].sort((a, c) => a.second - c.second)) {
-    if (b.second > endS) continue;
+    if (b.second >= endS) continue;
     const at = t0 + b.second * 1000;
     let sample: ServerSample | undefined;
     for (const s of samples) if (s.t <= at + 1000) sample = s;

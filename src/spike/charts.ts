@@ -27,6 +27,10 @@ export interface ChartSpec {
   /** Vertical markers (faults, scenario boundaries). */
   vlines?: { x: number; label: string; color?: string }[];
   yMin?: number;
+  /** Fit the y axis to the data instead of starting at 0 (linear axes). */
+  yFromData?: boolean;
+  /** Start a new line segment where consecutive x values are further apart than this (separate runs on one axis). */
+  breakGapX?: number;
 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -73,7 +77,7 @@ export function svgChart(spec: ChartSpec): string {
   const xs = [...all.map((p) => p[0]), ...(spec.vlines ?? []).map((v) => v.x)];
   let xMin = xs.length ? Math.min(...xs) : 0;
   let xMax = xs.length ? Math.max(...xs) : 1;
-  let yMin = spec.yMin ?? (spec.yLog ? Math.min(...ys.filter((y) => y > 0), 1) : Math.min(0, ...ys));
+  let yMin = spec.yMin ?? (spec.yLog ? Math.min(...ys.filter((y) => y > 0), 1) : spec.yFromData && ys.length ? Math.min(...ys) : Math.min(0, ...ys));
   let yMax = ys.length ? Math.max(...ys) : 1;
   if (spec.xLog) xMin = Math.max(xMin, 1e-9);
   if (spec.yLog) {
@@ -82,7 +86,11 @@ export function svgChart(spec: ChartSpec): string {
   }
   if (xMax === xMin) xMax = xMin + 1;
   if (yMax === yMin) yMax = yMin + 1;
-  if (!spec.yLog) yMax = yMax * 1.05;
+  if (!spec.yLog) {
+    const pad = (yMax - yMin) * 0.05;
+    yMax += pad;
+    if (spec.yFromData && spec.yMin === undefined) yMin -= pad;
+  }
   const tx = (x: number): number => m.l + (spec.xLog ? (Math.log(x) - Math.log(xMin)) / (Math.log(xMax) - Math.log(xMin)) : (x - xMin) / (xMax - xMin)) * pw;
   const ty = (y: number): number => {
     const c = spec.yLog ? Math.max(y, yMin) : y;
@@ -121,11 +129,12 @@ export function svgChart(spec: ChartSpec): string {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!spec.xLog || x > 0));
     if (!pts.length) continue;
     if (!s.scatter) {
-      // Break the line where x jumps backwards (separate runs on one axis are drawn as separate segments).
+      // Break the line where x jumps backwards or leaps ahead (separate runs on one axis are separate segments).
       let d = '';
       let prevX = -Infinity;
       for (const [x, y] of pts) {
-        d += `${x < prevX || d === '' ? 'M' : 'L'}${tx(x).toFixed(1)},${ty(y).toFixed(1)} `;
+        const gap = x < prevX || (spec.breakGapX !== undefined && x - prevX > spec.breakGapX);
+        d += `${gap || d === '' ? 'M' : 'L'}${tx(x).toFixed(1)},${ty(y).toFixed(1)} `;
         prevX = x;
       }
       parts.push(`<path d="${d.trim()}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
@@ -134,12 +143,23 @@ export function svgChart(spec: ChartSpec): string {
       pts.forEach(([x, y], i) => parts.push(`<circle cx="${tx(x).toFixed(1)}" cy="${ty(y).toFixed(1)}" r="${s.scatter ? 3 : 2.5}" fill="${s.pointColors?.[i] ?? s.color}"/>`));
     }
   }
+  // Legend, wrapped onto as many rows as it needs below the axis label.
   let lx = m.l;
+  let ly = H - 12;
+  const legend: string[] = [];
   for (const s of spec.series) {
-    parts.push(`<rect x="${lx}" y="${H - 12}" width="10" height="10" fill="${s.color}"/>`);
-    parts.push(`<text x="${lx + 14}" y="${H - 3}" fill="#333">${esc(s.name)}</text>`);
-    lx += 22 + s.name.length * 6.2;
+    const w = 22 + s.name.length * 6.2;
+    if (lx + w > W - m.r && lx > m.l) {
+      lx = m.l;
+      ly += 14;
+    }
+    legend.push(`<rect x="${lx}" y="${ly}" width="10" height="10" fill="${s.color}"/>`, `<text x="${lx + 14}" y="${ly + 9}" fill="#333">${esc(s.name)}</text>`);
+    lx += w;
   }
+  const extra = ly - (H - 12);
+  if (extra > 0) parts[0] = parts[0]!.replace(`viewBox="0 0 ${W} ${H}" width="${W}" height="${H}"`, `viewBox="0 0 ${W} ${H + extra}" width="${W}" height="${H + extra}"`);
+  if (extra > 0) parts[1] = `<rect x="0" y="0" width="${W}" height="${H + extra}" fill="#ffffff"/>`;
+  parts.push(...legend);
   parts.push('</svg>');
   return parts.join('\n');
 }

@@ -35,7 +35,7 @@ export function connectionsChart(report: SpikeReport): Chart {
     id: 'connections',
     title: 'Connections over time',
     caption: 'Open SSE streams and joined Realtime users through the whole spike, one point per second (log scale; each scenario is a separate segment).',
-    svg: svgChart({ title: 'Connections over time', xLabel: 'seconds since the spike started', yLabel: 'open connections (log)', yLog: true, yMin: 1, series: [{ name: 'SSE streams open', color: COLORS.sse, points: sse }, { name: 'Realtime users joined', color: COLORS.realtime, points: rt }] }),
+    svg: svgChart({ title: 'Connections over time', xLabel: 'seconds since the spike started', yLabel: 'open connections (log)', yLog: true, yMin: 1, breakGapX: 2.5, series: [{ name: 'SSE streams open', color: COLORS.sse, points: sse }, { name: 'Realtime users joined', color: COLORS.realtime, points: rt }] }),
   };
 }
 
@@ -46,9 +46,10 @@ export function latencyChart(report: SpikeReport): Chart {
   const r99: [number, number][] = [];
   for (const s of report.scenarios) {
     for (const row of s.result.timeline) {
-      if (row.sseLatency?.p50 != null) s50.push([g(s, row.t), Math.max(0.01, row.sseLatency.p50)]);
-      if (row.sseLatency?.p99 != null) s99.push([g(s, row.t), Math.max(0.01, row.sseLatency.p99)]);
-      if (row.realtimeLatency?.p99 != null) r99.push([g(s, row.t), Math.max(0.01, row.realtimeLatency.p99)]);
+      // Publish stamps have millisecond resolution, so anything under 1 ms is drawn at 0.5 ms ("< 1 ms").
+      if (row.sseLatency?.p50 != null) s50.push([g(s, row.t), Math.max(0.5, row.sseLatency.p50)]);
+      if (row.sseLatency?.p99 != null) s99.push([g(s, row.t), Math.max(0.5, row.sseLatency.p99)]);
+      if (row.realtimeLatency?.p99 != null) r99.push([g(s, row.t), Math.max(0.5, row.realtimeLatency.p99)]);
     }
   }
   return {
@@ -60,6 +61,8 @@ export function latencyChart(report: SpikeReport): Chart {
       xLabel: 'seconds since the spike started',
       yLabel: 'latency, ms (log)',
       yLog: true,
+      yMin: 0.5,
+      breakGapX: 2.5,
       series: [
         { name: 'SSE p50', color: COLORS.p50, points: s50 },
         { name: 'SSE p99', color: COLORS.sse, points: s99 },
@@ -106,7 +109,7 @@ export function rssChart(report: SpikeReport): Chart {
     id: 'rss',
     title: 'Server RSS against open connections',
     caption: `Each point is one server sample (RSS from /proc) against the connections open at that second; the dashed line is the least-squares fit, whose slope is the memory per connection. ${notes.join('; ') || 'No run varied connections enough to fit.'}`,
-    svg: svgChart({ title: 'Server RSS against open connections', xLabel: 'open connections', yLabel: 'server RSS, MB', series, yMin: undefined }),
+    svg: svgChart({ title: 'Server RSS against open connections', xLabel: 'open connections', yLabel: 'server RSS, MB', series, yFromData: true }),
   };
 }
 
@@ -127,9 +130,10 @@ export function degradationChart(report: SpikeReport, transport: 'sse' | 'realti
       yLabel: 'p99 latency, ms (log)',
       xLog: true,
       yLog: true,
+      yMin: 0.5,
       series: [
-        { name: transport === 'sse' ? 'delivery p99' : 'presence/broadcast p99', color: transport === 'sse' ? COLORS.sse : COLORS.realtime, points: steps.map((s) => [s.load, Math.max(0.01, s.p99Ms ?? 0.01)]), pointColors: steps.map((s) => color(s.verdict)) },
-        { name: 'connect p99', color: COLORS.extra, points: steps.map((s) => [s.load, Math.max(0.01, s.connectP99Ms ?? 0.01)]), dashed: true },
+        { name: transport === 'sse' ? 'delivery p99' : 'presence/broadcast p99', color: transport === 'sse' ? COLORS.sse : COLORS.realtime, points: steps.map((s) => [s.load, Math.max(0.5, s.p99Ms ?? 0.5)]), pointColors: steps.map((s) => color(s.verdict)) },
+        { name: 'connect p99', color: COLORS.extra, points: steps.map((s) => [s.load, Math.max(0.5, s.connectP99Ms ?? 0.5)]), dashed: true },
       ],
       hlines: [{ y: limit, label: `limit ${limit} ms` }],
       vlines: d.firstFail !== null ? [{ x: d.firstFail, label: `degrades at ${d.firstFail}` }] : [],
