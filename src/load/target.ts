@@ -110,7 +110,7 @@ export function commentInsertRequest(target: Target, project: string, userId: st
   return {
     url: `${target.url}/api/projects/${encodeURIComponent(project)}/comments`,
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ body, userId }),
+    body: JSON.stringify({ body, user_id: userId }),
   };
 }
 
