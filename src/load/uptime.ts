@@ -1,8 +1,10 @@
-// Connection stability: the share of the time a connection was supposed to be open
-// during which it actually was. Each connection has a window (from its scheduled open
-// until the test stopped it or closed it on purpose) and a series of connected spans;
-// stability = Σ connected / Σ window over all connections. A connection that never
-// opened contributes its whole window as downtime, so failed connects lower stability.
+// Connection stability: once a connection has been established, the share of the time
+// it stayed connected. Each connection's window runs from its first successful open
+// until the test stopped it or closed it on purpose; drops and reconnect gaps inside the
+// window are downtime. stability = Σ connected / Σ window over all connections.
+// Establishing the connection is measured separately (connect time, connect success %),
+// so a slow first connect does not count as instability, and a connection that never
+// opened shows up in connect success, not here.
 
 export class UptimeLedger {
   private windowStart: number | undefined;
@@ -11,12 +13,8 @@ export class UptimeLedger {
   private connectedMs = 0;
   private drops = 0;
 
-  /** The connection is expected to be open from `at` (its scheduled open time). */
-  expectFrom(at: number): void {
-    this.windowStart ??= at;
-  }
-
   connected(at: number): void {
+    this.windowStart ??= at;
     if (this.connectedSince === undefined) this.connectedSince = at;
   }
 

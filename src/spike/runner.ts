@@ -120,7 +120,7 @@ function compareFault(fault: ScenarioRecord, solo: ScenarioRecord | undefined, m
   rows.push({ metric: 'SSE connections established (%)', solo: sseS?.connectSuccessPct ?? null, duringFault: sseF?.connectSuccessPct ?? null, verdict: (sseF?.connectSuccessPct ?? 0) >= 100 ? 'unaffected' : 'degraded' });
   rows.push({ metric: 'SSE drops', solo: sseS?.drops ?? null, duringFault: sseF?.drops ?? null, verdict: (sseF?.drops ?? 0) <= (sseS?.drops ?? 0) ? 'unaffected' : 'degraded' });
   const restoreS = restoreAtMs / 1000;
-  const afterRestore = f.timeline.filter((r) => r.t >= restoreS + 2).reduce((a, r) => a + r.commentsReceived, 0);
+  const afterRestore = f.timeline.filter((r) => r.t >= restoreS).reduce((a, r) => a + r.commentsReceived, 0);
   const pub = f.publish.comments;
   const notes: string[] = [];
   const rt = f.groups.realtime;

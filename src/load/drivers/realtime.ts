@@ -99,7 +99,6 @@ export class RealtimeUser {
   }
 
   start(): void {
-    this.ledger.expectFrom(this.ctx.now());
     this.connect();
   }
 

@@ -64,7 +64,6 @@ export class SseConnection {
 
   /** Called at the connection's scheduled arrival time. */
   start(): void {
-    this.ledger.expectFrom(this.ctx.now());
     this.connect();
   }
 
