@@ -47,6 +47,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--metrics-url <url>', "sample the server's Prometheus endpoint (event-loop lag, heap); default <target>/metrics for Fanout")
     .option('--threshold <expr>', 'pass/fail criterion such as "sse.latency.p99<300" (repeatable; replaces the default for the same metric)', collect, [])
     .option('--no-default-thresholds', "do not apply the seed's acceptance criteria as default thresholds")
+    .option('--abort-on-fail', 'stop the run as soon as a latency threshold fails on the live merged data (judged after the ramp)')
     .option('--generator-max-lag-ms <ms>', "mark the run INVALID when the generator's event-loop lag p99 exceeds this", positive('--generator-max-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxLagMs)
     .option('--generator-max-cpu <pct>', 'mark the run INVALID when a generator process averages more CPU than this (% of one core)', positive('--generator-max-cpu'), DEFAULT_GENERATOR_LIMITS.maxCpuPct)
     .option('--json', 'print the full result as JSON on stdout instead of the summary table')
@@ -88,6 +89,7 @@ interface RunFlags {
   metricsUrl?: string;
   threshold: string[];
   defaultThresholds: boolean;
+  abortOnFail?: boolean;
   generatorMaxLagMs: number;
   generatorMaxCpu: number;
   json?: boolean;
@@ -147,6 +149,7 @@ export function buildSpec(kind: LoadKind, flags: RunFlags, target: Target): RunS
     workers: flags.workers,
     thresholds: resolveThresholds(flags.threshold, flags.defaultThresholds),
     generator: { maxLagMs: flags.generatorMaxLagMs, maxCpuPct: flags.generatorMaxCpu },
+    abortOnFail: !!flags.abortOnFail,
   };
   if (kind !== 'realtime') {
     const connections = flags.connections ?? 100;

@@ -7,7 +7,11 @@ import { arrivalOffsets, OpenLoopScheduler, type ScheduledStream } from './sched
 import { RunAggregator } from './aggregate.js';
 import { HttpPublisher } from './publishers.js';
 import { ServerSampler } from './sampler.js';
-import { buildResult, type RunResult } from './result.js';
+import { COORDINATOR, buildResult, liveMetrics, type RunResult } from './result.js';
+import { Recorder } from './recorder.js';
+import { ClockOffsetEstimator } from './clock.js';
+import { preflight } from './preflight.js';
+import { evaluateThresholds } from './thresholds.js';
 import { WorkerPool, MAX_SOCKETS_PER_WORKER } from './pool.js';
 import { commentInsertRequest, realtimeSocketUrl, sourceAddresses, sseStreamUrl, sseTopic } from './target.js';
 import { commentBody, commentStream } from './drivers/realtime.js';
@@ -47,9 +51,12 @@ export interface RunHooks {
   tickMs?: number;
 }
 
+export function socketsOf(spec: RunSpec): number {
+  return (spec.sse?.connections ?? 0) + (spec.realtime ? spec.realtime.projects * spec.realtime.usersPerProject : 0);
+}
+
 export function workersFor(spec: RunSpec): number {
-  const sockets = (spec.sse?.connections ?? 0) + (spec.realtime ? spec.realtime.projects * spec.realtime.usersPerProject : 0);
-  return Math.max(spec.workers ?? 2, Math.ceil(sockets / MAX_SOCKETS_PER_WORKER));
+  return Math.max(spec.workers ?? 2, Math.ceil(socketsOf(spec) / MAX_SOCKETS_PER_WORKER));
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -119,18 +126,24 @@ let runCounter = 0;
 export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunResult> {
   const runId = `lt${Date.now().toString(36)}${(runCounter++).toString(36)}`;
   const tickMs = hooks.tickMs ?? 1000;
-  const workers = hooks.pool?.size ?? workersFor(spec);
+  const check = preflight(socketsOf(spec), hooks.pool?.size ?? workersFor(spec), sourceAddresses(spec.target.url, 0) ? 1 : null);
+  if (hooks.pool && check.workers > hooks.pool.size) throw new Error(`this run needs ${check.workers} generator processes but the shared pool has ${hooks.pool.size}: ${check.notes.join('; ')}`);
+  const workers = hooks.pool?.size ?? check.workers;
   const sse = spec.sse ? await (hooks.prepareSse ? hooks.prepareSse(spec.sse.streams) : Promise.resolve(defaultStreams(spec.sse.streams, runId))) : undefined;
   const plans = planWorkers(spec, workers, sse, runId, tickMs);
   const ownPool = !hooks.pool;
   const pool = hooks.pool ?? (await WorkerPool.start(workers));
   const sampler = new ServerSampler({ pid: spec.target.pid, metricsUrl: spec.target.metricsUrl });
   const sources = [spec.target.pid !== undefined ? `/proc/${spec.target.pid}` : '', spec.target.metricsUrl ?? ''].filter(Boolean);
+  // The coordinator is part of the generator too (it publishes and merges): its lag and CPU count.
+  const self = new Recorder(COORDINATOR);
+  const clock = new ClockOffsetEstimator();
   let agg: RunAggregator | undefined;
   const schedulers: OpenLoopScheduler[] = [];
   const faultTimers: NodeJS.Timeout[] = [];
   let statusTimer: NodeJS.Timeout | undefined;
   const workerErrors: string[] = [];
+  let aborted: RunResult['aborted'] = null;
   try {
     pool.onMessage((msg: WorkerMessage) => {
       if (msg.type === 'tick') agg?.onTick(msg);
@@ -150,15 +163,25 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
     const t0 = Date.now() + 100;
     const endAt = t0 + spec.durationMs;
     agg = new RunAggregator(t0, t0 + spec.rampMs + 1000);
+    const a = agg;
+    self.startLagProbe();
+    self.tick(Date.now());
     pool.broadcast({ type: 'start', t0, endAt });
+    const lateness = (name: string) => (ms: number) => a.total.recordMs(`publish.${name}.lateness`, ms);
 
     // Coordinator-side publishers, each on its own open-loop schedule.
     const publishers: Record<string, HttpPublisher> = {};
     if (spec.sse && sse && spec.sse.ratePerStream > 0 && spec.target.kind === 'fanout') {
-      const pub = (publishers.sse = new HttpPublisher('sse', agg.total, (json) => {
-        const o = json as { seq?: unknown; offset?: unknown } | undefined;
-        return typeof o?.seq === 'number' ? o.seq : typeof o?.offset === 'number' ? o.offset : undefined;
-      }));
+      const pub = (publishers.sse = new HttpPublisher(
+        'sse',
+        agg.total,
+        (json) => {
+          const o = json as { seq?: unknown; offset?: unknown } | undefined;
+          return typeof o?.seq === 'number' ? o.seq : typeof o?.offset === 'number' ? o.offset : undefined;
+        },
+        10_000,
+        clock,
+      ));
       const interval = 1000 / spec.sse.ratePerStream;
       // Publishing starts once the connections have arrived, so every subscriber can see every message.
       const streams: ScheduledStream[] = sse.streams.map((s, i) => ({ key: String(i), intervalMs: interval, phaseMs: spec.rampMs + 500 + Math.round((interval * i) / sse.streams.length) }));
@@ -177,7 +200,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
             },
             false,
           );
-        }),
+        }, Date.now, lateness('sse')),
       );
     }
     if (spec.realtime && spec.realtime.commentRate > 0 && spec.target.kind !== 'sse-url') {
@@ -190,7 +213,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
           const seq = k + 1;
           const s = commentStream(stream.key);
           pub.publish(s, seq, commentInsertRequest(spec.target, stream.key, `user-${stream.key}`, commentBody({ s, seq, t: intended })), true);
-        }),
+        }, Date.now, lateness('comments')),
       );
     }
     for (const s of schedulers) s.start();
@@ -207,11 +230,27 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       );
     }
 
-    if (hooks.onStatus) {
-      const a = agg;
-      statusTimer = setInterval(() => hooks.onStatus!(liveStatus(spec, a, workers, sampler, t0)), 1000);
-    }
-    await sleep(Math.max(0, endAt - Date.now()));
+    // Once a second: the coordinator's own health joins the merge, live status goes out, and
+    // (with abortOnFail) latency thresholds are judged on the merged data so far.
+    let abort: (() => void) | undefined;
+    const aborting = new Promise<void>((resolve) => (abort = resolve));
+    const liveFrom = t0 + spec.rampMs + 1000;
+    const liveThresholds = spec.thresholds.filter((t) => /\.(p50|p90|p99|p999|max|mean)$/.test(t.metric));
+    statusTimer = setInterval(() => {
+      a.onTick(self.tick(Date.now()));
+      if (hooks.onStatus) hooks.onStatus(liveStatus(spec, a, workers, sampler, t0));
+      if (spec.abortOnFail && !aborted && Date.now() >= liveFrom) {
+        const failed = evaluateThresholds(liveThresholds, liveMetrics(a.total)).find((r) => r.status === 'fail');
+        if (failed) {
+          aborted = { atS: Math.round((Date.now() - t0) / 100) / 10, reason: `${failed.metric} ${failed.actual} failed ${failed.op} ${failed.value}` };
+          abort?.();
+        }
+      }
+    }, 1000);
+    let endTimer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise<void>((r) => (endTimer = setTimeout(r, Math.max(0, endAt - Date.now())))), aborting]);
+    clearTimeout(endTimer);
+    const stoppedAt = Math.min(endAt, Date.now());
     if (workerErrors.length) throw new Error(`load workers failed: ${workerErrors.join('; ')}`);
 
     // Stop publishing, let in-flight messages land, then take the final accounting.
@@ -230,10 +269,16 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
     await sleep(Math.min(300, tickMs));
     sampler.stop();
     if (statusTimer) clearInterval(statusTimer);
+    self.stopLagProbe();
+    a.onTick(self.tick(Date.now()));
+    const ranUntil = aborted ? stoppedAt : endAt;
+    const notes = [...check.notes];
+    const est = clock.estimate();
+    if (est && Math.abs(est.offsetMs) > Math.max(2, est.uncertaintyMs)) notes.push(`server clock differs from the generator's by ${est.offsetMs} ms (±${est.uncertaintyMs}); latencies from server stamps include it`);
     return buildResult({
       spec,
       t0,
-      endAt,
+      endAt: ranUntil,
       agg,
       finals,
       samples: sampler.samples,
@@ -242,6 +287,9 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       publishers: Object.fromEntries(Object.entries(publishers).map(([k, p]) => [k, { stats: p.stats, histograms: agg!.total }])),
       faults,
       workers,
+      clock: est,
+      aborted,
+      notes,
     });
   } finally {
     for (const s of schedulers) s.stop();

@@ -5,6 +5,7 @@
 // publish shows up in the end-to-end latency instead of silently thinning the load.
 import type { HistogramSet } from './histogram.js';
 import type { PublishedStreams } from './plan.js';
+import type { ClockOffsetEstimator } from './clock.js';
 
 export interface PublishRequest {
   url: string;
@@ -31,6 +32,8 @@ export class HttpPublisher {
     /** Extracts the stream's sequence number from a 2xx response body, when the server reports it. */
     private readonly seqFromResponse?: (json: unknown) => number | undefined,
     private readonly timeoutMs = 10_000,
+    /** Fed with each response's server stamp (`ts`), when the server returns one. */
+    private readonly clock?: ClockOffsetEstimator,
   ) {}
 
   /**
@@ -43,22 +46,26 @@ export class HttpPublisher {
     const entry = (this.published[stream] ??= { last: 0, failed: [] });
     if (ownSeq) entry.last = Math.max(entry.last, seq);
     const started = performance.now();
+    const sentAt = Date.now();
     const p = fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: AbortSignal.timeout(this.timeoutMs) })
       .then(async (res) => {
         this.histograms.recordMs(`publish.${this.name}`, performance.now() - started);
         const text = await res.text();
         if (!res.ok) return this.fail(entry, seq, ownSeq, `http_${res.status}`);
+        const receivedAt = Date.now();
         this.stats.ok++;
+        let json: unknown;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
         if (!ownSeq && this.seqFromResponse) {
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
           const s = this.seqFromResponse(json);
           if (s !== undefined) entry.last = Math.max(entry.last, s);
         }
+        const ts = (json as { ts?: unknown } | undefined)?.ts;
+        if (this.clock && typeof ts === 'number') this.clock.sample(sentAt, receivedAt, ts);
       })
       .catch((err: unknown) => this.fail(entry, seq, ownSeq, (err as { name?: string }).name === 'TimeoutError' ? 'timeout' : ((err as { cause?: { code?: string } }).cause?.code ?? 'network')))
       .finally(() => this.inFlight.delete(p));

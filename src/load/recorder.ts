@@ -12,6 +12,8 @@ import type { FanoutRecord, GroupName, WorkerFinal, WorkerTick } from './plan.js
 
 /** Histogram name for the generator's event-loop lag (timer drift), merged over all generator processes. */
 export const GENERATOR_LAG = 'generator.lag';
+/** How late the generator's open-loop schedules ran their actions (its "dropped timers"); merged like a latency. */
+export const SCHEDULE_LATENESS = 'generator.schedule_lateness';
 
 const LAG_PROBE_MS = 20;
 

@@ -6,7 +6,8 @@ import { summarize, type HistogramSet, type LatencySummary } from './histogram.j
 import { addCounts, emptyCounts, type SequenceCounts } from './sequence.js';
 import { linearFit, type LinearFit } from './fit.js';
 import { FANOUT_COMPLETION, RunAggregator, type Bucket } from './aggregate.js';
-import { GENERATOR_LAG } from './recorder.js';
+import { GENERATOR_LAG, SCHEDULE_LATENESS } from './recorder.js';
+import type { ClockEstimate } from './clock.js';
 import { evaluateThresholds, thresholdsPassed, type ThresholdResult } from './thresholds.js';
 import type { GroupName, WorkerFinal } from './plan.js';
 import type { ServerSample } from './sampler.js';
@@ -87,8 +88,12 @@ export interface ServerResult {
 
 export interface GeneratorResult {
   workers: number;
+  /** Event-loop lag of every generator process (workers and coordinator), merged. */
   lag: LatencySummary;
+  /** How late open-loop actions (publishes, presence updates, broadcasts) ran. */
+  scheduleLateness: LatencySummary;
   perWorkerCpuMeanPct: number[];
+  coordinatorCpuMeanPct: number;
   cpuMaxPct: number;
   valid: boolean;
   reasons: string[];
@@ -97,6 +102,8 @@ export interface GeneratorResult {
 
 export interface PublishResult extends PublisherStats {
   rtt: LatencySummary;
+  /** How late publishes left their open-loop schedule. */
+  lateness: LatencySummary;
 }
 
 export interface RunResult {
@@ -118,6 +125,12 @@ export interface RunResult {
   generator: GeneratorResult;
   timeline: TimelineRow[];
   faults: { atS: number; label: string; ok: boolean; error?: string }[];
+  /** Server minus generator clock, from publish round trips (null when the server returns no stamp). */
+  clock: ClockEstimate | null;
+  /** Set when --abort-on-fail stopped the run early. */
+  aborted: { atS: number; reason: string } | null;
+  /** Pre-flight adjustments and anything else a reader should know about this run. */
+  notes: string[];
   metrics: Record<string, number | null>;
   thresholds: ThresholdResult[];
   passed: boolean;
@@ -136,7 +149,13 @@ export interface RunInputs {
   publishers: Record<string, { stats: PublisherStats; histograms: HistogramSet }>;
   faults: RunResult['faults'];
   workers: number;
+  clock: ClockEstimate | null;
+  aborted: RunResult['aborted'];
+  notes: string[];
 }
+
+/** Worker index the coordinator reports its own health under. */
+export const COORDINATOR = -1;
 
 const round = (v: number, digits = 3): number => Math.round(v * 10 ** digits) / 10 ** digits;
 const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
@@ -283,13 +302,17 @@ function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
 function generatorResult(inputs: RunInputs): GeneratorResult {
   const { agg, spec } = inputs;
   const lag = agg.total.summary(GENERATOR_LAG);
-  const perWorker = [...agg.workerCpu.entries()].sort((a, b) => a[0] - b[0]).map(([, xs]) => round(mean(xs) ?? 0, 1));
-  const cpuMax = perWorker.length ? Math.max(...perWorker) : 0;
+  const perWorker = [...agg.workerCpu.entries()]
+    .filter(([w]) => w !== COORDINATOR)
+    .sort((a, b) => a[0] - b[0])
+    .map(([, xs]) => round(mean(xs) ?? 0, 1));
+  const coordinator = round(mean(agg.workerCpu.get(COORDINATOR) ?? []) ?? 0, 1);
+  const cpuMax = Math.max(coordinator, ...perWorker, 0);
   const reasons: string[] = [];
   if (lag.p99 !== null && lag.p99 > spec.generator.maxLagMs)
     reasons.push(`generator event-loop lag p99 ${lag.p99} ms exceeds ${spec.generator.maxLagMs} ms: receive times were taken late, latencies are inflated by the generator`);
   if (cpuMax > spec.generator.maxCpuPct) reasons.push(`a generator process averaged ${cpuMax}% CPU (limit ${spec.generator.maxCpuPct}%): the generator, not the server, was the bottleneck`);
-  return { workers: inputs.workers, lag, perWorkerCpuMeanPct: perWorker, cpuMaxPct: cpuMax, valid: reasons.length === 0, reasons, limits: spec.generator };
+  return { workers: inputs.workers, lag, scheduleLateness: agg.total.summary(SCHEDULE_LATENESS), perWorkerCpuMeanPct: perWorker, coordinatorCpuMeanPct: coordinator, cpuMaxPct: cpuMax, valid: reasons.length === 0, reasons, limits: spec.generator };
 }
 
 function timeline(inputs: RunInputs): TimelineRow[] {
@@ -326,6 +349,20 @@ function timeline(inputs: RunInputs): TimelineRow[] {
 }
 
 /** The flat metric map thresholds and reports refer to (`sse.latency.p99`, `realtime.reliability_pct`, ...). */
+/**
+ * Metrics that can be judged while a run is going, straight from the merged histograms:
+ * `<histogram>.p50|p90|p99|p999|max` (e.g. `sse.latency.p99`, `realtime.presence.p99`).
+ */
+export function liveMetrics(h: HistogramSet): Record<string, number | null> {
+  const m: Record<string, number | null> = {};
+  for (const name of h.names()) {
+    const s = h.summary(name);
+    if (!s.count) continue;
+    for (const p of ['p50', 'p90', 'p99', 'p999', 'max', 'mean'] as const) m[`${name}.${p}`] = s[p];
+  }
+  return m;
+}
+
 export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'passed' | 'valid'>): Record<string, number | null> {
   const m: Record<string, number | null> = {};
   const lat = (prefix: string, s: LatencySummary | null | undefined): void => {
@@ -377,6 +414,8 @@ export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'pa
     .filter((v): v is number => v !== null && v !== undefined);
   m['bandwidth_per_connection_kbps'] = bw.length ? Math.max(...bw) : null;
   m['generator.lag.p99'] = r.generator.lag.p99;
+  m['generator.schedule_lateness.p99'] = r.generator.scheduleLateness.p99;
+  m['clock.offset_ms'] = r.clock?.offsetMs ?? null;
   m['generator.cpu_max_pct'] = r.generator.cpuMaxPct;
   return m;
 }
@@ -391,7 +430,7 @@ export function buildResult(inputs: RunInputs): RunResult {
   if (spec.realtime) groups.realtime = groupResult('realtime', inputs, spec.realtime.projects * spec.realtime.usersPerProject, steadyS);
   const fan = agg.fanout;
   const publish: Record<string, PublishResult> = {};
-  for (const [name, p] of Object.entries(inputs.publishers)) publish[name] = { ...p.stats, rtt: summarize(p.histograms.get(`publish.${name}`)) };
+  for (const [name, p] of Object.entries(inputs.publishers)) publish[name] = { ...p.stats, rtt: summarize(p.histograms.get(`publish.${name}`)), lateness: summarize(p.histograms.get(`publish.${name}.lateness`)) };
   const partial = {
     name: spec.name,
     startedAt: new Date(inputs.t0).toISOString(),
@@ -405,6 +444,9 @@ export function buildResult(inputs: RunInputs): RunResult {
     generator: generatorResult(inputs),
     timeline: timeline(inputs),
     faults: inputs.faults,
+    clock: inputs.clock,
+    aborted: inputs.aborted,
+    notes: inputs.notes,
   };
   const metrics = flattenMetrics(partial);
   const thresholds = evaluateThresholds(spec.thresholds, metrics);

@@ -62,9 +62,6 @@ export class OpenLoopScheduler {
   private readonly heap = new MinHeap<Due>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** ms between intended and actual time of every action, for the generator's own health report. */
-  readonly lateness: number[] = [];
-  private latenessCursor = 0;
 
   constructor(
     streams: readonly ScheduledStream[],
@@ -72,6 +69,8 @@ export class OpenLoopScheduler {
     private readonly endAt: number,
     private readonly action: ScheduledAction,
     private readonly now: () => number = Date.now,
+    /** Told how late (ms) each action ran, for the generator's own health report. */
+    private readonly onLateness: (ms: number) => void = () => undefined,
   ) {
     for (const s of streams) if (s.intervalMs > 0) this.heap.push(startAt + s.phaseMs, { stream: s, k: 0 });
   }
@@ -97,7 +96,7 @@ export class OpenLoopScheduler {
     while (!this.stopped && (this.heap.peekKey() ?? Infinity) <= now) {
       const { key: at, value: due } = this.heap.pop()!;
       if (at >= this.endAt) continue;
-      this.recordLateness(now - at);
+      this.onLateness(now - at);
       this.action(due.stream, due.k, at);
       ran++;
       const next = this.startAt + due.stream.phaseMs + (due.k + 1) * due.stream.intervalMs;
@@ -112,11 +111,5 @@ export class OpenLoopScheduler {
     const next = this.heap.peekKey();
     if (next === undefined) return;
     this.timer = setTimeout(() => this.arm(), Math.max(0, next - this.now()));
-  }
-
-  private recordLateness(ms: number): void {
-    // A bounded ring: enough for a p99 of the publisher's lateness, constant memory on a soak.
-    if (this.lateness.length < 65536) this.lateness.push(ms);
-    else this.lateness[this.latenessCursor++ % 65536] = ms;
   }
 }

@@ -61,6 +61,8 @@ export interface RunSpec {
   drainMs?: number;
   /** Connect timeout (the seed's EventSource wrapper used 10 s). */
   connectTimeoutMs?: number;
+  /** Stop the run as soon as a latency threshold fails on the merged live data (after the ramp). */
+  abortOnFail?: boolean;
 }
 
 export const DEFAULT_GENERATOR_LIMITS: GeneratorLimits = { maxLagMs: 50, maxCpuPct: 90 };

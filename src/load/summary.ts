@@ -80,7 +80,7 @@ export function errorLines(r: RunResult): string[] {
     if (g.negativeLatencies) out.push(`${g.group}: ${g.negativeLatencies} negative latencies (receiver clock behind sender) recorded as 0`);
   }
   for (const [name, p] of Object.entries(r.publish)) {
-    out.push(`publisher ${name}: ${p.ok}/${p.sent} accepted, rtt p99 ${num(p.rtt.p99, 1)} ms${p.failed ? `, failed ${Object.entries(p.errors).map(([k, v]) => `${k} ×${v}`).join(', ')}` : ''}`);
+    out.push(`publisher ${name}: ${p.ok}/${p.sent} accepted, rtt p99 ${num(p.rtt.p99, 1)} ms, left its schedule late by p99 ${num(p.lateness.p99, 1)} ms${p.failed ? `, failed ${Object.entries(p.errors).map(([k, v]) => `${k} ×${v}`).join(', ')}` : ''}`);
   }
   return out;
 }
@@ -99,7 +99,7 @@ export function serverLines(r: RunResult): string[] {
 
 export function generatorLine(r: RunResult): string {
   const g = r.generator;
-  return `generator: ${g.workers} worker processes, event-loop lag p99 ${num(g.lag.p99, 1)} ms (max ${num(g.lag.max, 1)}), CPU per worker ${g.perWorkerCpuMeanPct.map((c) => `${c}%`).join(' ')} — ${g.valid ? 'VALID' : `INVALID: ${g.reasons.join('; ')}`}`;
+  return `generator: ${g.workers} worker processes + coordinator, event-loop lag p99 ${num(g.lag.p99, 1)} ms (max ${num(g.lag.max, 1)}), schedule lateness p99 ${num(g.scheduleLateness.p99, 1)} ms, CPU per worker ${g.perWorkerCpuMeanPct.map((c) => `${c}%`).join(' ')}, coordinator ${g.coordinatorCpuMeanPct}% — ${g.valid ? 'VALID' : `INVALID: ${g.reasons.join('; ')}`}`;
 }
 
 export function verdict(r: RunResult): string {
@@ -117,6 +117,9 @@ export function formatSummary(r: RunResult): string {
   if (r.fanout.judged) out.push(`fan-out: ${r.fanout.complete}/${r.fanout.judged} messages reached every live subscriber (${num(r.fanout.completePct, 2)}%)`);
   out.push(...errorLines(r), ...serverLines(r), generatorLine(r));
   for (const f of r.faults) out.push(`fault at ${f.atS} s: ${f.label} — ${f.ok ? 'done' : `FAILED: ${f.error}`}`);
+  if (r.clock) out.push(`clock: server − generator ${num(r.clock.offsetMs, 2)} ms ± ${num(r.clock.uncertaintyMs, 2)} (from ${r.clock.samples} publish round trips)`);
+  if (r.aborted) out.push(`ABORTED at ${r.aborted.atS} s: ${r.aborted.reason}`);
+  for (const n of r.notes) out.push(`note: ${n}`);
   const judged = r.thresholds.filter((t) => t.status !== 'no-data' || !t.isDefault);
   if (judged.length) {
     out.push('', 'thresholds:');

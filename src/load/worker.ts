@@ -3,7 +3,7 @@
 // records, its own CPU) and, when told to finish, its final sequence and uptime
 // accounting. Started by the coordinator with child_process.fork; a worker can run
 // several plans one after the other, so a spike reuses its workers.
-import { Recorder } from './recorder.js';
+import { Recorder, SCHEDULE_LATENESS } from './recorder.js';
 import { TaskQueue } from './min-heap.js';
 import { OpenLoopScheduler, hashUnit, type ScheduledStream } from './schedule.js';
 import { SseConnection } from './drivers/sse.js';
@@ -59,7 +59,7 @@ class WorkerRun implements DriverContext {
         const user = this.users[Number(stream.key.slice(1))]!;
         if (stream.key[0] === 'p') user.trackPresence(intended);
         else user.sendDoc(intended);
-      });
+      }, Date.now, (ms) => this.recorder.histograms.recordMs(SCHEDULE_LATENESS, ms));
       this.scheduler.start();
     }
     this.tickTimer = setInterval(() => send(this.recorder.tick(Date.now())), this.plan.tickMs);
