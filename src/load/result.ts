@@ -431,6 +431,11 @@ export function buildResult(inputs: RunInputs): RunResult {
   const fan = agg.fanout;
   const publish: Record<string, PublishResult> = {};
   for (const [name, p] of Object.entries(inputs.publishers)) publish[name] = { ...p.stats, rtt: summarize(p.histograms.get(`publish.${name}`)), lateness: summarize(p.histograms.get(`publish.${name}.lateness`)) };
+  const server = serverResult(inputs, steady);
+  const generator = generatorResult(inputs);
+  if (!generator.valid && (server.machineCpuMeanPct ?? 0) > 90 && generator.cpuMaxPct < 50) {
+    generator.reasons.push(`the machine's CPU averaged ${server.machineCpuMeanPct}% while the generator used ${generator.cpuMaxPct}% of a core: other processes kept it from running (contention, not the generator's own load)`);
+  }
   const partial = {
     name: spec.name,
     startedAt: new Date(inputs.t0).toISOString(),
@@ -440,8 +445,8 @@ export function buildResult(inputs: RunInputs): RunResult {
     groups,
     fanout: { messages: fan.messages, judged: fan.judged, complete: fan.complete, completePct: fan.judged ? round((fan.complete / fan.judged) * 100, 3) : null, completion: agg.total.summary(FANOUT_COMPLETION) },
     publish,
-    server: serverResult(inputs, steady),
-    generator: generatorResult(inputs),
+    server,
+    generator,
     timeline: timeline(inputs),
     faults: inputs.faults,
     clock: inputs.clock,

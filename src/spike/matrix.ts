@@ -40,6 +40,8 @@ export interface ProfileDef {
   drainMs: number;
   rampSse: RampDef;
   rampRealtime: RampDef;
+  /** Measure an INVALID ramp step once more before ending the search (costs time; default profile only). */
+  retryInvalidSteps: boolean;
 }
 
 export const PROFILES: Record<Profile, ProfileDef> = {
@@ -53,6 +55,7 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     drainMs: 1500,
     rampSse: { start: 250, factor: 2, max: 19_000, refine: 2, stepMs: 15_000, maxSteps: 11 },
     rampRealtime: { start: 100, factor: 2, max: 12_800, refine: 2, stepMs: 15_000, maxSteps: 10 },
+    retryInvalidSteps: true,
   },
   quick: {
     matrixMs: 3500,
@@ -64,6 +67,7 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     drainMs: 600,
     rampSse: { start: 250, factor: 4, max: 4000, refine: 0, stepMs: 3500, maxSteps: 3 },
     rampRealtime: { start: 100, factor: 4, max: 1600, refine: 0, stepMs: 3500, maxSteps: 3 },
+    retryInvalidSteps: false,
   },
   ci: {
     matrixMs: 2000,
@@ -75,6 +79,7 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     drainMs: 500,
     rampSse: { start: 100, factor: 3, max: 900, refine: 0, stepMs: 2000, maxSteps: 2 },
     rampRealtime: { start: 50, factor: 3, max: 450, refine: 0, stepMs: 2000, maxSteps: 2 },
+    retryInvalidSteps: false,
   },
 };
 
