@@ -72,7 +72,8 @@ function addRealtimeOptions(cmd: Command): Command {
     .option('--no-presence', 'do not enable or track presence')
     .option('--presence-interval <s>', 'seconds between presence updates per user (Supabase allows 5 presence calls per 30 s)', positive('--presence-interval'), 10)
     .option('--doc-rate <msgs/s>', 'document broadcasts per second per project (document updates)', positive('--doc-rate'), 1)
-    .option('--comment-rate <msgs/s>', 'comment inserts per second per project, delivered as postgres_changes (comment updates)', positive('--comment-rate'), 0.5);
+    .option('--comment-rate <msgs/s>', 'comment inserts per second per project, delivered as postgres_changes (comment updates)', positive('--comment-rate'), 0.5)
+    .addOption(new Option('--client <kind>', 'raw: Phoenix v2 over ws, thousands per process; supabase-js: one real @supabase/supabase-js client per user, for fidelity at small scale (receive time taken in its callbacks)').choices(['raw', 'supabase-js']).default('raw'));
 }
 
 interface RunFlags {
@@ -107,6 +108,7 @@ interface RunFlags {
   presenceInterval?: number;
   docRate?: number;
   commentRate?: number;
+  client?: 'raw' | 'supabase-js';
 }
 
 export type LoadKind = 'sse' | 'realtime' | 'hybrid';
@@ -173,6 +175,7 @@ export function buildSpec(kind: LoadKind, flags: RunFlags, target: Target): RunS
       docRate: flags.docRate ?? 1,
       commentRate: flags.commentRate ?? 0.5,
       reconnect: flags.reconnect !== false,
+      client: flags.client ?? 'raw',
     };
   }
   if (spec.sse && spec.sse.ratePerStream > 0 && target.kind === 'fanout' && !target.serviceKey) throw new UsageError('publishing progress needs the service_role key: --service-key (or FANOUT_SERVICE_KEY), or --rate 0');

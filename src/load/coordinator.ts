@@ -98,7 +98,9 @@ export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | un
     }
     plans.forEach((p, w) => {
       p.realtime = {
+        client: r.client ?? 'raw',
         wsUrl: realtimeSocketUrl(spec.target),
+        httpUrl: spec.target.url,
         accessToken: spec.target.anonKey ?? '',
         users: perWorker[w]!,
         presence: r.presence,

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Auth } from '../core/auth.js';
 import type { Target } from './target.js';
+import { onInterrupt } from './cleanup.js';
 
 const FANOUT_BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url));
 
@@ -112,6 +113,7 @@ export async function startEmbeddedGateway(opts: EmbeddedOptions = {}): Promise<
     });
   };
 
+  let unregister = (): void => undefined;
   const gw: EmbeddedGateway = {
     target: { kind: 'fanout', url, serviceKey: keys.service_role, anonKey: keys.anon, pid: child!.pid, metricsUrl: `${url}/metrics` },
     url,
@@ -126,9 +128,12 @@ export async function startEmbeddedGateway(opts: EmbeddedOptions = {}): Promise<
       gw.target.pid = child.pid;
     },
     async stop() {
+      unregister();
       await stopChild();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  const off = onInterrupt(() => gw.stop());
+  unregister = () => void off();
   return gw;
 }

@@ -40,9 +40,15 @@ export interface RealtimeUserPlan {
   sendsDoc: boolean;
 }
 
+export type RealtimeClientKind = 'raw' | 'supabase-js';
+
 export interface RealtimeWorkerPlan {
-  /** Full WebSocket URL including apikey and vsn. */
+  /** raw: Phoenix v2 over `ws` (thousands per process); supabase-js: one real client per user (fidelity). */
+  client: RealtimeClientKind;
+  /** Full WebSocket URL including apikey and vsn (raw client). */
   wsUrl: string;
+  /** Project URL handed to createClient (supabase-js client). */
+  httpUrl: string;
   /** Access token sent in phx_join (the anon key, or a user JWT). */
   accessToken: string;
   users: RealtimeUserPlan[];

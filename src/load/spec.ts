@@ -26,6 +26,8 @@ export interface RealtimeLoad {
   /** Comment inserts per second per project, delivered as postgres_changes; 0 = none. */
   commentRate: number;
   reconnect: boolean;
+  /** raw Phoenix v2 over ws (default), or one real supabase-js client per user. */
+  client?: 'raw' | 'supabase-js';
 }
 
 export interface GeneratorLimits {

@@ -7,7 +7,8 @@ import { Recorder, SCHEDULE_LATENESS } from './recorder.js';
 import { TaskQueue } from './min-heap.js';
 import { OpenLoopScheduler, hashUnit, type ScheduledStream } from './schedule.js';
 import { SseConnection } from './drivers/sse.js';
-import { RealtimeUser } from './drivers/realtime.js';
+import { RealtimeUser, type RealtimeDriver } from './drivers/realtime.js';
+import { SupabaseJsUser, loadSupabaseJs, type CreateClient } from './drivers/supabase-js.js';
 import type { DriverContext } from './drivers/context.js';
 import type { CoordinatorMessage, PublishedStreams, WorkerMessage, WorkerPlan } from './plan.js';
 
@@ -22,15 +23,24 @@ class WorkerRun implements DriverContext {
   readonly tasks = new TaskQueue();
   stopping = false;
   private readonly sse: SseConnection[] = [];
-  private readonly users: RealtimeUser[] = [];
+  private readonly users: RealtimeDriver[] = [];
   private scheduler: OpenLoopScheduler | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly plan: WorkerPlan) {
+  private constructor(
+    private readonly plan: WorkerPlan,
+    createClient: CreateClient | undefined,
+  ) {
     this.recorder = new Recorder(plan.workerIndex);
     if (plan.sse) for (const c of plan.sse.connections) this.sse.push(new SseConnection(c, plan.sse, this));
-    if (plan.realtime) for (const u of plan.realtime.users) this.users.push(new RealtimeUser(u, plan.realtime, this));
+    const rt = plan.realtime;
+    if (rt) for (const u of rt.users) this.users.push(createClient ? new SupabaseJsUser(u, rt, this, createClient) : new RealtimeUser(u, rt, this));
+  }
+
+  static async create(plan: WorkerPlan): Promise<WorkerRun> {
+    const createClient = plan.realtime?.client === 'supabase-js' ? await loadSupabaseJs() : undefined;
+    return new WorkerRun(plan, createClient);
   }
 
   now(): number {
@@ -105,31 +115,32 @@ class WorkerRun implements DriverContext {
 let run: WorkerRun | undefined;
 let workerIndex = -1;
 
-process.on('message', (raw: unknown) => {
-  const msg = raw as CoordinatorMessage;
-  try {
-    switch (msg.type) {
-      case 'plan':
-        workerIndex = msg.plan.workerIndex;
-        run = new WorkerRun(msg.plan);
-        send({ type: 'planned', worker: workerIndex });
-        break;
-      case 'start':
-        run?.start(msg.t0, msg.endAt);
-        break;
-      case 'stop-publishing':
-        send({ type: 'published', worker: workerIndex, published: run?.stopPublishing() ?? {} });
-        break;
-      case 'finish':
-        run?.finish(msg.published);
-        run = undefined;
-        break;
-      case 'exit':
-        process.exit(0);
-    }
-  } catch (err) {
-    send({ type: 'fatal', worker: workerIndex, message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+async function handle(msg: CoordinatorMessage): Promise<void> {
+  switch (msg.type) {
+    case 'plan':
+      workerIndex = msg.plan.workerIndex;
+      run = await WorkerRun.create(msg.plan);
+      send({ type: 'planned', worker: workerIndex });
+      break;
+    case 'start':
+      run?.start(msg.t0, msg.endAt);
+      break;
+    case 'stop-publishing':
+      send({ type: 'published', worker: workerIndex, published: run?.stopPublishing() ?? {} });
+      break;
+    case 'finish':
+      run?.finish(msg.published);
+      run = undefined;
+      break;
+    case 'exit':
+      process.exit(0);
   }
+}
+
+process.on('message', (raw: unknown) => {
+  handle(raw as CoordinatorMessage).catch((err: unknown) => {
+    send({ type: 'fatal', worker: workerIndex, message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  });
 });
 
 // The coordinator going away (crash, Ctrl-C) must not leave a worker holding sockets.

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../load/embedded-gateway.js';
+import { onInterrupt } from '../load/cleanup.js';
 
 const run = promisify(execFile);
 
@@ -64,6 +65,12 @@ export async function startDedicatedPostgres(): Promise<DedicatedPostgres> {
   const start = (): Promise<void> => asPostgres(pgCtl, ['-D', dataDir, '-o', opts, '-l', join(root, 'log'), '-w', '-t', '60', 'start']);
   await start();
   let running = true;
+  const destroy = async (): Promise<void> => {
+    if (running) await asPostgres(pgCtl, ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+    running = false;
+    rmSync(root, { recursive: true, force: true });
+  };
+  const unregister = onInterrupt(destroy);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
@@ -79,9 +86,8 @@ export async function startDedicatedPostgres(): Promise<DedicatedPostgres> {
       running = true;
     },
     async destroy() {
-      if (running) await asPostgres(pgCtl, ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
-      running = false;
-      rmSync(root, { recursive: true, force: true });
+      unregister();
+      await destroy();
     },
   };
 }

@@ -52,9 +52,44 @@ export const presenceStream = (project: string, user: string): string => `p:${pr
 export const commentStream = (project: string): string => `c:${project}`;
 export const projectAudience = (project: string): string => `rt:${project}`;
 
+/** What the worker needs from a collaborating user, whichever client speaks for it. */
+export interface RealtimeDriver {
+  readonly isConnecting: boolean;
+  readonly isJoined: boolean;
+  readonly connectingSince: number;
+  start(): void;
+  close(): void;
+  timeout(): void;
+  heartbeat(now: number): void;
+  trackPresence(intendedTs: number): void;
+  sendDoc(intendedTs: number): void;
+  published(): Record<string, { last: number; failed: number[] }>;
+}
+
+/** Records one stamped delivery: its latency from the intended time, its sequence number and its fan-out. */
+export function recordStamped(ctx: DriverContext, subscriber: string, kind: string, stamp: LoadStamp, now: number, audience: string, exclude: number): void {
+  const rec = ctx.recorder;
+  rec.count(`${kind}.received`);
+  rec.histograms.recordMs(kind, now - stamp.t);
+  const obs = rec.tracker(subscriber, kind, stamp.s, false).observe(stamp.seq);
+  if (obs !== 'duplicate') rec.delivery(stamp.s, stamp.seq, stamp.t, now, audience, exclude);
+}
+
+/** The comment stamp of a postgres_changes record, and its commit-to-receive latency. */
+export function recordComment(ctx: DriverContext, subscriber: string, record: { body?: unknown } | undefined, commitTimestamp: unknown, now: number, audience: string): void {
+  const stamp = parseCommentBody(record?.body);
+  if (!stamp) {
+    ctx.recorder.count('realtime.unstamped');
+    return;
+  }
+  recordStamped(ctx, subscriber, 'realtime.comments', stamp, now, audience, 0);
+  const commit = typeof commitTimestamp === 'string' ? Date.parse(commitTimestamp) : NaN;
+  if (Number.isFinite(commit)) ctx.recorder.histograms.recordMs('realtime.comments_commit', now - commit);
+}
+
 type State = 'idle' | 'connecting' | 'open' | 'joined' | 'closed';
 
-export class RealtimeUser {
+export class RealtimeUser implements RealtimeDriver {
   private state: State = 'idle';
   private ws: WebSocket | undefined;
   private ref = 0;
@@ -365,22 +400,11 @@ export class RealtimeUser {
 
   private onChange(payload: unknown, now: number): void {
     const data = (payload as { data?: { record?: { body?: unknown }; commit_timestamp?: unknown } } | null)?.data;
-    const stamp = parseCommentBody(data?.record?.body);
-    if (!stamp) {
-      this.ctx.recorder.count('realtime.unstamped');
-      return;
-    }
-    this.measured('realtime.comments', stamp, now, 0);
-    const commit = typeof data?.commit_timestamp === 'string' ? Date.parse(data.commit_timestamp) : NaN;
-    if (Number.isFinite(commit)) this.ctx.recorder.histograms.recordMs('realtime.comments_commit', now - commit);
+    recordComment(this.ctx, this.subscriber, data?.record, data?.commit_timestamp, now, this.audience);
   }
 
   private measured(kind: string, stamp: LoadStamp, now: number, exclude: number): void {
-    const rec = this.ctx.recorder;
-    rec.count(`${kind}.received`);
-    rec.histograms.recordMs(kind, now - stamp.t);
-    const obs = rec.tracker(this.subscriber, kind, stamp.s, false).observe(stamp.seq);
-    if (obs !== 'duplicate') rec.delivery(stamp.s, stamp.seq, stamp.t, now, this.audience, exclude);
+    recordStamped(this.ctx, this.subscriber, kind, stamp, now, this.audience, exclude);
   }
 
   private onSystem(payload: unknown): void {
