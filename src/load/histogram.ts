@@ -86,6 +86,18 @@ export class HistogramSet {
     this.get(name).recordValue(us);
   }
 
+  /**
+   * Records a sample taken on a fixed period (a timer probe), correcting for coordinated
+   * omission: a stall of N periods also records the N−1 samples that could not be taken
+   * while the loop was blocked (N−1 periods, N−2, …), as HdrHistogram's
+   * recordValueWithExpectedInterval does. Without this, one 5 s stall in a 15 s run is one
+   * sample among 750 and never reaches the p99.
+   */
+  recordMsPeriodic(name: string, valueMs: number, periodMs: number): void {
+    const us = Math.min(HIGHEST_TRACKABLE_US, Math.max(0, Math.round(valueMs * 1000)));
+    this.get(name).recordValueWithExpectedInterval(us, Math.max(1, Math.round(periodMs * 1000)));
+  }
+
   get(name: string): Histogram {
     let h = this.histograms.get(name);
     if (!h) {

@@ -41,13 +41,16 @@ export class Recorder {
 
   constructor(private readonly worker: number) {}
 
-  /** Starts measuring this process's event-loop lag: a timer's drift beyond its period. */
+  /**
+   * Starts measuring this process's event-loop lag: a timer's drift beyond its period,
+   * corrected for the samples a stall prevented (so a blocked loop shows in the p99).
+   */
   startLagProbe(): void {
     if (this.lagTimer) return;
     let expected = performance.now() + LAG_PROBE_MS;
     this.lagTimer = setInterval(() => {
       const now = performance.now();
-      this.histograms.recordMs(GENERATOR_LAG, Math.max(0, now - expected));
+      this.histograms.recordMsPeriodic(GENERATOR_LAG, Math.max(0, now - expected), LAG_PROBE_MS);
       expected = now + LAG_PROBE_MS;
     }, LAG_PROBE_MS);
     this.lagTimer.unref();

@@ -71,7 +71,7 @@ export function gatherFacts(scenarios: readonly ScenarioRecord[], degradation: {
     sseMatrix: sse,
     realtimeMatrix: rt,
     hybrid,
-    fault: 'skipped' in fault ? null : { unaffected: fault.unaffected, failedSubsystem: fault.failedSubsystem, deliveredAfterRecovery: fault.failedSide.deliveredAfterRecovery },
+    fault: 'skipped' in fault || !fault.valid ? null : { unaffected: fault.unaffected, failedSubsystem: fault.failedSubsystem, deliveredAfterRecovery: fault.failedSide.deliveredAfterRecovery },
     sseLastPass: degradation.sse?.lastPass ?? null,
     sseFirstFail: degradation.sse?.firstFail ?? null,
     realtimeLastPass: degradation.realtime?.lastPass ?? null,
@@ -212,8 +212,8 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
     });
   } else {
     fallbacks.push({
-      statement: 'The failure scenario was not run; graceful degradation is unproven here.',
-      rule: 'F2 needs the fault run.',
+      statement: 'Graceful degradation is unproven here: the failure scenario was not run, or its run was INVALID (the generator could not keep up), so its figures are not evidence.',
+      rule: 'F2 needs a valid fault run and a valid solo run to compare with.',
       evidence: [],
     });
   }

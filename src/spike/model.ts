@@ -74,6 +74,8 @@ export interface FaultComparison {
   survivor: 'sse';
   rows: { metric: string; solo: number | null; duringFault: number | null; verdict: 'unaffected' | 'degraded' }[];
   unaffected: boolean;
+  /** Both the fault run and the solo run were valid (the generator kept up); otherwise the comparison is not evidence. */
+  valid: boolean;
   /** What happened to the failed side (errors, recovery). */
   failedSide: { errorsDuringFault: Record<string, number>; commentsPublished: number; commentsFailed: number; deliveredAfterRecovery: boolean | null; notes: string[] };
 }

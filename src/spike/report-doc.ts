@@ -150,7 +150,7 @@ export function buildDocument(report: SpikeReport): Block[] {
   if ('skipped' in report.fault) b.push({ kind: 'p', text: `Not run: ${report.fault.skipped}.` });
   else {
     const f = report.fault;
-    b.push({ kind: 'p', text: `In ${f.scenarioId} the ${f.failedSubsystem} was failed mid-run (${f.method}) while SSE and Realtime were both under load. The SSE side is compared with its solo run ${f.soloScenarioId} (same connections and rate); a figure is "unaffected" when it stays within the interference budget (p99 ≤ max(${INTERFERENCE_FACTOR}× solo, solo + ${INTERFERENCE_SLACK_MS} ms); stability > 99%; no more loss or drops than solo). Verdict: SSE ${f.unaffected ? 'was unaffected' : 'was affected'}.` });
+    b.push({ kind: 'p', text: `In ${f.scenarioId} the ${f.failedSubsystem} was failed mid-run (${f.method}) while SSE and Realtime were both under load. The SSE side is compared with its solo run ${f.soloScenarioId} (same connections and rate); a figure is "unaffected" when it stays within the interference budget (p99 ≤ max(${INTERFERENCE_FACTOR}× solo, solo + ${INTERFERENCE_SLACK_MS} ms); stability > 99%; no more loss or drops than solo). Verdict: SSE ${f.unaffected ? 'was unaffected' : 'was affected'}.${f.valid ? '' : ' CAUTION: the fault run or its solo run was INVALID (the generator could not keep up), so this comparison is shown but not used as evidence.'}` });
     b.push({ kind: 'table', headers: ['metric', `solo (${f.soloScenarioId})`, 'during the fault', 'verdict'], rows: f.rows.map((r) => [r.metric, num(r.solo, 3), num(r.duringFault, 3), r.verdict]) });
     b.push({
       kind: 'list',

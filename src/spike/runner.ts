@@ -134,6 +134,7 @@ function compareFault(fault: ScenarioRecord, solo: ScenarioRecord | undefined, m
     survivor: 'sse',
     rows,
     unaffected: rows.every((r) => r.verdict === 'unaffected'),
+    valid: f.valid && !!s?.valid,
     failedSide: {
       errorsDuringFault: { ...(rt?.errors ?? {}), ...Object.fromEntries(Object.entries(pub?.errors ?? {}).map(([k, v]) => [`comment_insert_${k}`, v])) },
       commentsPublished: pub?.ok ?? 0,

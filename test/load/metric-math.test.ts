@@ -32,6 +32,23 @@ describe('percentiles from HDR histograms', () => {
     expect(new HistogramSet().summary('none')).toEqual({ count: 0, min: null, mean: null, p50: null, p90: null, p99: null, p999: null, max: null });
   });
 
+  it('corrects a periodic probe for coordinated omission: a long stall reaches the p99', () => {
+    const plain = new HistogramSet();
+    const corrected = new HistogramSet();
+    // A 20 ms probe over 15 s: 749 on-time samples and one that waited out a 5 s stall.
+    for (let i = 0; i < 749; i++) {
+      plain.recordMs('lag', 0.2);
+      corrected.recordMsPeriodic('lag', 0.2, 20);
+    }
+    plain.recordMs('lag', 5000);
+    corrected.recordMsPeriodic('lag', 5000, 20);
+    expect(plain.summary('lag').p99).toBeLessThan(1);
+    // The stall also stands for the 249 samples it prevented (4980, 4960, …, 20 ms).
+    expect(corrected.summary('lag').count).toBe(750 + 249);
+    expect(corrected.summary('lag').p99!).toBeGreaterThan(4000);
+    expect(corrected.summary('lag').p90!).toBeGreaterThan(1000);
+  });
+
   it('counts negative latencies (clock skew) instead of dropping them, and records them as 0', () => {
     const set = new HistogramSet();
     set.recordMs('lat', -5);
