@@ -1,8 +1,9 @@
 // A collaborating user driven by the real @supabase/supabase-js client (one client per
 // user), for fidelity at small scale: it proves the raw driver's figures match what an
 // application built on supabase-js sees. It is heavier (a client, a socket and its timers
-// per user) and takes receive times in the client's callbacks rather than at socket
-// read, so use it for tens to a few hundred users, and the raw driver for load.
+// per user), takes receive times in the client's callbacks rather than at socket read,
+// counts messages by callback and cannot see bytes (bandwidth is not reported), so use it
+// for tens to a few hundred users, and the raw driver for load.
 import WebSocket from 'ws';
 import type { RealtimeUserPlan, RealtimeWorkerPlan } from '../plan.js';
 import type { UptimeLedger } from '../uptime.js';
@@ -86,6 +87,7 @@ export class SupabaseJsUser implements RealtimeDriver {
       })
       .on('presence', { event: 'join' }, (p: { newPresences?: { lt?: unknown }[] }) => {
         const now = this.ctx.now();
+        rec.count('realtime.frames');
         for (const meta of p.newPresences ?? []) {
           if (!isStamp(meta.lt)) continue;
           // Members already present at subscribe time arrive as joins before the first sync: a snapshot, not a delivery.
@@ -94,15 +96,19 @@ export class SupabaseJsUser implements RealtimeDriver {
         }
       })
       .on('broadcast', { event: 'doc' }, (p: { payload?: unknown }) => {
+        rec.count('realtime.frames');
         if (isStamp(p.payload)) recordStamped(this.ctx, this.subscriber, 'realtime.broadcast', p.payload, this.ctx.now(), this.audience, 1);
       });
     if (this.opts.comments) {
       const t = this.opts.commentsTable;
-      channel = channel.on('postgres_changes', { event: '*', schema: t.schema, table: t.table, filter: `${t.filterColumn}=eq.${this.plan.project}` }, (p: { new?: { body?: unknown }; commit_timestamp?: unknown }) =>
-        recordComment(this.ctx, this.subscriber, p.new, p.commit_timestamp, this.ctx.now(), this.audience),
-      );
+      channel = channel.on('postgres_changes', { event: '*', schema: t.schema, table: t.table, filter: `${t.filterColumn}=eq.${this.plan.project}` }, (p: { new?: { body?: unknown }; commit_timestamp?: unknown }) => {
+        rec.count('realtime.frames');
+        recordComment(this.ctx, this.subscriber, p.new, p.commit_timestamp, this.ctx.now(), this.audience);
+      });
     }
     this.channel = channel.subscribe((status, err) => {
+      // Our own close at the end of the run reports CLOSED: not an error.
+      if (this.state === 'closed' || this.ctx.stopping) return;
       const now = this.ctx.now();
       if (status === 'SUBSCRIBED') {
         rec.histograms.recordMs('realtime.join', performance.now() - started);
