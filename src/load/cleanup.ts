@@ -13,6 +13,7 @@ function install(): void {
   installed = true;
   const onSignal = (signal: NodeJS.Signals): void => {
     const code = signal === 'SIGINT' ? 130 : 143;
+    if (cleanups.size === 0) process.exit(code);
     process.stderr.write(`\nfanout: ${signal}: stopping what this command started…\n`);
     const all = [...cleanups].map(async (fn) => {
       try {
