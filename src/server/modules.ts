@@ -2,5 +2,7 @@
 // upgrade handlers, sweep tasks and shutdown hooks on the Gateway it is given.
 import type { GatewayModule } from './gateway.js';
 import { registerInfo } from './info.js';
+import { registerContent } from '../content/index.js';
+import { registerSse } from '../sse/index.js';
 
-export const gatewayModules: GatewayModule[] = [registerInfo];
+export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse];

@@ -1,0 +1,227 @@
+// One SSE connection: a hub subscriber over one or more topics and a managed connection
+// (caps, shared sweep, drain). Kept deliberately small, because a gateway holds tens of
+// thousands of these: a handful of fields, no timers, no per-connection closures. The
+// heartbeat, the token-expiry check and the grace period of a closing socket all run
+// from `tick`, called by the one shared sweep.
+//
+// Close paths, all ending in `closed()` (the response's 'close' event), which unsubscribes
+// and deregisters exactly once:
+//   - the client goes away;
+//   - the content finished (`endOnFinal`): the stream ends after the final event;
+//   - `close(reason)` from the server: shutdown (drain), slow consumer, token expiry.
+//     The reason is written as a last event, the response is ended, and if the client
+//     does not take the bytes within CLOSE_GRACE_MS the socket is destroyed.
+import type { ServerResponse } from 'node:http';
+import type { Hub, HubMessage, Position, Subscriber } from '../core/hub.js';
+import type { CloseReason, ConnectionManager, ManagedConnection, Transport } from '../server/connections.js';
+import { nextConnectionId } from '../server/connections.js';
+import type { GatewayMetrics } from '../server/metrics.js';
+import { FINAL_EVENTS } from '../content/registry.js';
+import { formatCursor } from './event-id.js';
+import { HEARTBEAT, controlFrame, sseBody, sseFrame } from './wire.js';
+
+/** How long a server-closed stream may take to flush its last event before its socket is destroyed. */
+export const CLOSE_GRACE_MS = 5_000;
+
+/** Where a stream starts in a topic: after a position the client sent, at the start of history, or now. */
+export type StreamStart = Position | 'start' | 'now';
+
+/** Per-gateway state every stream shares (one object, referenced by each stream). */
+export interface StreamContext {
+  readonly hub: Hub;
+  readonly connections: ConnectionManager;
+  readonly metrics: GatewayMetrics;
+  readonly slowConsumerBytes: number;
+  readonly heartbeatMs: number;
+  readonly retryMs: number;
+  /** The latest state behind a topic (content state for `content:` topics), sent in `reset` events. */
+  stateOf(topic: string): unknown;
+}
+
+const CLOSE_MESSAGES: Record<CloseReason, string> = {
+  shutdown: 'the gateway is shutting down; reconnect (to another instance) and resume with Last-Event-ID',
+  slow_consumer: 'the client did not read fast enough: unsent data exceeded the limit, so the stream was closed; reconnect and resume with Last-Event-ID',
+  token_expired: 'the key used to open this stream has expired; reconnect with a fresh token',
+  idle: 'the stream was idle for too long',
+  kicked: 'the stream was closed by the server',
+};
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+const STREAM = Symbol('fanout.sseStream');
+type TaggedResponse = ServerResponse & { [STREAM]?: SseStream };
+
+/** One listener function for every response: `this` is the response that closed. */
+function onResponseClose(this: TaggedResponse): void {
+  this[STREAM]?.closed();
+}
+
+/** The data of a `reset` event: what was lost, where the stream continues, and the current state. */
+export function resetData(ctx: StreamContext, topic: string, reason: string, position: Position): Record<string, unknown> {
+  return {
+    topic,
+    reason,
+    message: 'history no longer covers the gap since your last event: refetch the current state (included when known)',
+    epoch: position.epoch,
+    seq: position.offset,
+    ts: Date.now(),
+    state: ctx.stateOf(topic),
+  };
+}
+
+export class SseStream implements ManagedConnection, Subscriber {
+  readonly id = nextConnectionId('sse-');
+  readonly openedAt = Date.now();
+  /** Last heartbeat, or, once closing, when the close began. */
+  private mark = this.openedAt;
+  private state = OPEN;
+  /** Per-topic positions for the id of a multi-topic stream; undefined for a single topic. */
+  private cursor: Position[] | undefined;
+
+  constructor(
+    private readonly ctx: StreamContext,
+    private readonly res: ServerResponse,
+    readonly userKey: string,
+    private readonly topics: readonly string[],
+    /** Token expiry (ms since the epoch): the stream is closed with `token_expired` after it. */
+    private readonly expiresAt: number,
+    /** End the stream after a final event (`complete`, `failed`): a content item's own stream. */
+    private readonly endOnFinal: boolean,
+  ) {}
+
+  get transport(): Transport {
+    return 'sse';
+  }
+
+  /**
+   * Subscribes, replays what the client missed (or tells it `reset`), then announces the
+   * stream with a `ready` event whose id is the current position. Runs synchronously, so
+   * no publish can fall between the replay and the live subscription: nothing is missed
+   * and nothing is sent twice.
+   */
+  start(starts: readonly StreamStart[], readyExtra: Record<string, unknown>, finished: boolean): void {
+    const { hub, connections, metrics } = this.ctx;
+    const res = this.res as TaggedResponse;
+    res[STREAM] = this;
+    res.on('close', onResponseClose);
+    connections.add(this);
+    metrics.connectionsOpened.labels('sse').inc();
+    res.cork();
+    res.write(`retry: ${this.ctx.retryMs}\n\n`);
+    const cursor: Position[] = this.topics.map((topic, i) => {
+      const start = starts[i]!;
+      return start === 'now' ? hub.position(topic) : start === 'start' ? { epoch: hub.position(topic).epoch, offset: 0 } : start;
+    });
+    if (this.topics.length > 1) this.cursor = cursor;
+    let resumed = true;
+    for (let i = 0; i < this.topics.length && this.state === OPEN; i++) {
+      const topic = this.topics[i]!;
+      hub.subscribe(topic, this);
+      if (starts[i] === 'now') {
+        resumed = false;
+        continue;
+      }
+      const missed = hub.since(topic, cursor[i]!);
+      if (missed.kind === 'ok') {
+        for (const m of missed.messages) this.send(m, false);
+      } else {
+        resumed = false;
+        cursor[i] = missed.position;
+        this.write(controlFrame('reset', resetData(this.ctx, topic, missed.reason, missed.position), formatCursor(cursor)));
+      }
+    }
+    if (this.state === OPEN) {
+      const current = this.topics.map((topic) => hub.position(topic));
+      this.write(controlFrame('ready', { topics: this.topics, resumed, ...readyExtra }, formatCursor(current)));
+      if (this.endOnFinal && finished) this.finish();
+    }
+    res.uncork();
+  }
+
+  /** Hub delivery (live). */
+  deliver(m: HubMessage): void {
+    this.send(m, true);
+  }
+
+  /**
+   * Writes one hub message: the shared frame, or on a multi-topic stream the shared body
+   * plus this connection's id line. Only live deliveries feed the latency histogram;
+   * a replayed message's age is not delivery latency.
+   */
+  private send(m: HubMessage, live: boolean): void {
+    if (this.state !== OPEN) return;
+    const ts = live ? m.ts : undefined;
+    const cursor = this.cursor;
+    if (cursor === undefined) {
+      this.write(m.encode(sseFrame), ts);
+    } else {
+      const i = this.topics.indexOf(m.topic);
+      if (m.offset && i >= 0) cursor[i] = { epoch: m.epoch, offset: m.offset };
+      this.res.cork();
+      this.write(m.encode(sseBody), ts);
+      this.write(m.offset ? `id: ${formatCursor(cursor)}\n\n` : '\n');
+      this.res.uncork();
+    }
+    if (this.endOnFinal && FINAL_EVENTS.has(m.event)) this.finish();
+  }
+
+  /** Server-initiated close: the reason as a last event, then end (see the header comment). */
+  close(reason: CloseReason): void {
+    if (this.state !== OPEN) return;
+    const { metrics, retryMs } = this.ctx;
+    if (reason === 'slow_consumer') {
+      metrics.slowConsumerDisconnects.labels('sse').inc();
+      metrics.errors.labels('slow_consumer').inc();
+    }
+    // On shutdown, spread the reconnections over a window instead of one thundering herd.
+    const frame =
+      reason === 'shutdown'
+        ? controlFrame('shutdown', { code: reason, message: CLOSE_MESSAGES[reason] }, undefined, Math.round(retryMs / 2 + Math.random() * retryMs))
+        : controlFrame('error', { code: reason, message: CLOSE_MESSAGES[reason] });
+    this.res.write(frame);
+    this.finish();
+  }
+
+  /** The shared sweep: heartbeat, token expiry, and the deadline of a closing socket. */
+  tick(now: number): void {
+    if (this.state === OPEN) {
+      if (now >= this.expiresAt) return this.close('token_expired');
+      if (now - this.mark >= this.ctx.heartbeatMs) {
+        this.mark = now;
+        this.write(HEARTBEAT);
+      }
+    } else if (this.state === CLOSING && now - this.mark >= CLOSE_GRACE_MS) {
+      this.res.destroy();
+    }
+  }
+
+  /** The response closed (client gone, or our end() completed): free everything, once. */
+  closed(): void {
+    if (this.state === CLOSED) return;
+    if (this.state === OPEN) this.unsubscribe();
+    this.state = CLOSED;
+    this.ctx.connections.remove(this);
+  }
+
+  private write(chunk: Buffer | string, ts?: number): void {
+    if (this.state !== OPEN) return;
+    const res = this.res;
+    res.write(chunk);
+    if (ts !== undefined) this.ctx.metrics.delivered('sse', ts, chunk.length);
+    if (res.writableLength > this.ctx.slowConsumerBytes) this.close('slow_consumer');
+  }
+
+  private finish(): void {
+    if (this.state !== OPEN) return;
+    this.unsubscribe();
+    this.state = CLOSING;
+    this.mark = Date.now();
+    this.res.end();
+  }
+
+  private unsubscribe(): void {
+    for (const topic of this.topics) this.ctx.hub.unsubscribe(topic, this);
+  }
+}
