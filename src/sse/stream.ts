@@ -12,6 +12,7 @@
 //     The reason is written as a last event, the response is ended, and if the client
 //     does not take the bytes within CLOSE_GRACE_MS the socket is destroyed.
 import type { ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Hub, HubMessage, Position, Subscriber } from '../core/hub.js';
 import type { CloseReason, ConnectionManager, ManagedConnection, Transport } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
@@ -56,6 +57,22 @@ type TaggedResponse = ServerResponse & { [STREAM]?: SseStream };
 /** One listener function for every response: `this` is the response that closed. */
 function onResponseClose(this: TaggedResponse): void {
   this[STREAM]?.closed();
+}
+
+/**
+ * After a server-side close, make the client's reconnect open a new connection rather
+ * than reuse this one: on shutdown it then lands on another instance (this one no longer
+ * accepts), and a slow consumer's socket does not linger in keep-alive. HTTP/1.1: end the
+ * socket once the last bytes are flushed. HTTP/2: on shutdown, close the session
+ * gracefully (its other streams are being drained too); a slow stream just ends.
+ */
+function endTransport(res: ServerResponse, wholeSession: boolean): void {
+  const h2 = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  if (h2) {
+    if (wholeSession && h2.session && !h2.session.closed) h2.session.close();
+    return;
+  }
+  res.socket?.end();
 }
 
 /** The data of a `reset` event: what was lost, where the stream continues, and the current state. */
@@ -182,6 +199,7 @@ export class SseStream implements ManagedConnection, Subscriber {
         : controlFrame('error', { code: reason, message: CLOSE_MESSAGES[reason] });
     this.res.write(frame);
     this.finish();
+    if (reason === 'shutdown' || reason === 'slow_consumer') endTransport(this.res, reason === 'shutdown');
   }
 
   /** The shared sweep: heartbeat, token expiry, and the deadline of a closing socket. */
