@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/log.js';
 import { createGateway } from '../src/server/gateway.js';
@@ -32,7 +33,8 @@ export type ServerReply =
   | { type: 'ready'; url: string; path: string; token: string }
   | MemoryReport
   | { type: 'stats'; connections: number; subscribers: number }
-  | { type: 'published'; seq: number; ts: number }
+  /** `syncMs`: how long the publish call took, i.e. the server's synchronous fan-out loop. */
+  | { type: 'published'; seq: number; ts: number; syncMs: number }
   | { type: 'stopped' };
 
 interface ServerUnderTest {
@@ -129,8 +131,11 @@ process.on('message', (msg: ServerCommand) => {
       return send(memory(server.connections()));
     case 'stats':
       return send({ type: 'stats', connections: server.connections(), subscribers: server.subscribers() });
-    case 'publish':
-      return send({ type: 'published', seq: msg.seq, ts: server.publish(msg.seq) });
+    case 'publish': {
+      const started = performance.now();
+      const ts = server.publish(msg.seq);
+      return send({ type: 'published', seq: msg.seq, ts, syncMs: performance.now() - started });
+    }
     case 'stop':
       void server.stop().then(() => {
         send({ type: 'stopped' });

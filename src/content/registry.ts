@@ -61,6 +61,13 @@ export class ContentRegistry {
     return this.items.get(contentId);
   }
 
+  /** The item, or the 404 to answer for an unknown id. */
+  require(contentId: string): ContentItem {
+    const item = this.items.get(contentId);
+    if (!item) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist`);
+    return item;
+  }
+
   /** Registers a new item; 409 if the id is taken, 503 at the item cap. */
   create(contentId: string, ownerId: string, now = Date.now()): ContentItem {
     if (this.items.has(contentId)) throw new HttpError(409, 'content_exists', `content ${contentId} already exists`);

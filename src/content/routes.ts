@@ -4,14 +4,15 @@
 // with `userId` (the owner) in the body; without `userId` the answer is 404, because
 // progress nobody may read would be lost.
 import { z } from 'zod';
-import { isServiceRole } from '../core/auth.js';
+import { isServiceRole, type Auth, type Claims } from '../core/auth.js';
 import type { Gateway } from '../server/gateway.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { readJson } from '../server/body.js';
+import type { RequestContext } from '../server/router.js';
 import { formatPosition } from '../sse/event-id.js';
 import { authenticate, canReadUser, countingErrors, forbiddenRead, requireServiceRole } from './access.js';
 import { describeIssues, progressBodySchema, type ContentProgress } from './progress.js';
-import { contentState, type ContentItem } from './registry.js';
+import { contentState, type ContentItem, type ContentRegistry } from './registry.js';
 import type { ContentSimulator } from './simulator.js';
 import { contentTopic, isValidContentId } from './topics.js';
 
@@ -37,6 +38,18 @@ export function contentIdParam(raw: string | undefined): string {
     throw new HttpError(400, 'invalid_content_id', `content id ${JSON.stringify((raw ?? '').slice(0, 80))} is not valid (1-128 of A-Z a-z 0-9 _ . -)`);
   }
   return raw;
+}
+
+/**
+ * The checks every read of one item makes, in this order: a valid key (401), a valid id
+ * (400), an existing item (404), and the caller's right to read it (403).
+ */
+export async function authorizeContentRead(auth: Auth, registry: ContentRegistry, { req, query, params }: RequestContext): Promise<{ claims: Claims; item: ContentItem }> {
+  const claims = await authenticate(auth, req, query);
+  const contentId = contentIdParam(params.contentId);
+  const item = registry.require(contentId);
+  if (!canReadUser(claims, item.ownerId)) throw forbiddenRead(`content ${contentId}`);
+  return { claims, item };
 }
 
 async function readObject(gateway: Gateway, req: Parameters<typeof readJson>[0]): Promise<Record<string, unknown>> {
@@ -86,14 +99,10 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
   router.on(
     'GET',
     '/api/content/:contentId',
-    countingErrors(metrics, async ({ req, res, query, params }) => {
-      const claims = await authenticate(auth, req, query);
-      const contentId = contentIdParam(params.contentId);
-      const item = registry.get(contentId);
-      if (!item) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist`);
-      if (!canReadUser(claims, item.ownerId)) throw forbiddenRead(`content ${contentId}`);
-      const { epoch, offset } = hub.position(contentTopic(contentId));
-      sendJson(res, 200, { ...contentState(item), lastEventId: formatPosition(epoch, offset), ...itemLinks(item) });
+    countingErrors(metrics, async (ctx) => {
+      const { item } = await authorizeContentRead(auth, registry, ctx);
+      const { epoch, offset } = hub.position(contentTopic(item.id));
+      sendJson(ctx.res, 200, { ...contentState(item), lastEventId: formatPosition(epoch, offset), ...itemLinks(item) });
     }),
   );
 

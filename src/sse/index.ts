@@ -6,7 +6,7 @@ import { contentState } from '../content/registry.js';
 import { CONTENT_TOPIC_PREFIX } from '../content/topics.js';
 import type { Gateway } from '../server/gateway.js';
 import { registerSseRoutes } from './routes.js';
-import type { StreamContext } from './stream.js';
+import { DeliveryTally, type StreamContext } from './stream.js';
 
 export function registerSse(gateway: Gateway): void {
   const services = contentOf(gateway);
@@ -15,6 +15,7 @@ export function registerSse(gateway: Gateway): void {
     hub: gateway.hub,
     connections: gateway.connections,
     metrics: gateway.metrics,
+    tally: new DeliveryTally(gateway.hub, gateway.metrics),
     slowConsumerBytes: config.slowConsumerBytes,
     heartbeatMs: config.heartbeatMs,
     retryMs: config.retryMs,
@@ -24,5 +25,6 @@ export function registerSse(gateway: Gateway): void {
       return item ? contentState(item) : undefined;
     },
   };
+  gateway.hub.observe(() => ctx.tally.flush());
   registerSseRoutes(gateway, ctx, services);
 }

@@ -12,8 +12,7 @@ import type { Gateway } from '../server/gateway.js';
 import { HttpError } from '../server/http-errors.js';
 import { authenticate, canReadUser, countingErrors, forbiddenRead, userKeyOf } from '../content/access.js';
 import type { ContentServices } from '../content/index.js';
-import type { ContentItem } from '../content/registry.js';
-import { contentIdParam } from '../content/routes.js';
+import { authorizeContentRead } from '../content/routes.js';
 import { contentTopic, isValidUserId, parseProgressTopic, userTopic } from '../content/topics.js';
 import { parseEventId } from './event-id.js';
 import { DEFAULT_POLL_WAIT_S, LongPoll, MAX_POLL_WAIT_S, pollNow, sendPollAnswer } from './poll.js';
@@ -39,12 +38,6 @@ function streamStarts(req: IncomingMessage, query: URLSearchParams, topicCount: 
   return new Array<StreamStart>(topicCount).fill(from);
 }
 
-function requireContent(services: ContentServices, contentId: string): ContentItem {
-  const item = services.registry.get(contentId);
-  if (!item) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist`);
-  return item;
-}
-
 function samePosition(a: StreamStart, b: Position): boolean {
   return typeof a === 'object' && a.epoch === b.epoch && a.offset === b.offset;
 }
@@ -52,14 +45,19 @@ function samePosition(a: StreamStart, b: Position): boolean {
 export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services: ContentServices): void {
   const { router, auth, metrics, connections, hub } = gateway;
 
-  const open = (res: ServerResponse, claims: Claims, topics: string[], starts: StreamStart[], endOnFinal: boolean, finished: boolean, readyExtra: Record<string, unknown> = {}): void => {
-    const userKey = userKeyOf(claims);
+  /** Admits a new connection or throws its 503/429, counting the refusal by reason. */
+  const admit = (transport: 'sse' | 'poll', userKey: string): void => {
     try {
       connections.admit(userKey);
     } catch (err) {
-      if (err instanceof HttpError) metrics.connectionsRejected.labels('sse', err.code).inc();
+      if (err instanceof HttpError) metrics.connectionsRejected.labels(transport, err.code).inc();
       throw err;
     }
+  };
+
+  const open = (res: ServerResponse, claims: Claims, topics: string[], starts: StreamStart[], endOnFinal: boolean, finished: boolean, readyExtra: Record<string, unknown> = {}): void => {
+    const userKey = userKeyOf(claims);
+    admit('sse', userKey);
     res.writeHead(200, SSE_HEADERS);
     new SseStream(ctx, res, userKey, topics, claims.exp * 1000, endOnFinal).start(starts, readyExtra, finished);
   };
@@ -67,12 +65,10 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
   router.on(
     'GET',
     '/api/content/:contentId/progress',
-    countingErrors(metrics, async ({ req, res, query, params }) => {
-      const claims = await authenticate(auth, req, query);
-      const contentId = contentIdParam(params.contentId);
-      const item = requireContent(services, contentId);
-      if (!canReadUser(claims, item.ownerId)) throw forbiddenRead(`content ${contentId}`);
-      const topic = contentTopic(contentId);
+    countingErrors(metrics, async (rc) => {
+      const { req, res, query } = rc;
+      const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
+      const topic = contentTopic(item.id);
       const starts = streamStarts(req, query, 1, 'start');
       const finished = item.status !== 'running';
       // Already has the final event: 204 is how SSE tells EventSource to stop reconnecting.
@@ -117,7 +113,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       for (const topic of topics) {
         const parsed = parseProgressTopic(topic);
         if (!parsed) throw new HttpError(400, 'invalid_topic', `topic ${JSON.stringify(topic.slice(0, 200))} is not valid: use content:<contentId> or user:<userId>`);
-        const ownerId = parsed.kind === 'content' ? requireContent(services, parsed.id).ownerId : parsed.id;
+        const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
         if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
       }
       open(res, claims, topics, streamStarts(req, query, topics.length, 'now'), false, false);
@@ -127,12 +123,10 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
   router.on(
     'GET',
     '/api/content/:contentId/progress/poll',
-    countingErrors(metrics, async ({ req, res, query, params }) => {
-      const claims = await authenticate(auth, req, query);
-      const contentId = contentIdParam(params.contentId);
-      const item = requireContent(services, contentId);
-      if (!canReadUser(claims, item.ownerId)) throw forbiddenRead(`content ${contentId}`);
-      const topic = contentTopic(contentId);
+    countingErrors(metrics, async (rc) => {
+      const { res, query } = rc;
+      const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
+      const topic = contentTopic(item.id);
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : { epoch: hub.position(topic).epoch, offset: 0 };
       const waitRaw = query.get('wait');
@@ -147,12 +141,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         return;
       }
       const userKey = userKeyOf(claims);
-      try {
-        connections.admit(userKey);
-      } catch (err) {
-        if (err instanceof HttpError) metrics.connectionsRejected.labels('poll', err.code).inc();
-        throw err;
-      }
+      admit('poll', userKey);
       new LongPoll(ctx, res, userKey, topic, after, Date.now() + wait * 1000).start();
     }),
   );

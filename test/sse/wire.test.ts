@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Hub } from '../../src/core/hub.js';
 import { formatCursor, parseEventId } from '../../src/sse/event-id.js';
 import { pollEvent, sseBody, sseData, sseFrame } from '../../src/sse/wire.js';
+import { DeliveryTally, LATENCY_SAMPLES_PER_MESSAGE } from '../../src/sse/stream.js';
+import { GatewayMetrics } from '../../src/server/metrics.js';
 import { contentOf } from '../../src/content/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawGet, waitFor, type RawStream } from './helpers.js';
@@ -26,6 +28,27 @@ describe('encoders', () => {
     expect(empty.encode(sseData)).toBe('{"topic":"t","seq":1,"ts":6}');
     const text = hub.publish('t', 'progress', { note: 'line1\nline2' }, { ts: 7 });
     expect(text.encode(sseFrame).toString().split('\n').filter((l) => l.startsWith('data:'))).toHaveLength(1);
+  });
+});
+
+describe('delivery metrics', () => {
+  it('counts every delivery exactly and samples latency evenly beyond the per-message budget', async () => {
+    const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    const tally = new DeliveryTally(hub, metrics);
+    hub.observe(() => tally.flush());
+    const subscribers = 6400;
+    for (let i = 0; i < subscribers; i++) hub.subscribe('big', { deliver: (m) => tally.record(m, 100) });
+    for (let i = 0; i < 10; i++) hub.subscribe('small', { deliver: (m) => tally.record(m, 50) });
+    hub.publish('big', 'progress', {});
+    hub.publish('small', 'progress', {});
+    const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values as { value: number; labels: Record<string, unknown>; metricName?: string }[];
+    const messages = (await value('fanout_messages_total')).find((v) => v.labels.transport === 'sse')!.value;
+    const bytes = (await value('fanout_bytes_total')).find((v) => v.labels.transport === 'sse')!.value;
+    const count = (await value('fanout_delivery_latency_seconds')).find((v) => v.metricName === 'fanout_delivery_latency_seconds_count')!.value;
+    expect(messages).toBe(subscribers + 10);
+    expect(bytes).toBe(subscribers * 100 + 10 * 50);
+    expect(count).toBe(LATENCY_SAMPLES_PER_MESSAGE + 10);
   });
 });
 
