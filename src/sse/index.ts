@@ -7,6 +7,7 @@ import { CONTENT_TOPIC_PREFIX } from '../content/topics.js';
 import type { Gateway } from '../server/gateway.js';
 import { registerSseRoutes } from './routes.js';
 import { DeliveryTally, type StreamContext } from './stream.js';
+import { StreamSharing } from './sharing.js';
 
 export function registerSse(gateway: Gateway): void {
   const services = contentOf(gateway);
@@ -16,6 +17,7 @@ export function registerSse(gateway: Gateway): void {
     connections: gateway.connections,
     metrics: gateway.metrics,
     tally: new DeliveryTally(gateway.hub, gateway.metrics),
+    sharing: config.sseShareStreams === 'on' ? new StreamSharing(gateway.hub) : undefined,
     slowConsumerBytes: config.slowConsumerBytes,
     heartbeatMs: config.heartbeatMs,
     retryMs: config.retryMs,

@@ -17,6 +17,7 @@ import { contentTopic, isValidUserId, parseProgressTopic, userTopic } from '../c
 import { parseEventId } from './event-id.js';
 import { DEFAULT_POLL_WAIT_S, LongPoll, MAX_POLL_WAIT_S, pollNow, sendPollAnswer } from './poll.js';
 import { SseStream, type StreamContext, type StreamStart } from './stream.js';
+import { StreamSharing } from './sharing.js';
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -55,11 +56,13 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     }
   };
 
-  const open = (res: ServerResponse, claims: Claims, topics: string[], starts: StreamStart[], endOnFinal: boolean, finished: boolean, readyExtra: Record<string, unknown> = {}): void => {
+  /** Opens a stream; `content` marks a content item's own stream (ends after the final event, may be shared). */
+  const open = (res: ServerResponse, claims: Claims, topics: string[], starts: StreamStart[], content: { finished: boolean } | undefined, readyExtra: Record<string, unknown> = {}): void => {
     const userKey = userKeyOf(claims);
     admit('sse', userKey);
     res.writeHead(200, SSE_HEADERS);
-    new SseStream(ctx, res, userKey, topics, claims.exp * 1000, endOnFinal).start(starts, readyExtra, finished);
+    const shareKey = content && ctx.sharing ? StreamSharing.key(userKey, topics[0]!) : undefined;
+    new SseStream(ctx, res, userKey, topics, claims.exp * 1000, content !== undefined, shareKey).start(starts, readyExtra, content?.finished ?? false);
   };
 
   router.on(
@@ -77,7 +80,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         res.end();
         return;
       }
-      open(res, claims, [topic], starts, true, finished);
+      open(res, claims, [topic], starts, { finished });
     }),
   );
 
@@ -96,7 +99,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       if (connectionId !== undefined && !CONNECTION_ID.test(connectionId)) {
         throw new HttpError(400, 'invalid_connection_id', 'connectionId must be 1-128 of A-Z a-z 0-9 _ . : -');
       }
-      open(res, claims, [userTopic(userId)], streamStarts(req, query, 1, 'now'), false, false, connectionId === undefined ? {} : { connectionId });
+      open(res, claims, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
     }),
   );
 
@@ -116,7 +119,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
         if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
       }
-      open(res, claims, topics, streamStarts(req, query, topics.length, 'now'), false, false);
+      open(res, claims, topics, streamStarts(req, query, topics.length, 'now'), undefined);
     }),
   );
 

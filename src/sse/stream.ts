@@ -20,6 +20,7 @@ import type { GatewayMetrics } from '../server/metrics.js';
 import { FINAL_EVENTS } from '../content/registry.js';
 import { formatCursor } from './event-id.js';
 import { HEARTBEAT, controlFrame, sseBody, sseFrame } from './wire.js';
+import type { StreamSharing } from './sharing.js';
 
 /** How long a server-closed stream may take to flush its last event before its socket is destroyed. */
 export const CLOSE_GRACE_MS = 5_000;
@@ -33,6 +34,8 @@ export interface StreamContext {
   readonly connections: ConnectionManager;
   readonly metrics: GatewayMetrics;
   readonly tally: DeliveryTally;
+  /** Present when `--sse-share-streams on`. */
+  readonly sharing: StreamSharing | undefined;
   readonly slowConsumerBytes: number;
   readonly heartbeatMs: number;
   readonly retryMs: number;
@@ -154,6 +157,8 @@ export class SseStream implements ManagedConnection, Subscriber {
     private readonly expiresAt: number,
     /** End the stream after a final event (`complete`, `failed`): a content item's own stream. */
     private readonly endOnFinal: boolean,
+    /** Set when this stream shares its hub subscription with the user's other streams of the topic (sharing.ts). */
+    private readonly shareKey?: string,
   ) {}
 
   get transport(): Transport {
@@ -183,7 +188,8 @@ export class SseStream implements ManagedConnection, Subscriber {
     let resumed = true;
     for (let i = 0; i < this.topics.length && this.state === OPEN; i++) {
       const topic = this.topics[i]!;
-      hub.subscribe(topic, this);
+      if (this.shareKey !== undefined && this.ctx.sharing) this.ctx.sharing.subscribe(topic, this.shareKey, this);
+      else hub.subscribe(topic, this);
       if (starts[i] === 'now') {
         resumed = false;
         continue;
@@ -289,6 +295,9 @@ export class SseStream implements ManagedConnection, Subscriber {
   }
 
   private unsubscribe(): void {
-    for (const topic of this.topics) this.ctx.hub.unsubscribe(topic, this);
+    for (const topic of this.topics) {
+      if (this.shareKey !== undefined && this.ctx.sharing) this.ctx.sharing.unsubscribe(topic, this.shareKey, this);
+      else this.ctx.hub.unsubscribe(topic, this);
+    }
   }
 }
