@@ -39,6 +39,16 @@ function streamStarts(req: IncomingMessage, query: URLSearchParams, topicCount: 
   return new Array<StreamStart>(topicCount).fill(from);
 }
 
+/**
+ * True when the client left while its request was being authorized (token verification
+ * is asynchronous): its 'close' event has already fired, so a stream opened now would
+ * never be freed.
+ */
+function clientGone(req: IncomingMessage, res: ServerResponse): boolean {
+  const h2 = (res as unknown as { stream?: { destroyed: boolean; closed: boolean } }).stream;
+  return req.destroyed || res.destroyed || (h2 !== undefined && (h2.destroyed || h2.closed));
+}
+
 function samePosition(a: StreamStart, b: Position): boolean {
   return typeof a === 'object' && a.epoch === b.epoch && a.offset === b.offset;
 }
@@ -57,7 +67,8 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
   };
 
   /** Opens a stream; `content` marks a content item's own stream (ends after the final event, may be shared). */
-  const open = (res: ServerResponse, claims: Claims, topics: string[], starts: StreamStart[], content: { finished: boolean } | undefined, readyExtra: Record<string, unknown> = {}): void => {
+  const open = (req: IncomingMessage, res: ServerResponse, claims: Claims, topics: string[], starts: StreamStart[], content: { finished: boolean } | undefined, readyExtra: Record<string, unknown> = {}): void => {
+    if (clientGone(req, res)) return;
     const userKey = userKeyOf(claims);
     admit('sse', userKey);
     res.writeHead(200, SSE_HEADERS);
@@ -80,7 +91,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         res.end();
         return;
       }
-      open(res, claims, [topic], starts, { finished });
+      open(req, res, claims, [topic], starts, { finished });
     }),
   );
 
@@ -99,7 +110,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       if (connectionId !== undefined && !CONNECTION_ID.test(connectionId)) {
         throw new HttpError(400, 'invalid_connection_id', 'connectionId must be 1-128 of A-Z a-z 0-9 _ . : -');
       }
-      open(res, claims, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
+      open(req, res, claims, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
     }),
   );
 
@@ -119,7 +130,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
         if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
       }
-      open(res, claims, topics, streamStarts(req, query, topics.length, 'now'), undefined);
+      open(req, res, claims, topics, streamStarts(req, query, topics.length, 'now'), undefined);
     }),
   );
 
@@ -127,7 +138,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     'GET',
     '/api/content/:contentId/progress/poll',
     countingErrors(metrics, async (rc) => {
-      const { res, query } = rc;
+      const { req, res, query } = rc;
       const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
       const topic = contentTopic(item.id);
       const afterRaw = (query.get('after') ?? '').trim();
@@ -143,6 +154,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         sendPollAnswer(res, now, ctx.stateOf(topic));
         return;
       }
+      if (clientGone(req, res)) return;
       const userKey = userKeyOf(claims);
       admit('poll', userKey);
       new LongPoll(ctx, res, userKey, topic, after, Date.now() + wait * 1000).start();
