@@ -19,8 +19,14 @@ export async function authenticate(auth: Auth, req: IncomingMessage, query: URLS
   }
 }
 
-/** The key a connection counts against in the per-user cap: the user, or the role for project keys. */
-export function userKeyOf(claims: Claims): string {
+/**
+ * The key a connection counts against in the per-user cap: the user whose progress it
+ * carries. A user's token reads only their own, so that is the token's `sub`; a
+ * service_role stream on behalf of one user (`readsFor`) counts against that user, so a
+ * backend relaying many users' streams is not capped as one user. Otherwise the role.
+ */
+export function userKeyOf(claims: Claims, readsFor?: string): string {
+  if (readsFor !== undefined && isServiceRole(claims)) return readsFor;
   return claims.sub ?? claims.role;
 }
 

@@ -67,9 +67,18 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
   };
 
   /** Opens a stream; `content` marks a content item's own stream (ends after the final event, may be shared). */
-  const open = (req: IncomingMessage, res: ServerResponse, claims: Claims, topics: string[], starts: StreamStart[], content: { finished: boolean } | undefined, readyExtra: Record<string, unknown> = {}): void => {
+  const open = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    claims: Claims,
+    readsFor: string | undefined,
+    topics: string[],
+    starts: StreamStart[],
+    content: { finished: boolean } | undefined,
+    readyExtra: Record<string, unknown> = {},
+  ): void => {
     if (clientGone(req, res)) return;
-    const userKey = userKeyOf(claims);
+    const userKey = userKeyOf(claims, readsFor);
     admit('sse', userKey);
     res.writeHead(200, SSE_HEADERS);
     const shareKey = content && ctx.sharing ? StreamSharing.key(userKey, topics[0]!) : undefined;
@@ -91,7 +100,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         res.end();
         return;
       }
-      open(req, res, claims, [topic], starts, { finished });
+      open(req, res, claims, item.ownerId, [topic], starts, { finished });
     }),
   );
 
@@ -110,7 +119,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       if (connectionId !== undefined && !CONNECTION_ID.test(connectionId)) {
         throw new HttpError(400, 'invalid_connection_id', 'connectionId must be 1-128 of A-Z a-z 0-9 _ . : -');
       }
-      open(req, res, claims, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
+      open(req, res, claims, userId, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
     }),
   );
 
@@ -130,7 +139,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
         if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
       }
-      open(req, res, claims, topics, streamStarts(req, query, topics.length, 'now'), undefined);
+      open(req, res, claims, undefined, topics, streamStarts(req, query, topics.length, 'now'), undefined);
     }),
   );
 
@@ -155,7 +164,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         return;
       }
       if (clientGone(req, res)) return;
-      const userKey = userKeyOf(claims);
+      const userKey = userKeyOf(claims, item.ownerId);
       admit('poll', userKey);
       new LongPoll(ctx, res, userKey, topic, after, Date.now() + wait * 1000).start();
     }),

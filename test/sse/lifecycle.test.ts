@@ -92,6 +92,20 @@ describe('caps', () => {
   });
 });
 
+describe('caps for a service relaying many users', () => {
+  it('counts a service_role stream against the user it reads, not against one shared key', async () => {
+    const gw = await startGateway({ maxConnectionsPerUser: 2 });
+    const service = gw.keys.service_role;
+    const streams = await Promise.all(['u1', 'u2', 'u3', 'u1'].map((u) => rawGet(`${gw.url}/api/content/progress?userId=${u}`, { authorization: `Bearer ${service}` })));
+    expect(streams.map((s) => s.status)).toEqual([200, 200, 200, 200]);
+    const third = await http('GET', `${gw.url}/api/content/progress?userId=u1`, { token: service });
+    expect(third.status).toBe(429);
+    expect(third.json.error!.message).toMatch(/u1/);
+    for (const s of streams) s.destroy();
+    await gw.stop();
+  });
+});
+
 describe('slow consumer', () => {
   let gw: TestGateway;
   beforeAll(async () => {
