@@ -81,7 +81,8 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     const userKey = userKeyOf(claims, readsFor);
     admit('sse', userKey);
     res.writeHead(200, SSE_HEADERS);
-    const shareKey = content && ctx.sharing ? StreamSharing.key(userKey, topics[0]!) : undefined;
+    // Shared by reader: the same user's tabs, not every reader of that user's content.
+    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims), topics[0]!) : undefined;
     new SseStream(ctx, res, userKey, topics, claims.exp * 1000, content !== undefined, shareKey).start(starts, readyExtra, content?.finished ?? false);
   };
 
