@@ -42,7 +42,7 @@ function serve(args: string[]): Promise<{ proc: ChildProcess; url: string; exite
   });
 }
 
-it('drains on SIGTERM: shutdown events, refused new connections, exit 0 within the bound', async () => {
+it('drains on SIGTERM: a shutdown event on every stream, then exit 0 within the bound and the port closed', async () => {
   const started = await serve(['--drain-timeout-ms', '3000', '--retry-ms', '500']);
   child = started.proc;
   const { url } = started;
