@@ -68,6 +68,10 @@ interface Fit {
   r2: number;
 }
 
+function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
+
 function fit(points: [number, number][]): Fit {
   const n = points.length;
   const mx = points.reduce((s, [x]) => s + x, 0) / n;
@@ -94,6 +98,8 @@ interface FanoutResult {
   maxMs: number;
   /** Median time the server spent in the publish call (its synchronous write loop over every stream). */
   serverSyncMsP50: number;
+  /** Median time until the server had also issued every socket write (Node defers them to the next tick). */
+  serverFlushMsP50: number;
   /** Highest event-loop utilization of any load process during a round: near 1 means the generator, not the server, set the pace. */
   loaderEluMax: number;
 }
@@ -137,14 +143,14 @@ async function measure(kind: 'bare' | 'gateway', phase: number): Promise<ServerR
       log(`[${kind}] ${mem.connections} streams (+${target - current} in ${Date.now() - started} ms): rss ${(mem.rss / 2 ** 20).toFixed(1)} MB, heap ${(mem.heapUsed / 2 ** 20).toFixed(1)} MB`);
 
       if (FANOUT_AT.has(target)) {
-        const rounds: { maxUs: number; elu: number; syncMs: number }[] = [];
+        const rounds: { maxUs: number; elu: number; syncMs: number; flushMs: number }[] = [];
         for (let r = 0; r < ROUNDS; r++) {
           seq++;
           await Promise.all(loaders.map((l) => l.request({ cmd: 'arm', seq, timeoutMs: 15_000 }, 'armed')));
           const done = Promise.all(loaders.map((l) => l.request(null, 'round')));
-          const { syncMs } = await server.request({ cmd: 'publish', seq }, 'published');
+          const { syncMs, flushMs } = await server.request({ cmd: 'publish', seq }, 'published');
           const per = await done;
-          rounds.push({ maxUs: Math.max(...per.map((p) => p.maxUs)), elu: Math.max(...per.map((p) => p.elu)), syncMs });
+          rounds.push({ maxUs: Math.max(...per.map((p) => p.maxUs)), elu: Math.max(...per.map((p) => p.elu)), syncMs, flushMs });
           await new Promise((res) => setTimeout(res, 100));
         }
         const reports = await Promise.all(loaders.map((l) => l.request({ cmd: 'report' }, 'report')));
@@ -159,10 +165,11 @@ async function measure(kind: 'bare' | 'gateway', phase: number): Promise<ServerR
           p99Ms: merged.getValueAtPercentile(99) / 1000,
           maxMs: merged.maxValue / 1000,
           loaderEluMax: Math.max(...rounds.map((r) => r.elu)),
-          serverSyncMsP50: rounds.map((r) => r.syncMs).sort((a, b) => a - b)[Math.floor(rounds.length / 2)]!,
+          serverSyncMsP50: median(rounds.map((r) => r.syncMs)),
+          serverFlushMsP50: median(rounds.map((r) => r.flushMs)),
         };
         result.fanout.push(f);
-        log(`[${kind}] fan-out to ${f.streams}: p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(1)} ms over ${f.rounds} publishes; server write loop p50 ${f.serverSyncMsP50.toFixed(1)} ms (${f.deliveries} deliveries, ${f.missed} missed)`);
+        log(`[${kind}] fan-out to ${f.streams}: p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(1)} ms over ${f.rounds} publishes; server write loop p50 ${f.serverSyncMsP50.toFixed(1)} ms, all writes issued p50 ${f.serverFlushMsP50.toFixed(1)} ms (${f.deliveries} deliveries, ${f.missed} missed)`);
       }
     }
   } finally {
@@ -182,14 +189,14 @@ const kb = (b: number): string => (b / 1024).toFixed(2);
 const bare = results.find((r) => r.server === 'bare');
 log('\nSSE idle memory per stream (slope over plateaus, after GC) and one-event fan-out latency (publish ts -> receipt)');
 log(`streams: ${N}, plateaus: ${PLATEAUS.join(' / ')}, rounds per fan-out: ${ROUNDS}`);
-log('server   | RSS/conn KB (r²)  | heap/conn KB | vs bare | fan-out to | p50 ms | p99 ms | max ms | missed | write loop ms | loader ELU max');
-log('---------|-------------------|--------------|---------|------------|--------|--------|--------|--------|---------------|---------------');
+log('server   | RSS/conn KB (r²)  | heap/conn KB | vs bare | fan-out to | p50 ms | p99 ms | max ms | missed | write loop / flushed ms | loader ELU max');
+log('---------|-------------------|--------------|---------|------------|--------|--------|--------|--------|------------------------|---------------');
 for (const r of results) {
   const ratio = bare && r !== bare ? `${(r.rssPerConnBytes.slope / bare.rssPerConnBytes.slope).toFixed(2)}x` : '-';
   const head = `${r.server.padEnd(8)} | ${`${kb(r.rssPerConnBytes.slope)} (${r.rssPerConnBytes.r2.toFixed(3)})`.padEnd(17)} | ${kb(r.heapPerConnBytes.slope).padEnd(12)} | ${ratio.padEnd(7)}`;
   for (const [i, f] of r.fanout.entries()) {
     const lead = i === 0 ? head : `${''.padEnd(8)} | ${''.padEnd(17)} | ${''.padEnd(12)} | ${''.padEnd(7)}`;
-    log(`${lead} | ${String(f.streams).padEnd(10)} | ${f.p50Ms.toFixed(1).padEnd(6)} | ${f.p99Ms.toFixed(1).padEnd(6)} | ${f.maxMs.toFixed(1).padEnd(6)} | ${String(f.missed).padEnd(6)} | ${f.serverSyncMsP50.toFixed(1).padEnd(13)} | ${f.loaderEluMax.toFixed(2)}`);
+    log(`${lead} | ${String(f.streams).padEnd(10)} | ${f.p50Ms.toFixed(1).padEnd(6)} | ${f.p99Ms.toFixed(1).padEnd(6)} | ${f.maxMs.toFixed(1).padEnd(6)} | ${String(f.missed).padEnd(6)} | ${`${f.serverSyncMsP50.toFixed(1)} / ${f.serverFlushMsP50.toFixed(1)}`.padEnd(22)} | ${f.loaderEluMax.toFixed(2)}`);
   }
 }
 if (args.json) process.stdout.write(JSON.stringify({ connections: N, rounds: ROUNDS, plateaus: PLATEAUS, results }, null, 2) + '\n');

@@ -33,8 +33,11 @@ export type ServerReply =
   | { type: 'ready'; url: string; path: string; token: string }
   | MemoryReport
   | { type: 'stats'; connections: number; subscribers: number }
-  /** `syncMs`: how long the publish call took, i.e. the server's synchronous fan-out loop. */
-  | { type: 'published'; seq: number; ts: number; syncMs: number }
+  /**
+   * `syncMs`: the publish call (the synchronous fan-out loop); `flushMs`: until the socket
+   * writes Node defers to the next tick (one writev per stream) have been issued too.
+   */
+  | { type: 'published'; seq: number; ts: number; syncMs: number; flushMs: number }
   | { type: 'stopped' };
 
 interface ServerUnderTest {
@@ -134,7 +137,9 @@ process.on('message', (msg: ServerCommand) => {
     case 'publish': {
       const started = performance.now();
       const ts = server.publish(msg.seq);
-      return send({ type: 'published', seq: msg.seq, ts, syncMs: performance.now() - started });
+      const syncMs = performance.now() - started;
+      setImmediate(() => send({ type: 'published', seq: msg.seq, ts, syncMs, flushMs: performance.now() - started }));
+      return;
     }
     case 'stop':
       void server.stop().then(() => {
