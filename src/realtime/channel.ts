@@ -5,7 +5,7 @@
 // runs (join, a permission lookup, a token check) later messages wait in a short backlog.
 import type { Claims } from '../core/auth.js';
 import type { HubMessage, Subscriber } from '../core/hub.js';
-import type { ChangeData, ChangeSubscription, PostgresChangesParams } from '../changes/types.js';
+import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, PostgresChangesParams } from '../changes/types.js';
 import { channelTopic, publishBroadcast, type BroadcastData } from './channel-topics.js';
 import type { BroadcastPush, PhoenixMessage } from './codec.js';
 import { backoff, joinAuthReason } from './context.js';
@@ -17,6 +17,8 @@ import type { RealtimeSocket } from './socket.js';
 export type ChannelInbound = { kind: 'message'; message: PhoenixMessage } | { kind: 'broadcast_push'; push: BroadcastPush };
 
 type Pending = void | Promise<void>;
+
+const NO_DATABASE = 'Realtime was unable to connect to the project database';
 
 /** Messages a channel holds while an asynchronous step runs; beyond it the oldest are dropped. */
 const MAX_BACKLOG = 100;
@@ -73,6 +75,11 @@ export class Channel implements Subscriber {
     this.presenceCalls = new WindowLimiter(limits.presenceMaxCalls, limits.presenceWindowMs);
   }
 
+  /** A method, not a property check, so TypeScript does not narrow `state` across awaits. */
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
   get isPrivate(): boolean {
     return this.config.isPrivate;
   }
@@ -85,33 +92,50 @@ export class Channel implements Subscriber {
   }
 
   private async join(ref: string | null): Promise<void> {
-    const { ctx } = this.socket;
-    const { gateway, limits } = ctx;
+    const { gateway } = this.socket.ctx;
     try {
       await this.authorizeJoin();
     } catch (err) {
       if (!(err instanceof JoinRefused)) throw err;
-      gateway.metrics.joins.labels(err.result).inc();
-      ctx.error(err.result === 'rate_limited' ? 'rate_limit' : err.result === 'invalid_token' ? 'auth' : 'join');
-      // The real server sleeps before every join error so rejoin loops cannot hammer it.
-      await backoff(limits.channelErrorBackoffMs);
-      if (this.state !== 'closed') {
-        this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: err.reason });
-        this.release();
-      }
-      if (err.disconnect) this.socket.closeWith(1001, 'Too many joins per second');
-      return;
+      return this.refuseJoin(err, ref);
     }
     if (this.state === 'closed') return; // replaced by a newer join or the socket closed meanwhile
 
     this.bindings = this.config.postgresChanges.map((params) => ({ id: bindingId(params), params }));
+    let changes: Promise<ChangeSubscriptionResult> | undefined;
+    if (this.bindings.length && this.config.waitForChangesMs !== undefined) {
+      // `postgres_changes_options.wait`: answer the join only once the feed has subscribed.
+      try {
+        changes = Promise.resolve(await this.awaitChanges(this.config.waitForChangesMs));
+      } catch (err) {
+        if (!(err instanceof JoinRefused)) throw err;
+        return this.refuseJoin(err, ref);
+      }
+      if (this.isClosed()) return;
+    }
     this.state = 'joined';
     this.socket.reply(this.joinRef, ref, this.topic, 'ok', { postgres_changes: this.bindings.map((b) => ({ ...b.params, id: b.id })) });
     gateway.hub.subscribe(this.hubTopic, this);
     gateway.metrics.channels.inc();
     gateway.metrics.joins.labels('ok').inc();
     if (this.presenceEnabled && this.presenceRead) this.pushPresenceState();
-    if (this.bindings.length) this.subscribeChanges();
+    if (this.bindings.length) {
+      const claims = this.claims!;
+      (changes ?? this.startChanges()).then((result) => this.adoptChanges(result, claims)).catch(() => undefined);
+    }
+  }
+
+  private async refuseJoin(err: JoinRefused, ref: string | null): Promise<void> {
+    const { ctx } = this.socket;
+    ctx.gateway.metrics.joins.labels(err.result).inc();
+    ctx.error(err.result === 'rate_limited' ? 'rate_limit' : err.result === 'invalid_token' ? 'auth' : 'join');
+    // The real server sleeps before every join error so rejoin loops cannot hammer it.
+    await backoff(ctx.limits.channelErrorBackoffMs);
+    if (this.state !== 'closed') {
+      this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: err.reason });
+      this.release();
+    }
+    if (err.disconnect) this.socket.closeWith(1001, 'Too many joins per second');
   }
 
   /** Every check of the join pipeline in the real server's order; throws JoinRefused. */
@@ -150,7 +174,7 @@ export class Channel implements Subscriber {
   private async evaluateReadPermissions(presenceEnabled: boolean): Promise<boolean> {
     const db = this.socket.ctx.gateway.database;
     if (!db || !this.claims) {
-      throw new JoinRefused('UnableToConnectToProject: Realtime was unable to connect to the project database', 'unavailable');
+      throw new JoinRefused(`UnableToConnectToProject: ${NO_DATABASE}`, 'unavailable');
     }
     let permissions;
     try {
@@ -177,33 +201,52 @@ export class Channel implements Subscriber {
 
   // ---------------------------------------------------------------- postgres_changes
 
-  private subscribeChanges(): void {
+  /** Subscribes the bindings with the channel's claims; failures come back as `ok: false`. */
+  private startChanges(): Promise<ChangeSubscriptionResult> {
     const db = this.socket.ctx.gateway.database;
-    if (!db) {
-      this.pushSystem('postgres_changes', 'error', 'Realtime was unable to connect to the project database');
+    if (!db) return Promise.resolve({ ok: false, error: NO_DATABASE });
+    return db.changeFeed
+      .subscribe({ channel: this.sub, bindings: this.bindings, claims: this.claims!, deliver: (ids, data, commitTs) => this.deliverChange(ids, data, commitTs) })
+      .catch((err: unknown): ChangeSubscriptionResult => {
+        this.socket.ctx.log.warn({ err, channel: this.sub }, 'postgres_changes subscription failed');
+        return { ok: false, error: `Unable to subscribe to changes: ${(err as Error).message}` };
+      });
+  }
+
+  /** The wait of `postgres_changes_options.wait`: the feed's answer, or a join refusal. */
+  private async awaitChanges(waitMs: number): Promise<ChangeSubscriptionResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const started = this.startChanges();
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), waitMs);
+      timer.unref();
+    });
+    const result = await Promise.race([started, timeout]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      // Whatever the feed answers later is no longer wanted.
+      void started.then((late) => late.ok && late.subscription.unsubscribe());
+      throw new JoinRefused(`PostgresChangesSubscribeTimeout: Timed out after ${waitMs}ms waiting for the postgres_changes subscription`, 'unavailable');
+    }
+    if (!result.ok) throw new JoinRefused(`RealtimeDisabledForConfiguration: ${result.error}`, 'bad_request');
+    if (this.state === 'closed') result.subscription.unsubscribe();
+    return result;
+  }
+
+  /** After the join reply: keep the subscription and say so with a `system` message, or report why not. */
+  private adoptChanges(result: ChangeSubscriptionResult, claims: Claims): void {
+    if (!result.ok) {
+      if (this.state === 'joined') this.pushSystem('postgres_changes', 'error', result.error);
       return;
     }
-    const claims = this.claims!;
-    db.changeFeed
-      .subscribe({ channel: this.sub, bindings: this.bindings, claims, deliver: (ids, data, commitTs) => this.deliverChange(ids, data, commitTs) })
-      .then((result) => {
-        if (!result.ok) {
-          if (this.state === 'joined') this.pushSystem('postgres_changes', 'error', result.error);
-          return;
-        }
-        if (this.state !== 'joined') {
-          result.subscription.unsubscribe();
-          return;
-        }
-        this.changes = result.subscription;
-        // A token refreshed while the subscription was being set up must still apply.
-        if (this.claims !== claims) result.subscription.updateClaims(this.claims!);
-        this.pushSystem('postgres_changes', 'ok', 'Subscribed to PostgreSQL');
-      })
-      .catch((err: unknown) => {
-        this.socket.ctx.log.warn({ err, channel: this.sub }, 'postgres_changes subscription failed');
-        if (this.state === 'joined') this.pushSystem('postgres_changes', 'error', `Unable to subscribe to changes: ${(err as Error).message}`);
-      });
+    if (this.state !== 'joined') {
+      result.subscription.unsubscribe();
+      return;
+    }
+    this.changes = result.subscription;
+    // A token refreshed while the subscription was being set up must still apply.
+    if (this.claims !== claims) result.subscription.updateClaims(this.claims!);
+    this.pushSystem('postgres_changes', 'ok', 'Subscribed to PostgreSQL');
   }
 
   private deliverChange(ids: number[], data: ChangeData, commitTs: number): void {

@@ -14,9 +14,18 @@ export interface JoinConfig {
   /** Present only when the client asked for replay (`config.broadcast.replay`). */
   replay: unknown;
   postgresChanges: PostgresChangesParams[];
+  /**
+   * `postgres_changes_options.wait`: hold the join reply until the change feed confirmed
+   * the subscription, for at most this many ms (the client's timeout, clamped to 20 s).
+   */
+  waitForChangesMs: number | undefined;
   /** `access_token` (or legacy `user_token`) from the payload, if any. */
   accessToken: string | undefined;
 }
+
+/** realtime-js's default `postgres_changes_options.timeout`, and the most the server waits. */
+const DEFAULT_CHANGES_WAIT_MS = 15_000;
+const MAX_CHANGES_WAIT_MS = 20_000;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -46,6 +55,8 @@ export function parseJoinPayload(payload: Record<string, unknown>): JoinConfig {
   const presence = isObject(config.presence) ? config.presence : {};
   const changes = Array.isArray(config.postgres_changes) ? config.postgres_changes : [];
   const token = payload.access_token ?? payload.user_token;
+  const options = isObject(config.postgres_changes_options) ? config.postgres_changes_options : {};
+  const waitMs = typeof options.timeout === 'number' && options.timeout > 0 ? options.timeout : DEFAULT_CHANGES_WAIT_MS;
   return {
     ack: flexibleBoolean(broadcast.ack, false),
     self: flexibleBoolean(broadcast.self, false),
@@ -54,6 +65,7 @@ export function parseJoinPayload(payload: Record<string, unknown>): JoinConfig {
     isPrivate: flexibleBoolean(config.private, false),
     replay: broadcast.replay,
     postgresChanges: changes.filter(isObject) as PostgresChangesParams[],
+    waitForChangesMs: flexibleBoolean(options.wait, false) ? Math.min(waitMs, MAX_CHANGES_WAIT_MS) : undefined,
     accessToken: typeof token === 'string' ? token : undefined,
   };
 }

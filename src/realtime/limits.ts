@@ -107,7 +107,7 @@ export class RateCounter {
  */
 export class WindowLimiter {
   private count = 0;
-  private resetAt = 0;
+  private resetAt = -Infinity;
 
   constructor(
     private readonly maxCalls: number,

@@ -27,6 +27,8 @@ export class RealtimeSocket implements ManagedConnection {
   private readonly events: RateCounter;
   /** Set when the server started closing the socket (ms since the epoch), 0 while open. */
   private closingSince = 0;
+  /** A close was decided; its last messages (a `system` notice) may still be written. */
+  private closeRequested = false;
   private released = false;
   /** The flood limit already shut the channels down; persisting floods close the socket. */
   private floodWarned = false;
@@ -133,7 +135,7 @@ export class RealtimeSocket implements ManagedConnection {
     } else {
       this.ctx.gateway.metrics.delivered('ws', publishedAt, bytes.length);
     }
-    if (this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) this.close('slow_consumer');
+    if (!this.closeRequested && this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) this.close('slow_consumer');
   }
 
   /** A hub message (broadcast, presence diff) in this socket's wire format, encoded once for all sockets. */
@@ -184,7 +186,8 @@ export class RealtimeSocket implements ManagedConnection {
 
   /** Server-initiated close (connection manager: drain, slow consumer, idle). */
   close(reason: CloseReason): void {
-    if (this.closingSince) return;
+    if (this.closeRequested) return;
+    this.closeRequested = true;
     switch (reason) {
       case 'shutdown':
         for (const channel of this.channels.values()) if (channel.state === 'joined') channel.pushSystem('system', 'ok', 'Server requested disconnect');
@@ -207,6 +210,7 @@ export class RealtimeSocket implements ManagedConnection {
   /** Starts the close handshake and releases every channel now (presence leaves go out at once). */
   closeWith(code: number, reason: string): void {
     if (this.closingSince) return;
+    this.closeRequested = true;
     this.closingSince = Date.now();
     // Close reasons are limited to 123 bytes by the protocol.
     this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
