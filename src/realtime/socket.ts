@@ -1,6 +1,7 @@
 // One Realtime WebSocket: decodes frames in its serializer version, answers heartbeats,
 // routes channel messages, writes fan-out frames with a bounded send buffer, and does its
 // periodic checks (silence, token expiry, message rate) from the gateway's shared sweep.
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Claims } from '../core/auth.js';
 import type { HubMessage } from '../core/hub.js';
@@ -32,10 +33,14 @@ export class RealtimeSocket implements ManagedConnection {
   private released = false;
   /** The flood limit already shut the channels down; persisting floods close the socket. */
   private floodWarned = false;
+  /** True while the TCP socket is corked for this event-loop turn (see `corkUntilFlush`). */
+  private corked = false;
 
   constructor(
     readonly ctx: RealtimeContext,
     private readonly ws: WebSocket,
+    /** The upgraded TCP socket under `ws`, corked per event-loop turn to batch writes. */
+    private readonly tcp: Duplex,
     readonly vsn: Vsn,
     /** The connection's token (the `apikey`): channels use it unless their join carries an access_token. */
     readonly token: string,
@@ -128,6 +133,11 @@ export class RealtimeSocket implements ManagedConnection {
   /** Writes bytes; closes the socket when the client is not reading fast enough. */
   sendFrame(bytes: Buffer, binary: boolean, publishedAt?: number): void {
     if (this.closingSince) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.tcp.cork();
+      this.ctx.flushAtEndOfTurn(this);
+    }
     this.ws.send(bytes, binary ? BINARY : TEXT);
     if (publishedAt === undefined) {
       this.ctx.out.messages.inc();
@@ -136,6 +146,12 @@ export class RealtimeSocket implements ManagedConnection {
       this.ctx.gateway.metrics.delivered('ws', publishedAt, bytes.length);
     }
     if (!this.closeRequested && this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) this.close('slow_consumer');
+  }
+
+  /** Uncorks the TCP stream: the frames written this turn go out together. */
+  flushWrites(): void {
+    this.corked = false;
+    this.tcp.uncork();
   }
 
   /** A hub message (broadcast, presence diff) in this socket's wire format, encoded once for all sockets. */
