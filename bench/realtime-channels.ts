@@ -15,6 +15,7 @@
 //     same run the same way;
 //   - gateway and generator CPU and event-loop lag; a generator over 90 % CPU makes the run invalid.
 import { fork, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
 import type { LoadCommand, LoadReply, LoadReport, MemberSpec } from './realtime-load-process.js';
@@ -144,6 +145,9 @@ async function main(): Promise<void> {
   const total = CHANNELS * MEMBERS;
   const perStep = Math.ceil(CHANNELS / STEPS);
   console.log(`realtime-channels: ${CHANNELS} channels × ${MEMBERS} members = ${total} sockets, ${PROCS} generator processes, ${STEPS} steps`);
+  // Latency on a shared machine depends on what else runs: say how busy it was.
+  const load = (): string => `load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs`;
+  console.log(`machine: ${load()} at start`);
   const generators: Generator[] = Array.from({ length: PROCS }, () => new Child('realtime-load-process.ts', []));
   const address = (i: number): string => `127.0.0.${10 + i}`;
   const connect = (url: string, key: string, parts: MemberSpec[][], join: boolean): Promise<unknown> =>
@@ -212,7 +216,7 @@ async function main(): Promise<void> {
           `broadcast at ${rate}/s per channel (${(rate * CHANNELS).toLocaleString()} publishes/s, ${(rate * CHANNELS * (MEMBERS - 1)).toLocaleString()} deliveries/s offered) for ${DURATION_S} s:`,
           `  delivery  ${percentiles(h)}`,
           `  delivered ${received.toLocaleString()} of ${expected.toLocaleString()} (${Math.round(received / DURATION_S).toLocaleString()} msgs/s); lost ${rs.reduce((a, r) => a + r.lost, 0)}, duplicates ${rs.reduce((a, r) => a + r.duplicates, 0)}, reordered ${rs.reduce((a, r) => a + r.reordered, 0)}`,
-          `  gateway CPU ${((server.cpuMs / server.wallMs) * 100).toFixed(0)} % of a core, event-loop p99 ${server.loopP99Ms.toFixed(0)} ms; ${saturation(rs)}`,
+          `  gateway CPU ${((server.cpuMs / server.wallMs) * 100).toFixed(0)} % of a core, event-loop p99 ${server.loopP99Ms.toFixed(0)} ms, one sweep over all sockets ${server.sweepMs.toFixed(1)} ms; ${saturation(rs)}`,
         ].join('\n'),
       );
     }
@@ -223,7 +227,7 @@ async function main(): Promise<void> {
     const bareFit = regression(barePoints);
     const joins = merge(joinPhase.map((r) => r.join));
     const presence = merge(joinPhase.map((r) => r.presence));
-    console.log('\n## Results');
+    console.log(`\n## Results (${load()} at the end)`);
     console.log(`join      ${percentiles(joins)}; ${total} joins in ${(joinWallMs / 1000).toFixed(1)} s (${Math.round(total / (joinWallMs / 1000))}/s at 50 in flight per generator); failed ${joinPhase.reduce((a, r) => a + r.joinsFailed + r.connectFailed, 0)}`);
     console.log(`presence  ${percentiles(presence)}; ${presence.totalCount} of ${expectedDiffs} diffs${presenceComplete ? '' : ' (INCOMPLETE)'}; tracks at ${TRACK_RATE}/s`);
     console.log(`          gateway CPU ${((joinStats.cpuMs / joinStats.wallMs) * 100).toFixed(0)} % during join+track; ${saturation(joinPhase)}`);

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/log.js';
@@ -15,7 +15,7 @@ export type ServerCommand = { cmd: 'memory' } | { cmd: 'stats' } | { cmd: 'stop'
 export type ServerReply =
   | { type: 'ready'; url: string; key: string }
   | { type: 'memory'; rss: number; heapUsed: number; external: number }
-  | { type: 'stats'; cpuMs: number; wallMs: number; loopP99Ms: number; connections: number };
+  | { type: 'stats'; cpuMs: number; wallMs: number; loopP99Ms: number; connections: number; sweepMs: number };
 
 const mode = process.argv[2];
 const send = (reply: ServerReply): void => void process.send!(reply);
@@ -26,6 +26,8 @@ let statsFrom = { cpu: process.cpuUsage(), wall: Date.now() };
 
 let stop: () => Promise<void>;
 let connections: () => number;
+/** Times one pass of the shared sweep over every connection (0 for the bare server). */
+let timeSweep: () => number = () => 0;
 
 if (mode === 'gateway') {
   const config = loadConfig({}, {}, {
@@ -44,6 +46,11 @@ if (mode === 'gateway') {
   const keys = await gateway.auth.projectKeys();
   stop = () => gateway.close();
   connections = () => gateway.connections.count('ws');
+  timeSweep = () => {
+    const started = performance.now();
+    gateway.connections.tick(Date.now());
+    return performance.now() - started;
+  };
   send({ type: 'ready', url: gateway.url.replace('http', 'ws') + '/realtime/v1/websocket', key: keys.anon });
 } else if (mode === 'bare') {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
@@ -75,7 +82,7 @@ process.on('message', (msg: ServerCommand) => {
     } else if (msg.cmd === 'stats') {
       const cpu = process.cpuUsage(statsFrom.cpu);
       const now = Date.now();
-      send({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: now - statsFrom.wall, loopP99Ms: loop.percentile(99) / 1e6, connections: connections() });
+      send({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: now - statsFrom.wall, loopP99Ms: loop.percentile(99) / 1e6, connections: connections(), sweepMs: timeSweep() });
       statsFrom = { cpu: process.cpuUsage(), wall: now };
       loop.reset();
     } else if (msg.cmd === 'stop') {

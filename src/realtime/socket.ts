@@ -180,6 +180,7 @@ export class RealtimeSocket implements ManagedConnection {
       this.close('idle');
       return;
     }
+    let flooded = false;
     if (this.events.tick(now)) {
       this.ctx.error('rate_limit');
       if (this.floodWarned && this.events.recentRate >= this.events.limit) {
@@ -187,17 +188,21 @@ export class RealtimeSocket implements ManagedConnection {
         this.closeWith(CloseCode.policyViolation, 'Too many messages per second');
         return;
       }
-      this.floodWarned = true;
-      for (const channel of [...this.channels.values()]) if (channel.state === 'joined') channel.shutdown('Too many messages per second');
+      this.floodWarned = flooded = true;
     } else {
       this.floodWarned = false;
     }
-    for (const channel of [...this.channels.values()]) {
-      if (channel.state === 'joined' && channel.tokenExpiresAt <= now) {
+    // Runs every sweep for every socket: allocates only when a channel must go.
+    let doomed: [Channel, string][] | undefined;
+    for (const channel of this.channels.values()) {
+      if (channel.state !== 'joined') continue;
+      if (flooded) (doomed ??= []).push([channel, 'Too many messages per second']);
+      else if (channel.tokenExpiresAt <= now) {
         this.ctx.error('token_expired');
-        channel.shutdown(`Token has expired ${Math.max(0, Math.round((now - channel.tokenExpiresAt) / 1000))} seconds ago`);
+        (doomed ??= []).push([channel, `Token has expired ${Math.max(0, Math.round((now - channel.tokenExpiresAt) / 1000))} seconds ago`]);
       }
     }
+    if (doomed) for (const [channel, message] of doomed) channel.shutdown(message);
   }
 
   /** Server-initiated close (connection manager: drain, slow consumer, idle). */

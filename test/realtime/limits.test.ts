@@ -48,6 +48,20 @@ describe('channels per connection', () => {
   });
 });
 
+describe('connection caps', () => {
+  it('answers a socket over the per-user cap with 429 "Too many connected users"; the first socket keeps working', async () => {
+    const gw = await gateway({ maxConnectionsPerUser: 1 });
+    const first = await RawClient.connect(gw);
+    expect(await refusedUpgrade(`${gw.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${gw.keys.anon}&vsn=2.0.0`)).toEqual({
+      status: 429,
+      body: JSON.stringify({ error: 'Too many connected users' }),
+    });
+    expect((await first.join('still-here')).reply[4]).toMatchObject({ status: 'ok' });
+    expect(await metric(gw, 'fanout_connections_rejected_total', { transport: 'ws' })).toBe(1);
+    first.close();
+  });
+});
+
 describe('joins per second', () => {
   it('refuses joins and new connections while the gateway-wide join rate is over the limit, and disconnects the joiner', async () => {
     const gw = await gateway({ realtimeMaxJoinsPerSecond: 5 });
