@@ -122,7 +122,8 @@ async function reports(generators: Generator[]): Promise<LoadReport[]> {
 function saturation(rs: LoadReport[]): string {
   const worst = Math.max(...rs.map((r) => r.cpuMs / r.wallMs));
   const lag = Math.max(...rs.map((r) => r.loopP99Ms));
-  return `generators: max CPU ${(worst * 100).toFixed(0)} % of a core, max event-loop p99 ${lag.toFixed(0)} ms${worst > 0.9 ? ' — SATURATED: figures invalid' : ''}`;
+  const stall = Math.max(...rs.map((r) => r.loopMaxMs));
+  return `generators: max CPU ${(worst * 100).toFixed(0)} % of a core, event-loop p99 ${lag.toFixed(0)} ms / max ${stall.toFixed(0)} ms${worst > 0.9 ? ' — SATURATED: figures invalid' : ''}`;
 }
 
 /** Channel c's member m goes to generator (c·M + m) mod P: every channel spans processes. */
@@ -216,7 +217,7 @@ async function main(): Promise<void> {
           `broadcast at ${rate}/s per channel (${(rate * CHANNELS).toLocaleString()} publishes/s, ${(rate * CHANNELS * (MEMBERS - 1)).toLocaleString()} deliveries/s offered) for ${DURATION_S} s:`,
           `  delivery  ${percentiles(h)}`,
           `  delivered ${received.toLocaleString()} of ${expected.toLocaleString()} (${Math.round(received / DURATION_S).toLocaleString()} msgs/s); lost ${rs.reduce((a, r) => a + r.lost, 0)}, duplicates ${rs.reduce((a, r) => a + r.duplicates, 0)}, reordered ${rs.reduce((a, r) => a + r.reordered, 0)}`,
-          `  gateway CPU ${((server.cpuMs / server.wallMs) * 100).toFixed(0)} % of a core, event-loop p99 ${server.loopP99Ms.toFixed(0)} ms, one sweep over all sockets ${server.sweepMs.toFixed(1)} ms; ${saturation(rs)}`,
+          `  gateway CPU ${((server.cpuMs / server.wallMs) * 100).toFixed(0)} % of a core, event-loop p99 ${server.loopP99Ms.toFixed(0)} ms / max ${server.loopMaxMs.toFixed(0)} ms, one sweep over all sockets ${server.sweepMs.toFixed(1)} ms; ${saturation(rs)}`,
         ].join('\n'),
       );
     }
@@ -230,7 +231,7 @@ async function main(): Promise<void> {
     console.log(`\n## Results (${load()} at the end)`);
     console.log(`join      ${percentiles(joins)}; ${total} joins in ${(joinWallMs / 1000).toFixed(1)} s (${Math.round(total / (joinWallMs / 1000))}/s at 50 in flight per generator); failed ${joinPhase.reduce((a, r) => a + r.joinsFailed + r.connectFailed, 0)}`);
     console.log(`presence  ${percentiles(presence)}; ${presence.totalCount} of ${expectedDiffs} diffs${presenceComplete ? '' : ' (INCOMPLETE)'}; tracks at ${TRACK_RATE}/s`);
-    console.log(`          gateway CPU ${((joinStats.cpuMs / joinStats.wallMs) * 100).toFixed(0)} % during join+track; ${saturation(joinPhase)}`);
+    console.log(`          gateway CPU ${((joinStats.cpuMs / joinStats.wallMs) * 100).toFixed(0)} % during join+track, event-loop max ${joinStats.loopMaxMs.toFixed(0)} ms; ${saturation(joinPhase)}`);
     for (const r of broadcastResults) console.log(r);
     console.log(`memory    gateway RSS ${(fit.slope / 1024).toFixed(2)} KiB per member (r² ${fit.r2.toFixed(3)}), JS heap ${(heapFit.slope / 1024).toFixed(2)} KiB per member (r² ${heapFit.r2.toFixed(3)})`);
     console.log(`          bare ws server RSS ${(bareFit.slope / 1024).toFixed(2)} KiB per socket (r² ${bareFit.r2.toFixed(3)}) — same run, same sockets`);

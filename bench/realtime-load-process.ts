@@ -35,6 +35,7 @@ export interface LoadReport {
   cpuMs: number;
   wallMs: number;
   loopP99Ms: number;
+  loopMaxMs: number;
 }
 
 export type LoadReply =
@@ -213,6 +214,7 @@ process.on('message', (msg: LoadCommand) => {
           cpuMs: (cpu.user + cpu.system) / 1000,
           wallMs: wallNow - statsFrom.wall,
           loopP99Ms: loop.percentile(99) / 1e6,
+          loopMaxMs: loop.max / 1e6,
         });
         // Each report covers one phase.
         joinHist = histogram();

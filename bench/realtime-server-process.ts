@@ -15,7 +15,7 @@ export type ServerCommand = { cmd: 'memory' } | { cmd: 'stats' } | { cmd: 'stop'
 export type ServerReply =
   | { type: 'ready'; url: string; key: string }
   | { type: 'memory'; rss: number; heapUsed: number; external: number }
-  | { type: 'stats'; cpuMs: number; wallMs: number; loopP99Ms: number; connections: number; sweepMs: number };
+  | { type: 'stats'; cpuMs: number; wallMs: number; loopP99Ms: number; loopMaxMs: number; connections: number; sweepMs: number };
 
 const mode = process.argv[2];
 const send = (reply: ServerReply): void => void process.send!(reply);
@@ -82,7 +82,7 @@ process.on('message', (msg: ServerCommand) => {
     } else if (msg.cmd === 'stats') {
       const cpu = process.cpuUsage(statsFrom.cpu);
       const now = Date.now();
-      send({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: now - statsFrom.wall, loopP99Ms: loop.percentile(99) / 1e6, connections: connections(), sweepMs: timeSweep() });
+      send({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: now - statsFrom.wall, loopP99Ms: loop.percentile(99) / 1e6, loopMaxMs: loop.max / 1e6, connections: connections(), sweepMs: timeSweep() });
       statsFrom = { cpu: process.cpuUsage(), wall: now };
       loop.reset();
     } else if (msg.cmd === 'stop') {
