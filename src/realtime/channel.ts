@@ -96,8 +96,9 @@ export class Channel implements Subscriber {
     try {
       await this.authorizeJoin();
     } catch (err) {
-      if (!(err instanceof JoinRefused)) throw err;
-      return this.refuseJoin(err, ref);
+      if (err instanceof JoinRefused) return this.refuseJoin(err, ref);
+      this.socket.ctx.log.error({ err, channel: this.sub }, 'channel join failed');
+      return this.refuseJoin(new JoinRefused('Unknown Error on Channel', 'error'), ref);
     }
     if (this.state === 'closed') return; // replaced by a newer join or the socket closed meanwhile
 
@@ -205,8 +206,10 @@ export class Channel implements Subscriber {
   private startChanges(): Promise<ChangeSubscriptionResult> {
     const db = this.socket.ctx.gateway.database;
     if (!db) return Promise.resolve({ ok: false, error: NO_DATABASE });
-    return db.changeFeed
-      .subscribe({ channel: this.sub, bindings: this.bindings, claims: this.claims!, deliver: (ids, data, commitTs) => this.deliverChange(ids, data, commitTs) })
+    const request = { channel: this.sub, bindings: this.bindings, claims: this.claims!, deliver: (ids: number[], data: ChangeData, commitTs: number) => this.deliverChange(ids, data, commitTs) };
+    // Through a promise, so a feed that throws synchronously is reported like one that rejects.
+    return Promise.resolve()
+      .then(() => db.changeFeed.subscribe(request))
       .catch((err: unknown): ChangeSubscriptionResult => {
         this.socket.ctx.log.warn({ err, channel: this.sub }, 'postgres_changes subscription failed');
         return { ok: false, error: `Unable to subscribe to changes: ${(err as Error).message}` };

@@ -85,11 +85,12 @@ export class RealtimeSocket implements ManagedConnection {
       this.reply(null, msg.ref, 'phoenix', 'ok', {});
       return;
     }
-    this.events.add();
     if (msg.event === 'phx_join') {
+      // Joins have their own limit; an app joining many channels at start-up is not a flood.
       this.join(msg);
       return;
     }
+    if (msg.event !== 'phx_leave' && msg.event !== 'access_token') this.events.add();
     this.routeToChannel(msg.topic, msg.joinRef, msg.ref, { kind: 'message', message: msg }, msg.event === 'phx_leave');
   }
 

@@ -106,6 +106,18 @@ describe('messages per second', () => {
     expect(await metric(gw, 'fanout_errors_total', { kind: 'rate_limit' })).toBeGreaterThan(0);
   });
 
+  it('does not count joins, leaves or token refreshes: an app may join many channels at once', async () => {
+    const gw = await gateway({ realtimeMaxEventsPerSecond: 20 });
+    const raw = await RawClient.connect(gw);
+    for (let i = 0; i < 30; i++) raw.send([`j${i}`, `j${i}`, `realtime:many-${i}`, 'phx_join', { config: {}, access_token: gw.keys.anon }]);
+    await waitFor(() => raw.frames.filter((f) => Array.isArray(f) && f[3] === 'phx_reply').length === 30, '30 join replies');
+    for (let i = 0; i < 30; i++) raw.send([`j${i}`, null, `realtime:many-${i}`, 'access_token', { access_token: gw.keys.anon }]);
+    await sleep(300); // several sweeps
+    expect(raw.frames.filter((f) => Array.isArray(f) && (f[3] === 'system' || f[3] === 'phx_close'))).toEqual([]);
+    expect(raw.closed).toBeUndefined();
+    raw.close();
+  });
+
   it('closes a socket that keeps flooding after its channels were shut down (1008), without touching others', async () => {
     const gw = await gateway({ realtimeMaxEventsPerSecond: 20 });
     const other = await bystander(gw, 'raw-flood');
