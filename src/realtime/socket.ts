@@ -33,8 +33,10 @@ export class RealtimeSocket implements ManagedConnection {
   private released = false;
   /** The flood limit already shut the channels down; persisting floods close the socket. */
   private floodWarned = false;
-  /** True while the TCP socket is corked for this event-loop turn (see `corkUntilFlush`). */
+  /** True while the TCP socket is corked for this event-loop turn (see `flushAtEndOfTurn`). */
   private corked = false;
+  /** Unsent bytes were over the slow-consumer budget at the previous sweep. */
+  private overBudget = false;
 
   constructor(
     readonly ctx: RealtimeContext,
@@ -146,13 +148,16 @@ export class RealtimeSocket implements ManagedConnection {
     } else {
       this.ctx.gateway.metrics.delivered('ws', publishedAt, bytes.length);
     }
-    if (!this.closeRequested && this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) this.close('slow_consumer');
   }
 
   /** Uncorks the TCP stream: the frames written this turn go out together. */
   flushWrites(): void {
     this.corked = false;
     this.tcp.uncork();
+    // What the kernel did not take is queued in memory. One large message in flight is
+    // normal; more than the budget beyond the largest allowed payload is not.
+    const { slowConsumerBytes, maxPayloadBytes } = this.ctx.limits;
+    if (!this.closeRequested && this.ws.bufferedAmount > slowConsumerBytes + maxPayloadBytes) this.close('slow_consumer');
   }
 
   /** A hub message (broadcast, presence diff) in this socket's wire format, encoded once for all sockets. */
@@ -180,6 +185,16 @@ export class RealtimeSocket implements ManagedConnection {
     if (now - this.lastSeen > this.ctx.limits.idleTimeoutMs) {
       this.close('idle');
       return;
+    }
+    // Over the send budget at two sweeps in a row: the client is not draining what it is sent.
+    if (this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) {
+      if (this.overBudget) {
+        this.close('slow_consumer');
+        return;
+      }
+      this.overBudget = true;
+    } else {
+      this.overBudget = false;
     }
     let flooded = false;
     if (this.events.tick(now)) {

@@ -202,6 +202,24 @@ describe('slow consumers', () => {
   });
 });
 
+describe('large messages', () => {
+  it('delivers a payload bigger than the slow-consumer budget to a client that reads it', async () => {
+    const gw = await gateway({ slowConsumerBytes: 64 * 1024 });
+    const receiver = supabase(gw).channel('large-room');
+    const got: { blob: string }[] = [];
+    receiver.on('broadcast', { event: 'big' }, (p: { payload: { blob: string } }) => got.push(p.payload));
+    await joined(receiver);
+    const sender = supabase(gw).channel('large-room', { config: { broadcast: { ack: true } } });
+    await joined(sender);
+    expect(await sender.send({ type: 'broadcast', event: 'big', payload: { blob: 'L'.repeat(2_000_000) } })).toBe('ok');
+    await waitFor(() => got.length === 1, 'the 2 MB message', 10_000);
+    expect(got[0]!.blob.length).toBe(2_000_000);
+    await sleep(200); // a few sweeps
+    expect(await metric(gw, 'fanout_slow_consumer_disconnects_total')).toBe(0);
+    expect(gw.gateway.connections.count('ws')).toBe(2);
+  });
+});
+
 describe('drain', () => {
   it('tells every channel "Server requested disconnect" and closes on shutdown', async () => {
     const gw = await startRealtimeGateway({ drainTimeoutMs: 2000 });
