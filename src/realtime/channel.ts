@@ -103,11 +103,11 @@ export class Channel implements Subscriber {
     if (this.state === 'closed') return; // replaced by a newer join or the socket closed meanwhile
 
     this.bindings = this.config.postgresChanges.map((params) => ({ id: bindingId(params), params }));
-    let changes: Promise<ChangeSubscriptionResult> | undefined;
+    let subscribed: ChangeSubscriptionResult | undefined;
     if (this.bindings.length && this.config.waitForChangesMs !== undefined) {
       // `postgres_changes_options.wait`: answer the join only once the feed has subscribed.
       try {
-        changes = Promise.resolve(await this.awaitChanges(this.config.waitForChangesMs));
+        subscribed = await this.awaitChanges(this.config.waitForChangesMs);
       } catch (err) {
         if (!(err instanceof JoinRefused)) throw err;
         return this.refuseJoin(err, ref);
@@ -122,7 +122,8 @@ export class Channel implements Subscriber {
     if (this.presenceEnabled && this.presenceRead) this.pushPresenceState();
     if (this.bindings.length) {
       const claims = this.claims!;
-      (changes ?? this.startChanges()).then((result) => this.adoptChanges(result, claims)).catch(() => undefined);
+      if (subscribed) this.adoptChanges(subscribed, claims);
+      else void this.startChanges().then((result) => this.adoptChanges(result, claims));
     }
   }
 
@@ -182,7 +183,7 @@ export class Channel implements Subscriber {
       permissions = await db.authorizer.canRead(this.sub, this.claims, presenceEnabled);
     } catch (err) {
       this.socket.ctx.log.warn({ err, channel: this.sub }, 'private channel read authorization failed');
-      throw new JoinRefused('Realtime was unable to connect to the project database', 'unavailable');
+      throw new JoinRefused(NO_DATABASE, 'unavailable');
     }
     this.broadcastRead = permissions.broadcastRead;
     this.presenceRead = permissions.presenceRead;
@@ -486,8 +487,8 @@ export class Channel implements Subscriber {
         let readable: boolean;
         try {
           readable = await this.evaluateReadPermissions(this.presenceEnabled);
-        } catch (err) {
-          this.shutdown(err instanceof JoinRefused ? err.reason : 'Realtime was unable to connect to the project database');
+        } catch {
+          this.shutdown(NO_DATABASE);
           return;
         }
         if ((hadBroadcastRead && !this.broadcastRead) || (hadPresenceRead && !this.presenceRead)) {

@@ -77,6 +77,7 @@ export class RealtimeSocket implements ManagedConnection {
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
       this.ctx.error('protocol');
+      this.events.add(); // answered with an error reply: counted, so it cannot be used to flood
       if (err.replyTo) this.reply(err.replyTo.joinRef, err.replyTo.ref, err.replyTo.topic, 'error', { reason: err.message });
       else this.closeWith(err.closeCode, err.message);
     }
@@ -133,7 +134,7 @@ export class RealtimeSocket implements ManagedConnection {
 
   // ---------------------------------------------------------------- outbound
 
-  /** Writes bytes; closes the socket when the client is not reading fast enough. */
+  /** Writes a frame; all frames of one event-loop turn leave together at `flushWrites`. */
   sendFrame(bytes: Buffer, binary: boolean, publishedAt?: number): void {
     if (this.closingSince) return;
     if (!this.corked) {
