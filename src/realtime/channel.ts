@@ -272,7 +272,13 @@ export class Channel implements Subscriber {
     } else if (msg.event === PRESENCE_DIFF) {
       if (!this.presenceEnabled || !this.presenceRead) return;
     }
-    this.socket.sendHubMessage(msg);
+    try {
+      this.socket.sendHubMessage(msg);
+    } catch (err) {
+      // The hub's fan-out loop must go on to the other subscribers (say, a payload that cannot be serialized).
+      this.socket.ctx.error('internal');
+      this.socket.ctx.log.error({ err, channel: this.sub, event: msg.event }, 'failed to deliver a hub message');
+    }
   }
 
   // ---------------------------------------------------------------- inbound

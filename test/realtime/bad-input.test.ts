@@ -3,6 +3,7 @@
 // error reply or a close with a reason; the gateway and every other socket carry on.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
+import { publishBroadcast } from '../../src/realtime/channel-topics.js';
 import { closeClients, joined, RawClient, sleep, startRealtimeGateway, subscribe, supabase, userBroadcastPush, waitFor } from './helpers.js';
 
 let gw: TestGateway;
@@ -148,6 +149,17 @@ describe('failures inside the gateway', () => {
     } finally {
       hub.publish = publish;
     }
+  });
+});
+
+describe('unserializable payloads from inside the gateway', () => {
+  it('are skipped without breaking the publisher or the channel', async () => {
+    const raw = await RawClient.connect(gw);
+    await raw.join('bigint-room');
+    expect(() => publishBroadcast(gw.gateway.hub, 'bigint-room', false, { event: 'bad', payload: { n: 1n }, frame: 'text' })).not.toThrow();
+    publishBroadcast(gw.gateway.hub, 'bigint-room', false, { event: 'good', payload: { n: 1 }, frame: 'text' });
+    expect(await raw.waitFrame((f) => Array.isArray(f) && f[3] === 'broadcast', 'the good one')).toEqual([null, null, 'realtime:bigint-room', 'broadcast', { type: 'broadcast', event: 'good', payload: { n: 1 } }]);
+    raw.close();
   });
 });
 
