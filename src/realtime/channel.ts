@@ -491,7 +491,7 @@ export class Channel implements Subscriber {
   }
 
   private pushPresenceState(): void {
-    this.socket.push(this.joinRef, null, this.topic, 'presence_state', JSON.stringify(this.socket.ctx.presence.state(this.hubTopic)));
+    this.socket.push(this.joinRef, null, this.topic, 'presence_state', this.socket.ctx.presence.stateJson(this.hubTopic));
   }
 
   // ---------------------------------------------------------------- access_token
