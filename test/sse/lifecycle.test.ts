@@ -39,10 +39,11 @@ describe('wire basics and the shared sweep', () => {
   });
 
   it('closes a stream whose token expired, with a reason event', async () => {
-    const token = await gw.userToken('alice', 1);
+    // `exp` has one-second resolution: 3 s leaves the stream time to open on a busy machine.
+    const token = await gw.userToken('alice', 3);
     const c = openClient(`${gw.url}/api/content/progress`, token);
     await waitFor(() => c.of('ready').length === 1, 'ready');
-    await waitFor(() => c.of('error').length === 1, 'the token_expired event', 5000);
+    await waitFor(() => c.of('error').length === 1, 'the token_expired event', 10_000);
     c.close();
     expect(c.of('error')[0]!.data.code).toBe('token_expired');
     await waitFor(() => gw.gateway.connections.size === 0, 'the connection to be freed');
