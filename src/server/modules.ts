@@ -2,5 +2,9 @@
 // upgrade handlers, sweep tasks and shutdown hooks on the Gateway it is given.
 import type { GatewayModule } from './gateway.js';
 import { registerInfo } from './info.js';
+import { registerContent } from '../content/index.js';
+import { registerSse } from '../sse/index.js';
+import { registerRealtime } from '../realtime/module.js';
 
-export const gatewayModules: GatewayModule[] = [registerInfo];
+// Realtime stays last: it reads `gateway.database`, which the changes module sets.
+export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerRealtime];
