@@ -79,7 +79,13 @@ async function prepareEnvironment(opts: SpikeOptions, log: (l: string) => void):
     notes.push(`Dedicated PostgreSQL on port ${db.port}: ${await gatewayMigrate(db.url)}.`);
   }
   log('starting the embedded gateway');
-  const embedded = await startEmbeddedGateway({ env: db ? { DATABASE_URL: db.url } : {} });
+  let embedded: EmbeddedGateway;
+  try {
+    embedded = await startEmbeddedGateway({ env: db ? { DATABASE_URL: db.url } : {} });
+  } catch (err) {
+    await db?.destroy();
+    throw err;
+  }
   const env: Environment = { target: embedded.target, embedded, db, database: db ? `dedicated PostgreSQL (${db.url})` : 'embedded (PGlite)', notes };
   if (db) env.dbFault = { stop: () => db.stop(), start: () => db.start(), method: '`pg_ctl stop -m immediate` on the dedicated PostgreSQL (a crash), later `pg_ctl start`' };
   return env;
