@@ -164,7 +164,14 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
   const scenarios: ScenarioRecord[] = [];
   const defs = matrix(opts.profile).filter((d) => !opts.only || opts.only.test(d.id));
   const biggest = Math.max(2, Math.ceil(Math.max(profile.rampSse.max, profile.rampRealtime.max) / MAX_SOCKETS_PER_WORKER));
-  const pool = await WorkerPool.start(biggest);
+  let pool: WorkerPool;
+  try {
+    pool = await WorkerPool.start(biggest);
+  } catch (err) {
+    await env.embedded?.stop();
+    await env.db?.destroy();
+    throw err;
+  }
   const prepareSse = env.target.kind === 'fanout' ? async (n: number) => ({ streams: await createFanoutStreams(env.target, n, `spk${Date.now().toString(36)}`) }) : undefined;
   const run = async (def: Pick<ScenarioDef, 'id' | 'durationMs' | 'rampMs' | 'sse' | 'realtime'>, faults?: FaultStep[], thresholds?: Threshold[]): Promise<RunResult> => {
     const r = await runLoad(specFor(def, env, opts, faults, thresholds), { pool, prepareSse, baselineMs: profile.baselineMs, onStatus: opts.onStatus });
