@@ -8,6 +8,7 @@ import { linearFit, type LinearFit } from './fit.js';
 import { FANOUT_COMPLETION, RunAggregator, type Bucket } from './aggregate.js';
 import { GENERATOR_LAG, SCHEDULE_LATENESS } from './recorder.js';
 import type { ClockEstimate } from './clock.js';
+import { isLoopbackHost } from './target.js';
 import { evaluateThresholds, thresholdsPassed, type ThresholdResult } from './thresholds.js';
 import type { GroupName, WorkerFinal } from './plan.js';
 import type { ServerSample } from './sampler.js';
@@ -427,6 +428,14 @@ export function buildResult(inputs: RunInputs): RunResult {
   const steadyS = steady.length;
   const groups: RunResult['groups'] = {};
   if (spec.sse) groups.sse = groupResult('sse', inputs, spec.sse.connections, steadyS);
+  // Across hosts, latency from a server stamp includes the clock offset; it is constant over the
+  // run, so subtracting it from every percentile is exact. On loopback both ends read one clock.
+  const delivery = groups.sse?.latency.delivery;
+  if (delivery && inputs.clock && !isLoopbackHost(new URL(spec.target.url).hostname)) {
+    const off = inputs.clock.offsetMs;
+    const shift = (v: number | null): number | null => (v === null ? null : round(v + off, 3));
+    groups.sse!.latency.deliveryClockCorrected = { ...delivery, min: shift(delivery.min), mean: shift(delivery.mean), p50: shift(delivery.p50), p90: shift(delivery.p90), p99: shift(delivery.p99), p999: shift(delivery.p999), max: shift(delivery.max) };
+  }
   if (spec.realtime) groups.realtime = groupResult('realtime', inputs, spec.realtime.projects * spec.realtime.usersPerProject, steadyS);
   const fan = agg.fanout;
   const publish: Record<string, PublishResult> = {};

@@ -33,6 +33,7 @@ export function latencyRows(r: RunResult): Cell[][] {
   const rt = r.groups.realtime;
   const rows = [
     latRow('sse delivery (server ts → receive)', sse?.latency.delivery),
+    latRow('sse delivery, clock-offset corrected', sse?.latency.deliveryClockCorrected),
     latRow('sse end-to-end (intended → receive)', sse?.latency.endToEnd),
     latRow('sse connect', sse?.connect),
     latRow('sse first event', sse?.firstEvent),

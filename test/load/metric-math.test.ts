@@ -4,6 +4,7 @@ import { HistogramSet, decodeHistogram, encodeHistogram, mergeHistograms, newHis
 import { SequenceTracker } from '../../src/load/sequence.js';
 import { UptimeLedger, stability } from '../../src/load/uptime.js';
 import { linearFit } from '../../src/load/fit.js';
+import { ClockOffsetEstimator } from '../../src/load/clock.js';
 
 describe('percentiles from HDR histograms', () => {
   it('gives the percentiles of 1..1000 ms within HDR precision (3 significant digits)', () => {
@@ -211,5 +212,18 @@ describe('linear fit (memory per connection)', () => {
   it('refuses to fit a line through one x value', () => {
     expect(linearFit([{ x: 5, y: 1 }])).toBeNull();
     expect(linearFit([{ x: 5, y: 1 }, { x: 5, y: 2 }])).toBeNull();
+  });
+});
+
+describe('clock offset between generator and server', () => {
+  it('takes the shortest round trip as the estimate, NTP-style', () => {
+    const c = new ClockOffsetEstimator();
+    expect(c.estimate()).toBeNull();
+    // Server clock 100 ms ahead. Request sent at 1000, answered at 1040 (stamped on arrival 1020 + 100).
+    c.sample(1000, 1040, 1120);
+    // A quicker exchange: sent 2000, answered 2004, stamped at 2002 + 100.
+    c.sample(2000, 2004, 2102);
+    c.sample(3000, 2990, 3000); // a negative round trip (a clock step) is ignored
+    expect(c.estimate()).toEqual({ offsetMs: 100, uncertaintyMs: 2, samples: 2 });
   });
 });
