@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeReport } from '../spike/report-render.js';
+import { allCharts } from '../spike/report-charts.js';
+import { renderChartsToPng } from '../spike/chart-png.js';
 import type { SpikeReport } from '../spike/model.js';
 import { EXIT, UsageError, handleCommandError } from './load.js';
 
@@ -33,14 +35,20 @@ export function registerReportCommand(program: Command): void {
     .description('render report.md and report.html (with charts) again from a spike report.json')
     .argument('<report.json>', 'a report.json written by `fanout spike`')
     .option('--out-dir <dir>', 'write there instead of next to the JSON')
+    .option('--png <dir>', 'also render the charts to PNG in this directory (headless Chromium via playwright-core)')
+    .option('--charts <ids>', 'with --png: only these charts, comma-separated (connections, latency, rss, degradation-sse, degradation-realtime, fault)')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
-    .action((file: string, flags: { outDir?: string }) => {
+    .action(async (file: string, flags: { outDir?: string; png?: string; charts?: string }) => {
       try {
         const path = resolve(file);
         const report = loadReport(path);
         const dir = flags.outDir ? resolve(flags.outDir) : dirname(path);
         const out = writeReport(dir, report, { json: !!flags.outDir });
         process.stdout.write(`wrote ${out.md} and ${out.html}\n`);
+        if (flags.png) {
+          const pngs = await renderChartsToPng(allCharts(report), resolve(flags.png), flags.charts?.split(',').map((c) => c.trim()));
+          process.stdout.write(`wrote ${pngs.join(', ')}\n`);
+        }
         process.exitCode = EXIT.passed;
       } catch (err) {
         process.exitCode = handleCommandError('report', err);

@@ -136,8 +136,12 @@ describe('fanout spike (ci profile)', () => {
     expect(html).not.toMatch(/<script|<link|<img|src=|url\(/i);
     // `fanout report` renders the same files again from the JSON.
     const out = join(dir, 'again');
-    const { stdout } = await exec(process.execPath, [FANOUT, 'report', files.json, '--out-dir', out]);
+    const { stdout } = await exec(process.execPath, [FANOUT, 'report', files.json, '--out-dir', out, '--png', join(out, 'png'), '--charts', 'latency']);
     expect(stdout).toMatch(/wrote .*report\.md and .*report\.html/);
+    // A chart rendered to PNG by headless Chromium.
+    const png = readFileSync(join(out, 'png', 'latency.png'));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect(png.length).toBeGreaterThan(5000);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toBe(md);
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toBe(html);
   });
