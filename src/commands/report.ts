@@ -26,7 +26,9 @@ export function loadReport(path: string): SpikeReport {
   if (!r || r.version !== 1 || !Array.isArray(r.scenarios) || !r.limits || !r.benchmarks || !r.decision || !r.cost) {
     throw new UsageError(`${path} is not a fanout spike report (expected version 1 with scenarios, limits, benchmarks, decision and cost)`);
   }
-  return r as SpikeReport;
+  const report = r as SpikeReport;
+  report.errors ??= [];
+  return report;
 }
 
 export function registerReportCommand(program: Command): void {

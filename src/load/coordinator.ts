@@ -13,7 +13,7 @@ import { ClockOffsetEstimator } from './clock.js';
 import { preflight } from './preflight.js';
 import { evaluateThresholds } from './thresholds.js';
 import { WorkerPool, MAX_SOCKETS_PER_WORKER } from './pool.js';
-import { commentInsertRequest, realtimeSocketUrl, sourceAddresses, sseStreamUrl, sseTopic } from './target.js';
+import { allocateSourceAddresses, spreadsSourceAddresses, commentInsertRequest, realtimeSocketUrl, sseStreamUrl, sseTopic } from './target.js';
 import { commentBody, commentStream } from './drivers/realtime.js';
 import type { PublishedStreams, RealtimeUserPlan, SseConnectionPlan, WorkerMessage, WorkerPlan } from './plan.js';
 import type { RunSpec } from './spec.js';
@@ -63,10 +63,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Splits a run into per-worker plans; connections are dealt round-robin so every worker gets a share of each arrival period. */
 export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | undefined, runId: string, tickMs: number): WorkerPlan[] {
+  const addresses = allocateSourceAddresses(spec.target.url, workers, Math.ceil(socketsOf(spec) / workers));
   const plans: WorkerPlan[] = Array.from({ length: workers }, (_, w) => ({
     runId,
     workerIndex: w,
-    localAddresses: sourceAddresses(spec.target.url, w),
+    workers,
+    localAddresses: addresses?.[w] ?? null,
     tickMs,
   }));
   const connectTimeoutMs = spec.connectTimeoutMs ?? 10_000;
@@ -128,7 +130,7 @@ let runCounter = 0;
 export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunResult> {
   const runId = `lt${Date.now().toString(36)}${(runCounter++).toString(36)}`;
   const tickMs = hooks.tickMs ?? 1000;
-  const check = preflight(socketsOf(spec), hooks.pool?.size ?? workersFor(spec), sourceAddresses(spec.target.url, 0) ? 1 : null);
+  const check = preflight(socketsOf(spec), hooks.pool?.size ?? workersFor(spec), spreadsSourceAddresses(spec.target.url) ? 'spread' : null);
   if (hooks.pool && check.workers > hooks.pool.size) throw new Error(`this run needs ${check.workers} generator processes but the shared pool has ${hooks.pool.size}: ${check.notes.join('; ')}`);
   const workers = hooks.pool?.size ?? check.workers;
   const sse = spec.sse ? await (hooks.prepareSse ? hooks.prepareSse(spec.sse.streams) : Promise.resolve(defaultStreams(spec.sse.streams, runId))) : undefined;
@@ -151,7 +153,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       if (msg.type === 'tick') agg?.onTick(msg);
       else if (msg.type === 'fatal') workerErrors.push(`worker ${msg.worker}: ${msg.message}`);
     });
-    const planned = pool.collect('planned', 30_000);
+    const planned = pool.collect('planned', 60_000);
     plans.forEach((p, i) => pool.send(i, { type: 'plan', plan: p }));
     await planned;
 
@@ -257,7 +259,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
 
     // Stop publishing, let in-flight messages land, then take the final accounting.
     for (const s of schedulers) s.stop();
-    const publishedP = pool.collect('published', 15_000);
+    const publishedP = pool.collect('published', 60_000);
     pool.broadcast({ type: 'stop-publishing' });
     const ownPublished = await publishedP;
     await Promise.all(Object.values(publishers).map((p) => p.drain()));
@@ -265,7 +267,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
     const published: PublishedStreams = {};
     for (const p of Object.values(publishers)) Object.assign(published, p.published);
     for (const m of ownPublished) Object.assign(published, m.published);
-    const finalsP = pool.collect('final', 30_000);
+    const finalsP = pool.collect('final', 60_000);
     pool.broadcast({ type: 'finish', published });
     const finals = await finalsP;
     await sleep(Math.min(300, tickMs));

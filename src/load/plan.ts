@@ -70,6 +70,8 @@ export interface RealtimeWorkerPlan {
 export interface WorkerPlan {
   runId: string;
   workerIndex: number;
+  /** Worker processes in this run (connections are dealt round-robin over them). */
+  workers: number;
   /** Source addresses to spread connections over (loopback targets), or null to let the OS choose. */
   localAddresses: string[] | null;
   tickMs: number;

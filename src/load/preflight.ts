@@ -33,7 +33,11 @@ export function ephemeralPorts(): number | undefined {
 /** Headroom per process for the runtime's own files, pipes and the IPC channel. */
 const FILE_HEADROOM = 200;
 
-export function preflight(sockets: number, workers: number, sourceAddressesPerWorker: number | null, limits = { files: openFileLimit(), ports: ephemeralPorts() }): PreflightResult {
+/**
+ * @param sourceAddresses 'spread' when sockets are spread over loopback source addresses
+ *   (at most SOCKETS_PER_SOURCE_ADDRESS each), null when they all leave from one address.
+ */
+export function preflight(sockets: number, workers: number, sourceAddresses: 'spread' | null, limits = { files: openFileLimit(), ports: ephemeralPorts() }): PreflightResult {
   const notes: string[] = [];
   let w = Math.max(1, workers);
   if (limits.files !== undefined) {
@@ -44,15 +48,8 @@ export function preflight(sockets: number, workers: number, sourceAddressesPerWo
       w = needed;
     }
   }
-  if (limits.ports !== undefined) {
-    const perAddress = sourceAddressesPerWorker ? Math.ceil(sockets / (w * sourceAddressesPerWorker)) : sockets;
-    if (perAddress > limits.ports * 0.9) {
-      notes.push(
-        sourceAddressesPerWorker
-          ? `about ${perAddress} sockets per source address is close to the ${limits.ports} ephemeral ports available: add workers`
-          : `${sockets} sockets from one source address exceed 90% of the ${limits.ports} ephemeral ports: expect EADDRNOTAVAIL (spread the generator over several machines or addresses)`,
-      );
-    }
+  if (limits.ports !== undefined && sourceAddresses === null && sockets > limits.ports * 0.9) {
+    notes.push(`${sockets} sockets from one source address exceed 90% of the ${limits.ports} ephemeral ports: expect EADDRNOTAVAIL (spread the generator over several machines or addresses)`);
   }
   return { workers: w, notes };
 }

@@ -64,11 +64,36 @@ export function normalizeLoopback(url: string): string {
   return u.toString().replace(/\/$/, '');
 }
 
-/** Source addresses for worker `index`: distinct 127.0.0.x per worker (IPv4 loopback targets only). */
-export function sourceAddresses(targetUrl: string, index: number, perWorker = 1): string[] | null {
+/**
+ * Sockets per source address. A socket bound to an explicit address (localAddress) takes
+ * its port from the half of the ephemeral range Linux keeps for bind(), ~14,000 here, and
+ * the search for a free one slows sharply as that half fills up — with the previous runs'
+ * TIME_WAIT sockets (60 s) counted in. Measured on this machine: 1,000 connects cost the
+ * event loop ~60 ms up to ~6,000 sockets on one address and ~1.4 s beyond (bind() runs
+ * synchronously). Staying far below that keeps bind() instant.
+ */
+export const SOCKETS_PER_SOURCE_ADDRESS = 2000;
+
+/** True when connections to this target can leave from many 127.0.0.x addresses (an IPv4 loopback target). */
+export function spreadsSourceAddresses(targetUrl: string): boolean {
   const host = new URL(targetUrl).hostname;
-  if (isIP(host) !== 4 || !host.startsWith('127.')) return null;
-  return Array.from({ length: perWorker }, (_, k) => `127.0.0.${2 + ((index * perWorker + k) % 250)}`);
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+/** Loopback source addresses 127.0.0.2 … 127.0.0.251 handed out in rotation. */
+const ADDRESS_POOL = 250;
+// A random start, so separate `fanout load` invocations in a row do not begin on the same address.
+let nextAddress = Math.floor(Math.random() * ADDRESS_POOL);
+
+/**
+ * Source addresses for every worker of one run: enough 127.0.0.x per worker for
+ * `perWorkerSockets`, taken from a rotating pool so consecutive runs do not reuse the
+ * addresses whose ports the last run left in TIME_WAIT. Null for non-IPv4-loopback targets.
+ */
+export function allocateSourceAddresses(targetUrl: string, workers: number, perWorkerSockets: number): string[][] | null {
+  if (!spreadsSourceAddresses(targetUrl)) return null;
+  const per = Math.max(1, Math.ceil(perWorkerSockets / SOCKETS_PER_SOURCE_ADDRESS));
+  return Array.from({ length: workers }, () => Array.from({ length: per }, () => `127.0.0.${2 + (nextAddress++ % ADDRESS_POOL)}`));
 }
 
 export function realtimeSocketUrl(target: Target): string {

@@ -49,7 +49,8 @@ class WorkerRun implements DriverContext {
 
   localAddress(id: number): string | undefined {
     const list = this.plan.localAddresses;
-    return list && list.length ? list[id % list.length] : undefined;
+    // Connections are dealt round-robin over workers, so this worker's k-th one has id k·workers + index.
+    return list && list.length ? list[Math.floor(id / this.plan.workers) % list.length] : undefined;
   }
 
   start(t0: number, endAt: number): void {

@@ -133,5 +133,7 @@ export interface SpikeReport {
   decision: ArchitectureDecision;
   cost: CostProjection;
   invalidScenarios: string[];
+  /** Runs that could not complete (a generator process stuck past its deadline), with why. */
+  errors: { scenario: string; message: string }[];
   notes: string[];
 }

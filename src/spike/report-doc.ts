@@ -126,6 +126,10 @@ export function buildDocument(report: SpikeReport): Block[] {
       }),
     });
   }
+  if (report.errors?.length) {
+    b.push({ kind: 'h', level: 3, text: 'Runs that could not be measured' });
+    b.push({ kind: 'list', items: report.errors.map((e) => `${e.scenario}: ${e.message}`) });
+  }
   const errored = runs.filter((s) => Object.keys(s.result.groups.sse?.errors ?? {}).length + Object.keys(s.result.groups.realtime?.errors ?? {}).length + Object.values(s.result.publish).reduce((a, p) => a + p.failed, 0) > 0);
   if (errored.length) {
     b.push({ kind: 'h', level: 3, text: 'Errors and close codes by kind' });

@@ -173,11 +173,30 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
     throw err;
   }
   const prepareSse = env.target.kind === 'fanout' ? async (n: number) => ({ streams: await createFanoutStreams(env.target, n, `spk${Date.now().toString(36)}`) }) : undefined;
-  const run = async (def: Pick<ScenarioDef, 'id' | 'durationMs' | 'rampMs' | 'sse' | 'realtime'>, faults?: FaultStep[], thresholds?: Threshold[]): Promise<RunResult> => {
-    const r = await runLoad(specFor(def, env, opts, faults, thresholds), { pool, prepareSse, baselineMs: profile.baselineMs, onStatus: opts.onStatus });
-    log(`${def.id}: ${!r.valid ? 'INVALID' : r.passed ? 'passed' : 'failed'}`);
-    return r;
+  const errors: SpikeReport['errors'] = [];
+  /** One run; a run that cannot complete (a worker stuck past its deadline) is recorded and the pool replaced, so the spike carries on. */
+  const run = async (def: Pick<ScenarioDef, 'id' | 'durationMs' | 'rampMs' | 'sse' | 'realtime'>, faults?: FaultStep[], thresholds?: Threshold[]): Promise<RunResult | undefined> => {
+    try {
+      const r = await runLoad(specFor(def, env, opts, faults, thresholds), { pool, prepareSse, baselineMs: profile.baselineMs, onStatus: opts.onStatus });
+      log(`${def.id}: ${!r.valid ? 'INVALID' : r.passed ? 'passed' : 'failed'}`);
+      return r;
+    } catch (err) {
+      const message = (err as Error).message;
+      log(`${def.id}: could not be measured: ${message}`);
+      errors.push({ scenario: def.id, message });
+      await pool.close();
+      pool = await WorkerPool.start(biggest);
+      return undefined;
+    }
   };
+  const record = (def: ScenarioDef, result: RunResult): ScenarioRecord => ({
+    id: def.id,
+    title: def.title,
+    category: def.category,
+    seedItem: def.seedItem,
+    load: (def.sse?.connections ?? 0) + (def.realtime ? def.realtime.projects * def.realtime.usersPerProject : 0),
+    result,
+  });
   let fault: SpikeReport['fault'] = { skipped: 'not run' };
   const degradation: SpikeReport['degradation'] = {};
   try {
@@ -195,13 +214,19 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
           { atMs: restoreAt, label: 'database started again', run: () => dbf.start() },
         ];
         const result = await run(def, faults);
-        const rec: ScenarioRecord = { id: def.id, title: def.title, category: def.category, seedItem: def.seedItem, load: (def.sse?.connections ?? 0) + (def.realtime ? def.realtime.projects * def.realtime.usersPerProject : 0), result };
+        if (!result) {
+          fault = { skipped: `the failure run could not be measured: ${errors[errors.length - 1]?.message}` };
+          // The database may still be stopped.
+          await dbf.start().catch(() => undefined);
+          continue;
+        }
+        const rec = record(def, result);
         scenarios.push(rec);
         fault = compareFault(rec, scenarios.find((s) => s.id === def.soloId), dbf.method, restoreAt);
         continue;
       }
       const result = await run(def);
-      scenarios.push({ id: def.id, title: def.title, category: def.category, seedItem: def.seedItem, load: (def.sse?.connections ?? 0) + (def.realtime ? def.realtime.projects * def.realtime.usersPerProject : 0), result });
+      if (result) scenarios.push(record(def, result));
     }
 
     for (const transport of ['sse', 'realtime'] as const) {
@@ -222,10 +247,15 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
           let result = await run(def, undefined, stepThresholds);
           // An invalid step says nothing about the server; on a shared machine the cause is often
           // passing contention, so it is measured once more before the search gives up.
-          if (!result.valid && profile.retryInvalidSteps) {
-            log(`${id}: retrying once after an invalid run`);
+          if ((!result || !result.valid) && profile.retryInvalidSteps) {
+            log(`${id}: retrying once after ${result ? 'an invalid run' : 'a run that could not complete'}`);
             result = await run(def, undefined, stepThresholds);
-            result.notes.push('this ramp step was run twice: the first attempt was INVALID (generator lag or CPU over its limit)');
+            result?.notes.push('this ramp step was run twice: the first attempt was INVALID or could not complete');
+          }
+          if (!result) {
+            const failures = [`the run could not be measured: ${errors[errors.length - 1]?.message}`];
+            steps.push({ load, scenarioId: id, verdict: 'invalid', failures, p99Ms: null, connectP99Ms: null });
+            return { load, verdict: 'invalid' as const, failures };
           }
           scenarios.push({ id, title: `${transport === 'sse' ? 'SSE' : 'Realtime'} ramp step: ${load} ${transport === 'sse' ? 'connections' : 'users'}`, category: transport === 'sse' ? 'ramp-sse' : 'ramp-realtime', load, result });
           const verdict = verdictOf(result, criteria);
@@ -242,14 +272,15 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
 
     if (opts.soakS && (!opts.only || opts.only.test('soak'))) {
       const def = soak(opts.profile, opts.soakS);
-      scenarios.push({ id: def.id, title: def.title, category: 'soak', seedItem: def.seedItem, load: 300, result: await run(def) });
+      const result = await run(def);
+      if (result) scenarios.push(record(def, result));
     }
   } finally {
     await pool.close();
     await env.embedded?.stop();
     await env.db?.destroy();
   }
-  return assembleReport({ opts, env, scenarios, fault, degradation, started });
+  return assembleReport({ opts, env, scenarios, fault, degradation, started, errors });
 }
 
 /** Per-user message rates measured in the Realtime 10 × 10 run (or the closest one), for the cost projection. */
@@ -270,7 +301,7 @@ function measuredRates(scenarios: readonly ScenarioRecord[]): { received: number
   return { received, sent, progress: sse?.result.config.sse?.ratePerStream ?? 1 };
 }
 
-function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: ScenarioRecord[]; fault: SpikeReport['fault']; degradation: SpikeReport['degradation']; started: number }): SpikeReport {
+function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: ScenarioRecord[]; fault: SpikeReport['fault']; degradation: SpikeReport['degradation']; started: number; errors: SpikeReport['errors'] }): SpikeReport {
   const { opts, env, scenarios, fault, degradation } = a;
   const costUsers = opts.cost?.users ?? DEFAULT_COST_ASSUMPTIONS.users;
   const facts = gatherFacts(scenarios, degradation, fault, costUsers);
@@ -310,6 +341,7 @@ function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: Sc
     decision,
     cost,
     invalidScenarios: invalid,
+    errors: a.errors,
     notes,
   };
 }
