@@ -82,6 +82,23 @@ describe('fanout load (CLI)', () => {
     }
   });
 
+  it('loads any SSE URL (--sse-url): measures what the server pushes, latency from the events\' ts', async () => {
+    // Something else publishes to this stream while the load runs.
+    const publisher = setInterval(() => void fetch(`${srv.url}/api/content/ext/progress`, { method: 'POST', body: '{}' }).then((r) => r.arrayBuffer()), 200);
+    try {
+      const r = await fanout(['load', 'sse', '--sse-url', `${srv.url}/api/content/ext/progress`, '--connections', '5', '--duration', '2.5', '--ramp', '0.3', '--quiet', '--json', '--generator-max-lag-ms', '2000']);
+      expect(r.code, r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout) as RunResult;
+      expect(result.target.kind).toBe('sse-url');
+      expect(result.publish).toEqual({});
+      expect(result.groups.sse!.established).toBe(5);
+      expect(result.groups.sse!.latency.delivery!.count).toBeGreaterThanOrEqual(5 * 5);
+      expect(result.groups.sse!.deliveryTotal.lost).toBe(0);
+    } finally {
+      clearInterval(publisher);
+    }
+  });
+
   it('marks a run whose generator exceeded its limits INVALID (exit 3)', async () => {
     const args = base();
     args[args.indexOf('--generator-max-lag-ms') + 1] = '0';
