@@ -18,6 +18,9 @@ export interface SpikeFacts {
   sseFirstFail: number | null;
   realtimeLastPass: number | null;
   realtimeFirstFail: number | null;
+  /** Why each ramp stopped (a cap from a ramp that never failed is only a lower bound). */
+  sseStoppedBy?: string;
+  realtimeStoppedBy?: string;
   /** Users the cost projection is made for; each holds one SSE stream and one Realtime socket at peak. */
   projectedUsers: number;
   reconnectsObserved: number;
@@ -76,6 +79,8 @@ export function gatherFacts(scenarios: readonly ScenarioRecord[], degradation: {
     sseFirstFail: degradation.sse?.firstFail ?? null,
     realtimeLastPass: degradation.realtime?.lastPass ?? null,
     realtimeFirstFail: degradation.realtime?.firstFail ?? null,
+    sseStoppedBy: degradation.sse?.stoppedBy,
+    realtimeStoppedBy: degradation.realtime?.stoppedBy,
     projectedUsers,
     reconnectsObserved: scenarios.reduce((a, s) => a + (s.result.groups.sse?.reconnects ?? 0) + (s.result.groups.realtime?.reconnects ?? 0), 0),
     invalidRuns: scenarios.filter((s) => !s.result.valid).length,
@@ -145,8 +150,11 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
   // S1 — per-instance operating limits from the ramps.
   const recSse = f.sseLastPass === null ? null : Math.floor(f.sseLastPass * RECOMMENDED_SHARE);
   const recRt = f.realtimeLastPass === null ? null : Math.floor(f.realtimeLastPass * RECOMMENDED_SHARE);
+  const lowerBound = (firstFail: number | null, stoppedBy: string | undefined, what: string): string | undefined =>
+    firstFail === null && stoppedBy ? `the ${what} cap is a lower bound: its ramp ${stoppedBy === 'generator-limit' ? 'stopped when the generator (or the shared machine) could no longer keep up' : 'reached its largest step'} before the gateway degraded` : undefined;
+  const bounds = [lowerBound(f.sseFirstFail, f.sseStoppedBy, 'SSE'), lowerBound(f.realtimeFirstFail, f.realtimeStoppedBy, 'Realtime')].filter((x): x is string => !!x);
   scaling.push({
-    statement: `Cap each gateway instance at ${recSse ?? 'n/a'} SSE connections and ${recRt ?? 'n/a'} Realtime users on hardware like this machine; alert before the cap (connection pooling and admission control at the gateway).`,
+    statement: `Cap each gateway instance at ${recSse ?? 'n/a'} SSE connections and ${recRt ?? 'n/a'} Realtime users on hardware like this machine; alert before the cap (connection pooling and admission control at the gateway).${bounds.length ? ` Note: ${bounds.join('; ')}.` : ''}`,
     rule: `S1: operating limit = ${RECOMMENDED_SHARE * 100}% of the highest ramp load that met every criterion.`,
     evidence: [`SSE: last pass ${fmt(f.sseLastPass)}, first fail ${fmt(f.sseFirstFail)}`, `Realtime: last pass ${fmt(f.realtimeLastPass)}, first fail ${fmt(f.realtimeFirstFail)}`],
   });

@@ -116,6 +116,12 @@ describe('decision rules', () => {
     expect(d.scaling.find((s) => s.rule.startsWith('S4'))!.statement).toMatch(/^Keep channels small/);
   });
 
+  it('calls a cap from a ramp that never failed a lower bound', () => {
+    const d = decide(facts({ sseFirstFail: null, sseStoppedBy: 'generator-limit' }));
+    expect(d.scaling[0]!.statement).toMatch(/the SSE cap is a lower bound: its ramp stopped when the generator/);
+    expect(decide(facts()).scaling[0]!.statement).not.toMatch(/lower bound/);
+  });
+
   it('says capacity is unknown when a ramp produced no passing step', () => {
     const d = decide(facts({ realtimeLastPass: null }));
     expect(d.scaling[1]!.statement).toMatch(/unknown/);
