@@ -35,6 +35,8 @@ interface SpikeFlags {
   supabaseBaseUsd?: string;
   vmUsd?: string;
   busUsd?: string;
+  costProgressRate?: string;
+  costRealtimeRate?: string;
   quiet?: boolean;
   json?: boolean;
 }
@@ -82,6 +84,8 @@ export function registerSpikeCommand(program: Command): void {
     .option('--supabase-base-usd <usd>', 'Supabase plan base fee per month (assumption)', String(DEFAULT_COST_ASSUMPTIONS.supabaseBaseUsd))
     .option('--vm-usd <usd>', 'price per month of one gateway VM like this machine (assumption)', String(DEFAULT_COST_ASSUMPTIONS.vmUsd))
     .option('--bus-usd <usd>', 'price per month of a managed Redis/NATS bus (assumption)', String(DEFAULT_COST_ASSUMPTIONS.busUsd))
+    .option('--cost-progress-rate <per-s>', 'progress events per user per second for the cost projection (default: the rate the SSE runs used)')
+    .option('--cost-realtime-rate <per-s>', 'Realtime messages received per user per second for the cost projection (default: measured in the Realtime 10 × 10 run)')
     .option('--json', 'print report.json to stdout as well')
     .option('--quiet', 'no live progress');
   cmd.addHelpText(
@@ -123,6 +127,8 @@ Exit code: 0 when every benchmark passed or was not measured, 1 when one failed,
           supabaseBaseUsd: number('--supabase-base-usd', flags.supabaseBaseUsd),
           vmUsd: number('--vm-usd', flags.vmUsd),
           busUsd: number('--bus-usd', flags.busUsd),
+          progressPerUserPerSec: number('--cost-progress-rate', flags.costProgressRate),
+          realtimeReceivedPerUserPerSec: number('--cost-realtime-rate', flags.costRealtimeRate),
         },
         onStatus: progress ? (s) => progress.update(s) : undefined,
         log: (line) => {

@@ -71,7 +71,7 @@ export function projectCost(i: CostInputs): CostResult {
   ];
   const assumptions = [
     `${fmtInt(i.users)} users connected at peak, each with one Realtime socket and one progress stream; connected ${i.activeHoursPerMonth} h per month.`,
-    `Per user, measured in the spike: ${round2(i.realtimeReceivedPerUserPerSec)} Realtime messages received/s and ${round2(i.realtimeSentPerUserPerSec)} sent/s; ${round2(i.progressPerUserPerSec)} progress events/s (on Supabase these would be broadcasts, 2 billed messages each).`,
+    `Per user, the spike's load model (continuous, so an upper bound for typical use): ${round2(i.realtimeReceivedPerUserPerSec)} Realtime messages received/s and ${round2(i.realtimeSentPerUserPerSec)} sent/s measured in the Realtime 10 × 10 run; ${round2(i.progressPerUserPerSec)} progress events/s (on Supabase these would be broadcasts, 2 billed messages each). Set --cost-progress-rate and --cost-realtime-rate to your own traffic.`,
     `Supabase: Pro/Team pricing from the docs (§8.3 of the protocol reference); base fee $${i.supabaseBaseUsd}/month is an assumption (the published Pro list price, not in the reference) — set --supabase-base-usd. Egress and database compute are not included in either column.`,
     `Self-hosting: $${i.vmUsd}/month per instance (assumption: a 2 vCPU / 4 GB VM like the machine measured here — set --vm-usd), ${i.spareInstances} spare instance(s) for failover, $${i.busUsd}/month for a managed Redis/NATS bus when there is more than one instance (--bus-usd); operating effort is not priced.`,
   ];

@@ -23,6 +23,8 @@ export interface SpikeFacts {
   realtimeStoppedBy?: string;
   /** Users the cost projection is made for; each holds one SSE stream and one Realtime socket at peak. */
   projectedUsers: number;
+  /** The run with the highest bandwidth per connection, and its shape. */
+  bandwidth?: { id: string; kbps: number; usersPerChannel: number | null; presenceIntervalS: number | null; ratePerConnection: number | null } | null;
   reconnectsObserved: number;
   invalidRuns: number;
 }
@@ -82,10 +84,31 @@ export function gatherFacts(scenarios: readonly ScenarioRecord[], degradation: {
     sseStoppedBy: degradation.sse?.stoppedBy,
     realtimeStoppedBy: degradation.realtime?.stoppedBy,
     projectedUsers,
+    bandwidth: heaviest(scenarios),
     reconnectsObserved: scenarios.reduce((a, s) => a + (s.result.groups.sse?.reconnects ?? 0) + (s.result.groups.realtime?.reconnects ?? 0), 0),
     invalidRuns: scenarios.filter((s) => !s.result.valid).length,
   };
 }
+
+function heaviest(scenarios: readonly ScenarioRecord[]): SpikeFacts['bandwidth'] {
+  let best: SpikeFacts['bandwidth'] = null;
+  for (const s of valid(scenarios, 'sse', 'realtime', 'hybrid')) {
+    const kbps = s.result.metrics['bandwidth_per_connection_kbps'];
+    if (typeof kbps !== 'number' || (best && kbps <= best.kbps)) continue;
+    const rt = s.result.config.realtime;
+    best = {
+      id: s.id,
+      kbps,
+      usersPerChannel: rt?.usersPerProject ?? null,
+      presenceIntervalS: rt?.presence && rt.presenceIntervalMs > 0 ? rt.presenceIntervalMs / 1000 : null,
+      ratePerConnection: s.result.config.sse?.ratePerStream ?? null,
+    };
+  }
+  return best;
+}
+
+/** The seed's network budget per connection. */
+export const BANDWIDTH_BUDGET_KBPS = 1;
 
 /** True when `during` stays within the interference budget of `solo`. */
 export function withinInterferenceBudget(solo: number | null, during: number | null): boolean | null {
@@ -199,6 +222,26 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
         : `Channel size up to ${large.usersPerProject} users did not change presence latency materially (${fmt(small.presenceP99, ' ms')} → ${fmt(large.presenceP99, ' ms')}); one channel per project is fine at this size.`,
       rule: 'S4: shard channels if presence p99 at the largest tested channel exceeds 1.5× (+5 ms) the smallest channel\'s.',
       evidence: bySize.map((s) => `${s.id}: ${s.usersPerProject} users/channel, presence p99 ${fmt(s.presenceP99, ' ms')}`),
+    });
+  }
+
+  // S5 — bandwidth per connection.
+  const bw = f.bandwidth;
+  if (bw) {
+    const factor = bw.kbps / BANDWIDTH_BUDGET_KBPS;
+    const over = factor > 1;
+    const how =
+      bw.presenceIntervalS !== null
+        ? `presence updates every ${Math.ceil(bw.presenceIntervalS * factor)} s instead of ${bw.presenceIntervalS} s in ${bw.usersPerChannel}-user channels (every member receives every member's update), or smaller channels`
+        : bw.ratePerConnection !== null
+          ? `at most ${Math.round((bw.ratePerConnection / factor) * 100) / 100} progress events/s per stream, or coalesced progress (send only the latest state)`
+          : 'fewer messages per connection';
+    scaling.push({
+      statement: over
+        ? `Budget bandwidth: ${bw.id} needed ${Math.round(bw.kbps * 100) / 100} KB/s per connection, ${Math.round(factor * 10) / 10}× the seed's ${BANDWIDTH_BUDGET_KBPS} KB/s; to fit it, ${how}.`
+        : `Bandwidth fits the seed's budget: the heaviest run (${bw.id}) used ${Math.round(bw.kbps * 100) / 100} KB/s per connection, under ${BANDWIDTH_BUDGET_KBPS} KB/s.`,
+      rule: `S5: per-connection bandwidth must stay under ${BANDWIDTH_BUDGET_KBPS} KB/s; when it does not, the message rate of the heaviest run is scaled down by the excess factor.`,
+      evidence: [`${bw.id}: ${Math.round(bw.kbps * 1000) / 1000} KB/s per connection in steady state`],
     });
   }
 

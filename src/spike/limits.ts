@@ -41,16 +41,18 @@ export function cpuSlope(list: readonly ScenarioRecord[], group: 'sse' | 'realti
   return { fit: linearFit(points), points };
 }
 
-/** Memory per connection from the run whose fit spans the most connections (the ramp's largest step, usually). */
-export function bestMemoryFit(list: readonly ScenarioRecord[], group: 'sse' | 'realtime'): { s: ScenarioRecord; kb: number; r2: number | null } | null {
-  let best: { s: ScenarioRecord; kb: number; r2: number | null; span: number } | null = null;
-  for (const s of list) {
-    const m = s.result.server.memoryPerConnection;
-    if (!m || !s.result.groups[group] || s.result.groups[group === 'sse' ? 'realtime' : 'sse']) continue;
-    const span = m.xMax - m.xMin;
-    if (!best || span > best.span) best = { s, kb: m.kbPerConnection, r2: m.r2, span };
-  }
-  return best;
+/**
+ * Memory per connection from the run whose RSS fit is trustworthy (r² ≥ 0.5, positive
+ * slope) and spans the most connections — the ramp's largest step, usually. Without one,
+ * the best-fitting run is used and its basis says the fit is poor.
+ */
+export function bestMemoryFit(list: readonly ScenarioRecord[], group: 'sse' | 'realtime'): { s: ScenarioRecord; kb: number; r2: number | null; poor: boolean } | null {
+  const fits = list
+    .filter((s) => s.result.server.memoryPerConnection && s.result.groups[group] && !s.result.groups[group === 'sse' ? 'realtime' : 'sse'])
+    .map((s) => ({ s, m: s.result.server.memoryPerConnection! }));
+  const good = fits.filter((f) => (f.m.r2 ?? 0) >= 0.5 && f.m.slope > 0).sort((a, b) => b.m.xMax - b.m.xMin - (a.m.xMax - a.m.xMin));
+  const pick = good[0] ?? [...fits].sort((a, b) => (b.m.r2 ?? 0) - (a.m.r2 ?? 0))[0];
+  return pick ? { s: pick.s, kb: pick.m.kbPerConnection, r2: pick.m.r2, poor: !good.length } : null;
 }
 
 function degradationFigures(d: DegradationRecord | undefined, unit: string): { point: Figure; recommended: Figure } {
@@ -99,7 +101,9 @@ export function computeLimits(scenarios: readonly ScenarioRecord[], degradation:
   const baseRss = pick(valid(scenarios), (r) => r.server.rssStartMb, min);
   const bandwidth = pick(valid(scenarios, 'sse', 'realtime', 'hybrid'), (r) => r.metrics['bandwidth_per_connection_kbps'] ?? null, max);
   const memFigure = (m: ReturnType<typeof bestMemoryFit>, what: string): Figure =>
-    m ? { value: round(m.kb, 2), unit: 'KB', basis: `slope of server RSS against open ${what} in ${m.s.id} (r² ${m.r2 === null ? 'n/a' : round(m.r2, 3)})` } : { value: null, unit: 'KB', basis: `no run varied ${what} enough to fit a slope` };
+    m
+      ? { value: round(m.kb, 2), unit: 'KB', basis: `slope of server RSS against open ${what} in ${m.s.id} (r² ${m.r2 === null ? 'n/a' : round(m.r2, 3)})${m.poor ? ' — a POOR fit (no run gave r² ≥ 0.5 with a positive slope): RSS moved with garbage collection more than with connections' : ''}` }
+      : { value: null, unit: 'KB', basis: `no run varied ${what} enough to fit a slope` };
   const cpuFigure = (c: ReturnType<typeof cpuSlope>, what: string): Figure =>
     c.fit ? { value: round(Math.max(0, c.fit.slope * 100), 3), unit: '% of one core', basis: `slope of steady server CPU against ${what} over ${c.fit.n} runs (${c.fit.xMin}–${c.fit.xMax}), ×100` } : { value: null, unit: '% of one core', basis: `fewer than two ${what} runs with CPU samples` };
 

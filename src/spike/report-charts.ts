@@ -5,6 +5,7 @@
 import { linearFit } from '../load/fit.js';
 import { svgChart, type Series } from './charts.js';
 import type { ScenarioRecord, SpikeReport } from './model.js';
+import { bestMemoryFit } from './limits.js';
 
 export interface Chart {
   id: string;
@@ -76,16 +77,9 @@ export function latencyChart(report: SpikeReport): Chart {
   };
 }
 
-/** The run of one transport whose RSS fit spans the most connections. */
+/** The run of one transport whose RSS fit the limits use (see bestMemoryFit). */
 function widestFit(report: SpikeReport, group: 'sse' | 'realtime'): ScenarioRecord | undefined {
-  let best: ScenarioRecord | undefined;
-  for (const s of report.scenarios) {
-    const m = s.result.server.memoryPerConnection;
-    if (!s.result.valid || !m || !s.result.groups[group] || s.result.groups[group === 'sse' ? 'realtime' : 'sse']) continue;
-    const b = best?.result.server.memoryPerConnection;
-    if (!b || m.xMax - m.xMin > b.xMax - b.xMin) best = s;
-  }
-  return best;
+  return bestMemoryFit(report.scenarios.filter((s) => s.result.valid), group)?.s;
 }
 
 export function rssChart(report: SpikeReport): Chart {

@@ -34,7 +34,8 @@ export interface SpikeOptions {
   faultCommands?: { stop: string; start: string };
   thresholds?: Threshold[];
   generator?: GeneratorLimits;
-  cost?: Partial<Omit<CostInputs, 'realtimeReceivedPerUserPerSec' | 'realtimeSentPerUserPerSec' | 'progressPerUserPerSec' | 'usersPerInstance'>>;
+  /** Cost assumptions; message rates default to what the spike measured. */
+  cost?: Partial<Omit<CostInputs, 'usersPerInstance'>>;
   /** Only run scenarios whose id matches (debugging); ramps are `ramp-sse`, `ramp-realtime`. */
   only?: RegExp;
   onStatus?(s: LiveStatus): void;
@@ -231,6 +232,12 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
 
     for (const transport of ['sse', 'realtime'] as const) {
       if (opts.only && !opts.only.test(`ramp-${transport}`)) continue;
+      // Each ramp starts on a fresh gateway process, so its RSS-per-connection slope is not
+      // bent by memory the previous scenarios left behind (or the GC handing it back).
+      if (env.embedded) {
+        log(`restarting the embedded gateway before the ${transport} ramp`);
+        await env.embedded.restart();
+      }
       const ramp = transport === 'sse' ? profile.rampSse : profile.rampRealtime;
       const criteria = RAMP_CRITERIA[transport];
       const steps: DegradationRecord['steps'] = [];
@@ -313,13 +320,14 @@ function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: Sc
   const recSse = limits.sse.recommendedLimit.value;
   const recRt = limits.supabaseRealtime.recommendedLimit.value;
   const usersPerInstance = recSse && recRt ? Math.floor(1 / (1 / recSse + 1 / recRt)) : null;
+  const defined = Object.fromEntries(Object.entries(opts.cost ?? {}).filter(([, v]) => v !== undefined)) as Partial<CostInputs>;
   const cost = projectCost({
     ...DEFAULT_COST_ASSUMPTIONS,
-    ...opts.cost,
-    users: costUsers,
     realtimeReceivedPerUserPerSec: rates.received,
     realtimeSentPerUserPerSec: rates.sent,
     progressPerUserPerSec: rates.progress,
+    ...defined,
+    users: costUsers,
     usersPerInstance,
   });
   const invalid = scenarios.filter((s) => !s.result.valid).map((s) => s.id);

@@ -116,6 +116,16 @@ describe('decision rules', () => {
     expect(d.scaling.find((s) => s.rule.startsWith('S4'))!.statement).toMatch(/^Keep channels small/);
   });
 
+  it('scales the heaviest run down to the bandwidth budget (S5)', () => {
+    const over = decide(facts({ bandwidth: { id: 'rt-presence-100', kbps: 3.73, usersPerChannel: 100, presenceIntervalS: 10, ratePerConnection: null } }));
+    const s5 = over.scaling.find((s) => s.rule.startsWith('S5'))!;
+    expect(s5.statement).toMatch(/rt-presence-100 needed 3\.73 KB\/s per connection, 3\.7× the seed's 1 KB\/s; to fit it, presence updates every 38 s instead of 10 s in 100-user channels/);
+    const sse = decide(facts({ bandwidth: { id: 'sse-10', kbps: 2, usersPerChannel: null, presenceIntervalS: null, ratePerConnection: 4 } }));
+    expect(sse.scaling.find((s) => s.rule.startsWith('S5'))!.statement).toMatch(/at most 2 progress events\/s per stream/);
+    const fine = decide(facts({ bandwidth: { id: 'rt-10x10', kbps: 0.4, usersPerChannel: 10, presenceIntervalS: 10, ratePerConnection: null } }));
+    expect(fine.scaling.find((s) => s.rule.startsWith('S5'))!.statement).toMatch(/^Bandwidth fits the seed's budget/);
+  });
+
   it('calls a cap from a ramp that never failed a lower bound', () => {
     const d = decide(facts({ sseFirstFail: null, sseStoppedBy: 'generator-limit' }));
     expect(d.scaling[0]!.statement).toMatch(/the SSE cap is a lower bound: its ramp stopped when the generator/);
