@@ -10,8 +10,11 @@ export function registerServeCommand(program: Command): void {
     .description('start the gateway (embedded defaults: in-memory hub, PGlite database under --data-dir)');
   addGatewayOptions(cmd).action(async (flags: Record<string, unknown>) => {
     let config;
+    let gateway;
     try {
       config = loadConfig(flags);
+      // Modules validate their own files (e.g. --alerts) while the gateway is assembled.
+      gateway = await createGateway(config);
     } catch (err) {
       if (err instanceof ConfigError) {
         console.error(`fanout serve: ${err.message}`);
@@ -19,7 +22,6 @@ export function registerServeCommand(program: Command): void {
       }
       throw err;
     }
-    const gateway = await createGateway(config);
     await gateway.listen();
     let stopping = false;
     const stop = (signal: string): void => {

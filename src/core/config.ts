@@ -29,6 +29,8 @@ export const optionTable = {
   tlsCert: { flag: '--tls-cert <path>', env: 'FANOUT_TLS_CERT', schema: z.string().min(1).optional(), default: undefined, help: 'PEM certificate: also serve HTTP/2 over TLS (needs --tls-key)' },
   tlsKey: { flag: '--tls-key <path>', env: 'FANOUT_TLS_KEY', schema: z.string().min(1).optional(), default: undefined, help: 'PEM private key for --tls-cert' },
   tlsPort: { flag: '--tls-port <n>', env: 'FANOUT_TLS_PORT', schema: int(0, 65535), default: 4443, help: 'port for HTTP/2 over TLS' },
+  alerts: { flag: '--alerts <file>', env: 'FANOUT_ALERTS', schema: z.string().min(1).optional(), default: undefined, help: 'JSON file of alert rules (and an optional webhook) added to the built-in rules' },
+  monitorIntervalMs: { flag: '--monitor-interval-ms <ms>', env: 'FANOUT_MONITOR_INTERVAL_MS', schema: ms(10, 60_000), default: 1000, help: 'how often the monitor samples metrics for alerts and the dashboard' },
   databaseUrl: { flag: '--database-url <url>', env: 'DATABASE_URL', schema: z.string().url().optional(), default: undefined, help: 'PostgreSQL URL for postgres_changes (embedded PGlite when unset)' },
   bus: { flag: '--bus <kind>', env: 'FANOUT_BUS', schema: z.enum(['memory', 'redis', 'nats']), default: 'memory', help: 'message bus between gateway processes' },
   redisUrl: { flag: '--redis-url <url>', env: 'REDIS_URL', schema: z.string().url(), default: 'redis://127.0.0.1:6379', help: 'Redis URL for --bus redis' },
