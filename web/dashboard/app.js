@@ -97,7 +97,7 @@ const state = {
 };
 
 const charts = {};
-for (const [name, def] of Object.entries(CHARTS)) charts[name] = new TimeSeriesChart($(`chart-${name}`), { ...def, spanMs: MAX_POINTS * 1000 });
+for (const [name, def] of Object.entries(CHARTS)) charts[name] = new TimeSeriesChart($(`chart-${name}`), { ...def, spanMs: 60_000 });
 
 // ---- rendering ---------------------------------------------------------------------
 let frameQueued = false;
@@ -130,9 +130,17 @@ function renderTiles() {
   document.body.dataset.samples = String(state.samples);
 }
 
+/** The charts' time span: the history held, at least 60 samples' worth, at most MAX_POINTS'. */
+function timeSpan() {
+  const first = state.points[0];
+  const last = state.points[state.points.length - 1];
+  const held = first && last ? last.t - first.t : 0;
+  return Math.min(MAX_POINTS * state.intervalMs, Math.max(60 * state.intervalMs, held));
+}
+
 function renderCharts() {
   for (const [name, chart] of Object.entries(charts)) {
-    chart.spanMs = MAX_POINTS * state.intervalMs;
+    chart.spanMs = timeSpan();
     chart.setPoints(state.points);
     chart.draw();
     const legend = $(`legend-${name}`);

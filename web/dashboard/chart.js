@@ -66,7 +66,8 @@ export class TimeSeriesChart {
     const visible = this.points.filter((p) => p.t >= start);
     let max = 0;
     for (const p of visible) for (const s of this.series) max = Math.max(max, this.value(p, s) ?? 0);
-    const top = niceCeil(max * 1.1);
+    // Four equal steps of a round size, so every grid label is a round number.
+    const top = niceCeil((max * 1.1) / 4) * 4;
 
     const left = Math.max(...[0, 0.25, 0.5, 0.75, 1].map((f) => ctx.measureText(this.format(top * f)).width)) + 10;
     const plot = { x: left, y: 6, w: width - left - 8, h: height - 24 };
@@ -90,7 +91,7 @@ export class TimeSeriesChart {
     // Time labels: minutes (or seconds) before the newest point.
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    const stepMs = this.spanMs >= 240_000 ? 60_000 : this.spanMs >= 60_000 ? 15_000 : 5_000;
+    const stepMs = [1, 2, 5, 10, 15, 30, 60, 120, 300].map((s) => s * 1000).find((step) => this.spanMs / step <= 6) ?? 600_000;
     for (let ago = 0; ago <= this.spanMs; ago += stepMs) {
       const x = xOf(end - ago);
       const label = ago === 0 ? 'now' : stepMs >= 60_000 ? `-${ago / 60_000}m` : `-${ago / 1000}s`;
@@ -101,19 +102,19 @@ export class TimeSeriesChart {
     ctx.lineJoin = 'round';
     for (const s of this.series) {
       ctx.strokeStyle = s.color;
+      ctx.fillStyle = s.color;
       ctx.beginPath();
-      let pen = false;
-      for (const p of visible) {
-        const v = this.value(p, s);
-        if (v === null) {
-          pen = false;
-          continue;
-        }
-        const x = xOf(p.t);
+      for (let i = 0; i < visible.length; i++) {
+        const v = this.value(visible[i], s);
+        if (v === null) continue;
+        const x = xOf(visible[i].t);
         const y = yOf(v);
-        if (pen) ctx.lineTo(x, y);
-        else ctx.moveTo(x, y);
-        pen = true;
+        const before = i > 0 ? this.value(visible[i - 1], s) : null;
+        const after = i + 1 < visible.length ? this.value(visible[i + 1], s) : null;
+        if (before === null) ctx.moveTo(x, y);
+        else ctx.lineTo(x, y);
+        // A value between two gaps has no line to be part of: mark it with a dot.
+        if (before === null && after === null) ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
       }
       ctx.stroke();
     }
