@@ -63,6 +63,11 @@ export function registerMonitor(gateway: Gateway): void {
 
   const firing = new Gauge({ name: 'fanout_alerts_firing', help: 'alert rules currently firing (1) or not (0)', labelNames: ['rule', 'severity'], registers: [metrics.registry] });
   for (const rule of engine.rules) firing.labels(rule.name, rule.severity).set(0);
+  // prom-client's nodejs_eventloop_lag_* reset on every scrape, so two scrapers (Prometheus
+  // and a load tester) would each see only part of the picture; these cover the last monitor
+  // interval whoever scrapes.
+  const lagP99 = new Gauge({ name: 'fanout_event_loop_lag_p99_seconds', help: 'event-loop delay p99 over the last monitor interval', registers: [metrics.registry] });
+  const lagMax = new Gauge({ name: 'fanout_event_loop_lag_max_seconds', help: 'longest event-loop delay in the last monitor interval', registers: [metrics.registry] });
   const webhookFailures = new Counter({ name: 'fanout_alert_webhook_failures_total', help: 'alert events the webhook could not deliver after its retries', registers: [metrics.registry] });
   const webhook = alertConfig.webhook ? new AlertWebhook(alertConfig.webhook, log, () => webhookFailures.inc()) : undefined;
 
@@ -76,7 +81,10 @@ export function registerMonitor(gateway: Gateway): void {
   });
 
   const sample = async (now: number): Promise<void> => {
-    await sampler.take(now);
+    const snapshot = await sampler.take(now);
+    const { event_loop_lag_p99_seconds: p99, event_loop_lag_max_seconds: max } = snapshot.gauges;
+    if (p99 !== undefined) lagP99.set(p99);
+    if (max !== undefined) lagMax.set(max);
     engine.evaluate(sampler, now);
     const point = toPoint(sampler.lastInterval());
     points.push(point);

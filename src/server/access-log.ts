@@ -54,7 +54,8 @@ export class AccessLog {
     const started = performance.now();
     res.setHeader('x-request-id', requestId);
     res.once('close', () => {
-      const status = res.statusCode;
+      // nginx's 499: the client left before any response was sent, so there is no real status.
+      const status = res.headersSent ? res.statusCode : 499;
       this.requests.labels(String(status)).inc();
       const path = req.url ?? '/';
       const line = {

@@ -42,6 +42,23 @@ describe('access log', () => {
     expect(log.lines().find((l) => l.reqId === reqId)).toMatchObject({ path: '/healthz?probe=1', status: 200, level: 20 });
   });
 
+  it('logs a client that left before any response as 499, and a stream it left as aborted', async () => {
+    gw.gateway.router.on('GET', '/test/never-answers', () => undefined);
+    const controller = new AbortController();
+    const pending = fetch(`${gw.url}/test/never-answers`, { signal: controller.signal }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100)); // let the request reach the route
+    controller.abort();
+    await pending;
+    const line = await waitFor('the 499 line', () => log.lines().find((l) => l.path === '/test/never-answers'));
+    expect(line).toMatchObject({ status: 499, aborted: true });
+
+    const viewer = await FeedClient.open(`${gw.url}/dashboard/feed`, { authorization: `Bearer ${gw.keys.service_role}` });
+    await viewer.next('hello');
+    viewer.close();
+    const stream = await waitFor('the stream line', () => log.lines().find((l) => l.msg === 'request' && l.path === '/dashboard/feed'));
+    expect(stream).toMatchObject({ status: 200, aborted: true });
+  });
+
   it('never writes a key or token from a header, the query or the path', async () => {
     const service = gw.keys.service_role;
     const user = await gw.userToken('alice');

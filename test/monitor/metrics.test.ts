@@ -107,6 +107,21 @@ describe('GET /metrics', () => {
     }
   });
 
+  it('reports event-loop lag over the last interval, whoever scrapes', async () => {
+    const m = await scrape(gw.url);
+    expect(m.get('fanout_event_loop_lag_p99_seconds')).toBeLessThan(0.2);
+    // Block the loop for 150 ms; the next sample sees it.
+    const until = Date.now() + 150;
+    while (Date.now() < until);
+    const blocked = await waitFor('the lag to be seen', async () => {
+      const s = await scrape(gw.url);
+      return s.get('fanout_event_loop_lag_max_seconds')! >= 0.1 ? s : undefined;
+    });
+    expect(blocked.get('fanout_event_loop_lag_max_seconds')).toBeLessThan(1);
+    // And it is the last interval's figure: it falls back once the loop runs freely.
+    await waitFor('the lag to fall back', async () => (await scrape(gw.url)).get('fanout_event_loop_lag_max_seconds')! < 0.1);
+  });
+
   it('documents every fanout_ metric in the README, and keeps the core names stable', async () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const section = readme.slice(readme.indexOf('## Monitoring'));
@@ -131,6 +146,8 @@ describe('GET /metrics', () => {
       'fanout_http_requests_total',
       'fanout_alerts_firing',
       'fanout_alert_webhook_failures_total',
+      'fanout_event_loop_lag_p99_seconds',
+      'fanout_event_loop_lag_max_seconds',
     ];
     for (const name of stable) expect(ours, name).toContain(name);
     for (const name of ours) expect(section, `README "Monitoring" documents ${name}`).toContain(`\`${name}\``);
