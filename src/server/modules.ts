@@ -2,7 +2,11 @@
 // upgrade handlers, sweep tasks and shutdown hooks on the Gateway it is given.
 import type { GatewayModule } from './gateway.js';
 import { registerInfo } from './info.js';
+import { registerContent } from '../content/index.js';
+import { registerSse } from '../sse/index.js';
+import { registerRealtime } from '../realtime/module.js';
 import { registerHealth } from './health.js';
 import { registerMonitor } from '../monitor/module.js';
 
-export const gatewayModules: GatewayModule[] = [registerInfo, registerHealth, registerMonitor];
+// Realtime stays last: it reads `gateway.database`, which the changes module sets.
+export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerHealth, registerMonitor, registerRealtime];
