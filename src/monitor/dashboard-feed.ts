@@ -15,7 +15,7 @@ import type { CloseReason, ManagedConnection } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import type { RequestContext } from '../server/router.js';
 import { HttpError } from '../server/http-errors.js';
-import { requireServiceRole } from './access.js';
+import { authenticate, requireServiceRole, userKeyOf } from '../content/access.js';
 
 export function sseFrame(event: string, data: unknown): Buffer {
   return Buffer.from(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -90,8 +90,9 @@ export class DashboardFeed {
 
   async open({ req, res, query, requestId }: RequestContext): Promise<void> {
     const { gateway } = this;
-    const claims = await requireServiceRole(gateway, req.headers, query, 'the dashboard feed');
-    const userKey = claims.sub ?? String(claims.role);
+    const claims = await authenticate(gateway.auth, req, query);
+    requireServiceRole(claims, 'the dashboard feed');
+    const userKey = userKeyOf(claims);
     try {
       gateway.connections.admit(userKey);
     } catch (err) {

@@ -15,7 +15,7 @@ import { SIGNAL_NAMES, describeSignal, evaluateSignal, type SignalName, type Sna
 import { DashboardFeed } from './dashboard-feed.js';
 import { registerDashboardPage } from './dashboard-page.js';
 import { TopicActivity, type BusyTopic } from './topic-activity.js';
-import { requireServiceRole } from './access.js';
+import { authenticate, countingErrors, requireServiceRole } from '../content/access.js';
 import { AlertWebhook } from './webhook.js';
 
 /** Points a new dashboard viewer receives as history (5 minutes at the default interval). */
@@ -89,13 +89,15 @@ export function registerMonitor(gateway: Gateway): void {
     const point = toPoint(sampler.lastInterval());
     points.push(point);
     if (points.length > DASHBOARD_POINTS) points.shift();
-    // Per-topic traffic is counted only while someone is watching.
+    // Per-topic traffic is counted only while someone is watching (the first sample after
+    // that starts has subscriber counts but no traffic yet).
     if (feed.size > 0) {
-      if (activity.enabled) busiest = activity.take(BUSIEST_TOPICS, now);
-      else activity.start(now);
+      if (!activity.enabled) activity.start(now);
+      busiest = activity.take(BUSIEST_TOPICS, now);
       feed.broadcast('sample', { point, busiest, active: engine.active() });
     } else {
       activity.enabled = false;
+      busiest = [];
     }
   };
 
@@ -118,13 +120,23 @@ export function registerMonitor(gateway: Gateway): void {
     res.end(text);
   });
 
-  router.on('GET', '/api/alerts', async ({ req, res, query }) => {
-    await requireServiceRole(gateway, req.headers, query, '/api/alerts');
-    sendJson(res, 200, { active: engine.active(), recent: engine.recent(), rules: engine.rules, webhook: webhook !== undefined });
-  });
+  // The alert list and the feed name channels (user and content ids): service_role only.
+  // /metrics and the probes carry no user data and stay open for scrapers.
+  router.on(
+    'GET',
+    '/api/alerts',
+    countingErrors(metrics, async ({ req, res, query }) => {
+      requireServiceRole(await authenticate(gateway.auth, req, query), '/api/alerts');
+      sendJson(res, 200, { active: engine.active(), recent: engine.recent(), rules: engine.rules, webhook: webhook !== undefined });
+    }),
+  );
 
   registerDashboardPage(router);
-  router.on('GET', '/dashboard/feed', (ctx) => feed.open(ctx));
+  router.on(
+    'GET',
+    '/dashboard/feed',
+    countingErrors(metrics, (ctx) => feed.open(ctx)),
+  );
 
   gateway.onShutdown(async () => {
     processStats.stop();

@@ -2,7 +2,6 @@
 // open file descriptors against the limit, and event-loop delay over the interval.
 import { readdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
 export interface ProcessReading {
   cpuSeconds: number;
@@ -16,22 +15,59 @@ export interface ProcessReading {
   eventLoopLagMaxSeconds: number | undefined;
 }
 
-/** Delay-timer period. The histogram records each timer period, so idle reads ≈ this; it is subtracted. */
-const LAG_RESOLUTION_MS = 10;
+/** Period of the lag timer: a delay is how much later than this its next run comes. */
+const LAG_PERIOD_MS = 10;
+/** Delays kept per interval for the percentile (100 per second at the period above); the max is kept regardless. */
+const LAG_SAMPLES_LIMIT = 20_000;
 
-export class ProcessStats {
-  private readonly delay: IntervalHistogram = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
-  private readonly maxOpenFiles = readOpenFileLimit();
-  private readonly fdDir = process.platform === 'linux' ? '/proc/self/fd' : undefined;
+/**
+ * Event-loop delay: one repeating timer notes how late each run is. Node's
+ * monitorEventLoopDelay is not used because its `reset()` forgets the previous
+ * timestamp, so a stall that begins just after a reset (for instance, in a sweep task
+ * that runs right after the sampler) is never recorded; this meter never forgets.
+ */
+class LagMeter {
+  private last = performance.now();
+  private delays: number[] = [];
+  private max = 0;
+  private readonly timer: NodeJS.Timeout;
 
   constructor() {
-    this.delay.enable();
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      const delay = Math.max(0, now - this.last - LAG_PERIOD_MS);
+      this.last = now;
+      if (this.delays.length < LAG_SAMPLES_LIMIT) this.delays.push(delay);
+      if (delay > this.max) this.max = delay;
+    }, LAG_PERIOD_MS);
+    this.timer.unref();
   }
+
+  /** p99 and max (seconds) of the delays since the previous call; undefined if the timer never ran. */
+  take(): { p99: number; max: number } | undefined {
+    if (this.delays.length === 0) return undefined;
+    const sorted = this.delays.sort((a, b) => a - b);
+    const p99 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!;
+    const out = { p99: p99 / 1000, max: this.max / 1000 };
+    this.delays = [];
+    this.max = 0;
+    return out;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+export class ProcessStats {
+  private readonly lag = new LagMeter();
+  private readonly maxOpenFiles = readOpenFileLimit();
+  private readonly fdDir = process.platform === 'linux' ? '/proc/self/fd' : undefined;
 
   async read(): Promise<ProcessReading> {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
-    const lag = this.readLag();
+    const lag = this.lag.take();
     return {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       rssBytes: mem.rss,
@@ -44,15 +80,7 @@ export class ProcessStats {
   }
 
   stop(): void {
-    this.delay.disable();
-  }
-
-  private readLag(): { p99: number; max: number } | undefined {
-    if (this.delay.count === 0) return undefined;
-    const beyond = (ns: number): number => Math.max(0, ns / 1e6 - LAG_RESOLUTION_MS) / 1000;
-    const out = { p99: beyond(this.delay.percentile(99)), max: beyond(this.delay.max) };
-    this.delay.reset();
-    return out;
+    this.lag.stop();
   }
 
   /** Async so that 20,000 sockets' worth of directory entries never blocks the loop. */

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { scrubUrl } from '../../src/server/access-log.js';
 import { FeedClient, captureLogger, waitFor } from './helpers.js';
+import { joinRoom, leaveRoom } from './traffic.js';
 
 let gw: TestGateway;
 let log: ReturnType<typeof captureLogger>;
@@ -76,6 +77,10 @@ describe('access log', () => {
     const viewer = await FeedClient.open(`${gw.url}/dashboard/feed?apikey=${service}`);
     await viewer.next('hello');
     viewer.close();
+    // supabase-js puts the key in the WebSocket URL (`?apikey=`), and sends the user's token in its join.
+    const member = await joinRoom(gw, 'room:logs', 'ann');
+    await member.channel.send({ type: 'broadcast', event: 'cursor', payload: { token: opaque } });
+    await leaveRoom(member);
     // A WebSocket upgrade with the key in the query, to a path with no endpoint.
     await raw(`GET /realtime/v1/nothing?apikey=${service}&vsn=1.0.0 HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
     // A request Node rejects before any route (bad header) with a token in the target.
@@ -96,6 +101,7 @@ describe('access log', () => {
     expect(paths).toContain('/nowhere?note=[redacted-jwt]');
     expect(paths).toContain('/dashboard/feed?apikey=[redacted]');
     expect(paths).toContain('/realtime/v1/nothing?apikey=[redacted]&vsn=1.0.0');
+    expect(paths.some((p) => typeof p === 'string' && p.startsWith('/realtime/v1/websocket?apikey=[redacted]'))).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { DashboardFeed } from '../../src/monitor/dashboard-feed.js';
 import { FeedClient, scrape, waitFor, type SampleData } from './helpers.js';
-import { openStandIn } from './stand-in-transport.js';
+import { createContent, openProgressStream, publishProgress } from './traffic.js';
 
 let gw: TestGateway | undefined;
 const clients: FeedClient[] = [];
@@ -34,7 +34,7 @@ describe('GET /dashboard/feed', () => {
     const none = await feed(`${gw.url}/dashboard/feed`);
     await waitFor('the 401 body', () => none.ended);
     expect(none.status).toBe(401);
-    expect(JSON.parse(none.body)).toEqual({ error: { code: 'unauthorized', message: 'API key is missing: the dashboard feed needs the service_role key' } });
+    expect(JSON.parse(none.body)).toEqual({ error: { code: 'missing_api_key', message: 'API key is missing' } });
 
     const bad = await feed(`${gw.url}/dashboard/feed`, { authorization: 'Bearer not-a-jwt' });
     expect(bad.status).toBe(401);
@@ -42,11 +42,12 @@ describe('GET /dashboard/feed', () => {
     const anon = await feed(`${gw.url}/dashboard/feed?apikey=${gw.keys.anon}`);
     await waitFor('the 403 body', () => anon.ended);
     expect(anon.status).toBe(403);
-    expect(JSON.parse(anon.body).error.message).toMatch(/needs the service_role key \(this token has role anon\)/);
+    expect(JSON.parse(anon.body).error).toEqual({ code: 'forbidden', message: 'the dashboard feed requires the service_role key' });
 
     const user = await feed(`${gw.url}/dashboard/feed`, { authorization: `Bearer ${await gw.userToken('alice')}` });
     expect(user.status).toBe(403);
     expect(gw.gateway.connections.count('dashboard')).toBe(0);
+    expect((await scrape(gw.url)).get('fanout_errors_total{kind="auth"}')).toBe(4);
   });
 
   it('opens with history, rules and signals, then streams one sample per interval', async () => {
@@ -61,25 +62,31 @@ describe('GET /dashboard/feed', () => {
     expect(hello.rules.map((r) => r.name)).toContain('sse_connections_high');
     expect(hello.signals.delivery_latency_p99_seconds?.kind).toBe('quantile');
 
-    // Traffic: two stand-in SSE streams on one topic, a publisher at ~200 msg/s.
-    const streams = [openStandIn(gw.gateway, 'sse', 'content:busy', 'a'), openStandIn(gw.gateway, 'sse', 'content:busy', 'b')];
-    openStandIn(gw.gateway, 'sse', 'content:quiet', 'c');
-    const publisher = setInterval(() => {
-      for (let i = 0; i < 10; i++) gw!.gateway.hub.publish('content:busy', 'progress', { i }, { ts: Date.now() - 2 });
-    }, 50);
+    // Traffic: two EventSource streams on one content item, one on another, and a backend
+    // publishing progress to the first.
+    const alice = await gw.userToken('alice');
+    const [busyId, quietId] = [await createContent(gw, 'alice'), await createContent(gw, 'alice')];
+    const streams = [await openProgressStream(gw, busyId, alice), await openProgressStream(gw, busyId, alice), await openProgressStream(gw, quietId, alice)];
+    let publishing = true;
+    const publisher = (async () => {
+      for (let i = 0; publishing; i++) await publishProgress(gw!, busyId, i % 100);
+    })();
     try {
-      const busy = await viewer.next<SampleData>('sample', (s) => s.point.v.connections_sse === 3 && (s.point.v.messages_out_per_second ?? 0) > 0 && s.busiest[0]?.topic === 'content:busy');
+      const busy = await viewer.next<SampleData>('sample', (s) => s.point.v.connections_sse === 3 && (s.point.v.messages_out_per_second ?? 0) > 0 && s.busiest[0]?.topic === `content:${busyId}`);
       expect(busy.point.v.connections_dashboard).toBe(1);
       expect(busy.point.v.publishes_per_second).toBeGreaterThan(0);
+      expect(busy.point.v.messages_in_per_second).toBeGreaterThan(0);
       expect(busy.point.v.delivery_latency_p99_seconds).toBeGreaterThan(0);
-      expect(busy.busiest[0]).toMatchObject({ topic: 'content:busy', subscribers: 2 });
+      expect(busy.busiest[0]).toMatchObject({ topic: `content:${busyId}`, subscribers: 2 });
       expect(busy.busiest[0]!.deliveredPerSecond).toBeCloseTo(busy.busiest[0]!.publishedPerSecond * 2, 5);
-      expect(busy.busiest.find((b) => b.topic === 'content:quiet')).toMatchObject({ subscribers: 1, publishedPerSecond: 0 });
+      expect(busy.busiest.find((b) => b.topic === `content:${quietId}`)).toMatchObject({ subscribers: 1, publishedPerSecond: 0 });
     } finally {
-      clearInterval(publisher);
+      publishing = false;
+      await publisher;
     }
-    for (const s of streams) s.end();
+    for (const s of streams.slice(0, 2)) s.close();
     await viewer.next<SampleData>('sample', (s) => s.point.v.connections_sse === 1);
+    streams[2]!.close();
     // Samples arrive at the interval, not faster (timing is loose on a shared machine).
     const times = viewer.of<SampleData>('sample').map((s) => s.point.t);
     const gaps = times.slice(1).map((t, i) => t - times[i]!);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { FeedClient } from './helpers.js';
-import { openStandIn, type StandInConnection } from './stand-in-transport.js';
+import { createContent, joinRoom, leaveRoom, openProgressStream, publishProgress, type ProgressStream, type RealtimeMember } from './traffic.js';
 
 const SCREENSHOT = new URL('../../test-output/dashboard.png', import.meta.url);
 
@@ -42,7 +42,7 @@ describe('/dashboard in Chromium', () => {
       await expect.poll(() => page.locator('#key-form').isVisible()).toBe(true);
       await page.fill('#key-input', gw.keys.anon);
       await page.click('#key-form button');
-      await expect.poll(() => page.locator('#key-error').textContent(), { timeout: 10_000 }).toContain('needs the service_role key');
+      await expect.poll(() => page.locator('#key-error').textContent(), { timeout: 10_000 }).toContain('requires the service_role key');
       await page.fill('#key-input', gw.keys.service_role);
       await page.click('#key-form button');
       await expect.poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 10_000 }).toBe('live');
@@ -57,9 +57,11 @@ describe('/dashboard in Chromium', () => {
     const problems: string[] = [];
     page.on('pageerror', (err) => problems.push(err.message));
     page.on('console', (msg) => (msg.type() === 'error' ? problems.push(msg.text()) : undefined));
-    const streams: StandInConnection[] = [];
+    const streams: ProgressStream[] = [];
+    const members: RealtimeMember[] = [];
     const extraViewers: FeedClient[] = [];
-    let publisher: NodeJS.Timeout | undefined;
+    let publishing = false;
+    let publisher: Promise<void> | undefined;
     try {
       await page.goto(`${gw.url}/dashboard#key=${gw.keys.service_role}`);
       await expect.poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 10_000 }).toBe('live');
@@ -70,23 +72,31 @@ describe('/dashboard in Chromium', () => {
       expect(await page.locator('#alerts-none').isVisible()).toBe(true);
       const quietChart = await page.locator('#chart-messages').evaluate((c: HTMLCanvasElement) => c.toDataURL());
 
-      // Traffic: five SSE subscribers on one topic, two more dashboard viewers, a publisher.
-      for (let i = 0; i < 5; i++) streams.push(openStandIn(gw.gateway, 'sse', 'content:demo-42', `user-${i}`));
+      // Traffic: five EventSource streams on one content item, two supabase-js clients in a
+      // room with presence, two more dashboard viewers, and a backend publishing progress.
+      const alice = await gw.userToken('alice');
+      const contentId = await createContent(gw, 'alice');
+      for (let i = 0; i < 5; i++) streams.push(await openProgressStream(gw, contentId, alice));
+      for (const user of ['ann', 'bob']) members.push(await joinRoom(gw, 'room:browser', user));
       for (let i = 0; i < 2; i++) extraViewers.push(await FeedClient.open(`${gw.url}/dashboard/feed`, { authorization: `Bearer ${gw.keys.service_role}` }));
-      publisher = setInterval(() => {
-        for (let i = 0; i < 20; i++) gw.gateway.hub.publish('content:demo-42', 'progress', { progress: i }, { ts: Date.now() - 40 });
-      }, 50);
+      publishing = true;
+      publisher = (async () => {
+        for (let i = 0; publishing; i++) await publishProgress(gw, contentId, i % 100);
+      })();
 
       await expect.poll(() => tile(page, 'connections_sse'), { timeout: 10_000 }).toBe('5');
-      await expect.poll(async () => Number(await tile(page, 'messages_out_per_second')), { timeout: 10_000 }).toBeGreaterThan(100);
+      await expect.poll(async () => Number(await tile(page, 'messages_out_per_second')), { timeout: 10_000 }).toBeGreaterThan(5);
+      await expect.poll(async () => Number(await tile(page, 'messages_in_per_second')), { timeout: 10_000 }).toBeGreaterThan(0);
+      await expect.poll(() => tile(page, 'connections_ws'), { timeout: 10_000 }).toBe('2');
+      await expect.poll(() => tile(page, 'channels'), { timeout: 10_000 }).toBe('2');
+      await expect.poll(() => tile(page, 'presence_members'), { timeout: 10_000 }).toBe('2');
       await expect.poll(() => page.locator('#tile-connections_sse').textContent()).toBe('5');
       await expect.poll(async () => Number(await legend(page, 'connections', 'connections_dashboard')), { timeout: 10_000 }).toBe(3);
-      // Stamped 40 ms before publishing: the page's p99 is at least that.
-      await expect.poll(async () => Number(await legend(page, 'latency', 'delivery_latency_p99_seconds')), { timeout: 10_000 }).toBeGreaterThanOrEqual(40);
+      await expect.poll(async () => Number(await legend(page, 'latency', 'delivery_latency_p99_seconds')), { timeout: 10_000 }).toBeGreaterThan(0);
       await expect.poll(async () => Number(await legend(page, 'memory', 'rss_bytes')), { timeout: 10_000 }).toBeGreaterThan(10);
       expect(await legend(page, 'lag', 'event_loop_lag_p99_seconds')).not.toBe('');
       const busiest = page.locator('#busiest tbody tr').first();
-      await expect.poll(() => busiest.getAttribute('data-topic'), { timeout: 10_000 }).toBe('content:demo-42');
+      await expect.poll(() => busiest.getAttribute('data-topic'), { timeout: 10_000 }).toBe(`content:${contentId}`);
       expect(await busiest.locator('td').nth(1).textContent()).toBe('5');
       // The alert fires on the page: active table, badge, recent list.
       await expect.poll(() => page.locator('#alerts-active tr[data-rule="sse_busy"]').getAttribute('data-state'), { timeout: 10_000 }).toBe('firing');
@@ -100,17 +110,21 @@ describe('/dashboard in Chromium', () => {
       await page.screenshot({ path: SCREENSHOT.pathname, fullPage: true });
 
       // Traffic stops: the alert resolves on the page and the tiles fall back.
-      clearInterval(publisher);
-      publisher = undefined;
-      for (const s of streams.splice(0)) s.end();
+      publishing = false;
+      await publisher;
+      for (const s of streams.splice(0)) s.close();
+      for (const m of members.splice(0)) await leaveRoom(m);
       await expect.poll(() => tile(page, 'connections_sse'), { timeout: 10_000 }).toBe('0');
+      await expect.poll(() => tile(page, 'connections_ws'), { timeout: 10_000 }).toBe('0');
       await expect.poll(() => page.locator('#alerts-active tr[data-rule="sse_busy"]').count(), { timeout: 10_000 }).toBe(0);
       expect(await page.locator('#alerts-recent li.resolved[data-rule="sse_busy"]').count()).toBe(1);
       await expect.poll(async () => Number(await tile(page, 'messages_out_per_second')), { timeout: 10_000 }).toBe(0);
       expect(problems).toEqual([]);
     } finally {
-      if (publisher) clearInterval(publisher);
-      for (const s of streams) s.end();
+      publishing = false;
+      await publisher;
+      for (const s of streams) s.close();
+      for (const m of members) await leaveRoom(m);
       for (const v of extraViewers) v.close();
       await page.close();
     }
