@@ -30,6 +30,8 @@ export const optionTable = {
   tlsKey: { flag: '--tls-key <path>', env: 'FANOUT_TLS_KEY', schema: z.string().min(1).optional(), default: undefined, help: 'PEM private key for --tls-cert' },
   tlsPort: { flag: '--tls-port <n>', env: 'FANOUT_TLS_PORT', schema: int(0, 65535), default: 4443, help: 'port for HTTP/2 over TLS' },
   databaseUrl: { flag: '--database-url <url>', env: 'DATABASE_URL', schema: z.string().url().optional(), default: undefined, help: 'PostgreSQL URL for postgres_changes (embedded PGlite when unset)' },
+  dbStart: { flag: '--db-start <when>', env: 'FANOUT_DB_START', schema: z.enum(['eager', 'lazy']), default: 'eager', help: 'open the database at start-up (eager) or at first use: a postgres_changes join, a private channel, the comments API (lazy)' },
+  changesReplayMs: { flag: '--changes-replay-ms <ms>', env: 'FANOUT_CHANGES_REPLAY_MS', schema: ms(0, 3600_000), default: 30_000, help: 'after start-up, how long changes (including those committed while the gateway was down) are kept for subscribers that reconnect' },
   bus: { flag: '--bus <kind>', env: 'FANOUT_BUS', schema: z.enum(['memory', 'redis', 'nats']), default: 'memory', help: 'message bus between gateway processes' },
   redisUrl: { flag: '--redis-url <url>', env: 'REDIS_URL', schema: z.string().url(), default: 'redis://127.0.0.1:6379', help: 'Redis URL for --bus redis' },
   natsUrl: { flag: '--nats-url <url>', env: 'NATS_URL', schema: z.string().min(1), default: 'nats://127.0.0.1:4222', help: 'NATS URL for --bus nats' },

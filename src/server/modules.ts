@@ -2,5 +2,7 @@
 // upgrade handlers, sweep tasks and shutdown hooks on the Gateway it is given.
 import type { GatewayModule } from './gateway.js';
 import { registerInfo } from './info.js';
+import { registerChanges } from '../changes/module.js';
 
-export const gatewayModules: GatewayModule[] = [registerInfo];
+// registerChanges sets gateway.database, so it comes before the Realtime module.
+export const gatewayModules: GatewayModule[] = [registerInfo, registerChanges];

@@ -1,0 +1,277 @@
+// One interface over the two databases the change feed runs on: a real PostgreSQL server
+// (`DATABASE_URL`, through a small `pg` pool plus one dedicated LISTEN connection that
+// reconnects by itself) and the embedded PGlite (PostgreSQL compiled to WebAssembly, data
+// under `<dataDir>/pglite`, in this process). Everything above this file speaks plain SQL
+// and is identical on both.
+//
+// Queries cast what they return to text, int4, float8, bool or jsonb, so both drivers
+// hand back the same JavaScript values.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { PGlite } from '@electric-sql/pglite';
+import type { Logger } from '../core/log.js';
+import { scrubSecrets } from '../core/log.js';
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Where it is, for logs (never with a password). */
+  readonly location: string;
+  /** Runs `fn` in one transaction on one connection: committed if it resolves, rolled back if it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Runs several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel`, and `onConnected` each time the listening
+   * connection is (re)established — anything may have been missed while it was down.
+   */
+  listen(channel: string, onNotify: () => void, onConnected: () => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A PostgreSQL error with its SQLSTATE, from either driver. */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The URL without its password, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return scrubSecrets(url);
+  }
+}
+
+/** Pool size: the feed needs one connection at a time; the rest serve joins and the comments API in parallel. */
+const POOL_SIZE = 6;
+
+class PostgresDatabase implements Database {
+  readonly kind = 'postgres' as const;
+  readonly location: string;
+  private readonly pool: pg.Pool;
+  private listener: pg.Client | undefined;
+  private closed = false;
+  private retry: NodeJS.Timeout | undefined;
+  private retryListen: (() => void) | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly log: Logger,
+  ) {
+    this.location = redactUrl(url);
+    // Every session renders timestamps in UTC, so values normalized here compare equal to the
+    // ones the capture trigger (which pins its own time zone) wrote.
+    this.pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, idleTimeoutMillis: 10_000, options: '-c TimeZone=UTC', application_name: 'fanout' });
+    this.pool.on('error', (err) => this.log.warn({ err: scrubSecrets(err.message) }, 'idle PostgreSQL connection failed'));
+  }
+
+  async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+    const r = await this.pool.query(sql, params);
+    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('begin');
+      const tx: Queryable = {
+        query: async <R>(sql: string, params?: unknown[]) => {
+          const r = await client.query(sql, params);
+          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+        },
+      };
+      const result = await fn(tx);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async listen(channel: string, onNotify: () => void, onConnected: () => void): Promise<void> {
+    const connect = async (): Promise<void> => {
+      if (this.closed) return;
+      const client = new pg.Client({ connectionString: this.url, options: '-c TimeZone=UTC', application_name: 'fanout-listen' });
+      const reconnect = (why: string) => {
+        if (this.listener !== client) return;
+        this.listener = undefined;
+        client.removeAllListeners('notification');
+        client.end().catch(() => undefined);
+        if (this.closed) return;
+        this.log.warn({ reason: why }, 'LISTEN connection to PostgreSQL lost; reconnecting in 1 s');
+        this.retryListen?.();
+      };
+      client.on('error', (err) => reconnect(scrubSecrets(err.message)));
+      client.on('end', () => reconnect('connection ended'));
+      client.on('notification', (msg) => {
+        if (msg.channel === channel) onNotify();
+      });
+      try {
+        await client.connect();
+        await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      } catch (err) {
+        client.removeAllListeners();
+        client.on('error', () => undefined);
+        await client.end().catch(() => undefined);
+        throw err;
+      }
+      this.listener = client;
+      onConnected();
+    };
+    const retryLater = (): void => {
+      this.retry = setTimeout(() => {
+        connect().catch((err: unknown) => {
+          this.log.warn({ reason: scrubSecrets((err as Error).message) }, 'cannot re-establish LISTEN on PostgreSQL; retrying in 1 s');
+          retryLater();
+        });
+      }, 1000);
+    };
+    this.retryListen = retryLater;
+    await connect();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+}
+
+class PgliteDatabase implements Database {
+  readonly kind = 'pglite' as const;
+
+  constructor(
+    private readonly db: PGlite,
+    readonly location: string,
+    private readonly releaseLock: () => void,
+  ) {}
+
+  async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+    const r = await this.db.query<R>(sql, params);
+    return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (t) =>
+      fn({
+        query: async <R>(sql: string, params?: unknown[]) => {
+          const r = await t.query<R>(sql, params);
+          return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+        },
+      }),
+    );
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.db.exec(sql);
+  }
+
+  async listen(channel: string, onNotify: () => void, onConnected: () => void): Promise<void> {
+    await this.db.listen(channel, () => onNotify());
+    onConnected();
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.db.close();
+    } finally {
+      this.releaseLock();
+    }
+  }
+}
+
+/** Thrown when another live process holds the embedded database. */
+export class DatabaseLockedError extends Error {
+  constructor(
+    readonly path: string,
+    readonly pid: number,
+  ) {
+    super(`the embedded database ${path} is in use by process ${pid} (PGlite allows one process at a time); stop it first`);
+    this.name = 'DatabaseLockedError';
+  }
+}
+
+/**
+ * PGlite keeps the whole cluster in one process: two processes opening one data directory
+ * would corrupt it. A pid file next to it keeps `fanout migrate` from opening the database
+ * of a running `fanout serve`; a stale file (its process gone) is taken over.
+ */
+function lockEmbedded(dir: string): () => void {
+  const path = `${dir}.lock`;
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) throw new DatabaseLockedError(dir, pid);
+  } catch (err) {
+    if (err instanceof DatabaseLockedError) throw err;
+  }
+  writeFileSync(path, `${process.pid}\n`);
+  return () => rmSync(path, { force: true });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface OpenOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  log: Logger;
+}
+
+/** Opens PostgreSQL when a URL is configured, otherwise the embedded PGlite under `<dataDir>/pglite`. */
+export async function openDatabase({ databaseUrl, dataDir, log }: OpenOptions): Promise<Database> {
+  if (databaseUrl) {
+    const db = new PostgresDatabase(databaseUrl, log);
+    try {
+      await db.query('select 1');
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw new Error(`cannot connect to PostgreSQL at ${db.location}: ${scrubSecrets((err as Error).message)}`, { cause: err });
+    }
+    return db;
+  }
+  const dir = join(dataDir, 'pglite');
+  mkdirSync(dataDir, { recursive: true });
+  const release = lockEmbedded(dir);
+  try {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const db = new PGlite(dir);
+    await db.waitReady;
+    await db.exec(`set timezone to 'UTC'`);
+    return new PgliteDatabase(db, dir, release);
+  } catch (err) {
+    release();
+    throw err;
+  }
+}

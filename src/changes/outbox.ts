@@ -1,0 +1,227 @@
+// Reads captured changes out of `realtime.fanout_changes` exactly once, in order, durably.
+//
+// Rows are ordered by the snapshot in which their transaction became visible, not by id:
+// ids come from a sequence at write time, so a long transaction can commit a low id after
+// a short one committed a higher id, and a cursor over ids would skip it. Instead (as
+// PgQ does) the consumer remembers the snapshot it last read at; the next window is every
+// row whose transaction is visible in the current snapshot but was not in the previous one.
+// Each committed transaction falls in exactly one window. The window's snapshot is saved in
+// `realtime.fanout_cursor` after its rows were handled, so after a crash or restart reading
+// resumes where it stopped (a change may be delivered twice after a crash, never lost).
+//
+// NOTIFY from the capture trigger wakes the consumer; a slow timer polls as well, in case a
+// notification was lost with a dropped connection.
+import type { Logger } from '../core/log.js';
+import type { Database } from './database.js';
+import { CONSUMER, NOTIFY_CHANNEL } from './schema.js';
+
+export interface CapturedRow {
+  /** Outbox id (bigint as text). */
+  id: string;
+  kind: 'change' | 'broadcast';
+  schema: string;
+  table: string;
+  action: 'I' | 'U' | 'D';
+  record: Record<string, unknown> | null;
+  oldRecord: Record<string, unknown> | null;
+  /** When the row was written (ms since the epoch): the change's commit_timestamp. */
+  capturedAt: number;
+  /** Bytes of the captured JSON, for Supabase's 1 MB payload limit. */
+  size: number;
+}
+
+export interface OutboxOptions {
+  /** Rows read per query. */
+  pageSize?: number;
+  /** Fallback poll period when no NOTIFY arrives. */
+  pollMs?: number;
+  /** Minimum period between cursor writes (the cursor is always written on stop). */
+  persistMs?: number;
+  /** Period of deleting rows every consumer has passed. */
+  cleanupMs?: number;
+  /** Called when reading fails (for metrics); the consumer retries on its own. */
+  onError?: (err: unknown) => void;
+}
+
+export class OutboxConsumer {
+  private snapshot = '';
+  private persisted = '';
+  private lastPersist = 0;
+  private lastCleanup = Date.now();
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private persistTimer: NodeJS.Timeout | undefined;
+  private failing = false;
+  private readonly pageSize: number;
+  private readonly pollMs: number;
+  private readonly persistMs: number;
+  private readonly cleanupMs: number;
+
+  constructor(
+    private readonly db: Database,
+    private readonly handle: (rows: CapturedRow[]) => Promise<void>,
+    private readonly log: Logger,
+    private readonly options: OutboxOptions = {},
+  ) {
+    this.pageSize = options.pageSize ?? 1000;
+    this.pollMs = options.pollMs ?? 1000;
+    this.persistMs = options.persistMs ?? 200;
+    this.cleanupMs = options.cleanupMs ?? 10_000;
+  }
+
+  async start(): Promise<void> {
+    const { rows } = await this.db.query<{ snapshot: string }>('select snapshot::text as snapshot from realtime.fanout_cursor where consumer = $1', [CONSUMER]);
+    if (rows[0]) {
+      this.snapshot = this.persisted = rows[0].snapshot;
+    } else {
+      // A database migrated without a cursor row (should not happen): start from now.
+      const cur = await this.currentSnapshot();
+      await this.db.query('insert into realtime.fanout_cursor (consumer, snapshot) values ($1, $2::pg_snapshot) on conflict (consumer) do nothing', [CONSUMER, cur]);
+      this.snapshot = this.persisted = cur;
+    }
+    await this.db.listen(
+      NOTIFY_CHANNEL,
+      () => this.wake(),
+      () => this.wake(),
+    );
+    this.timer = setInterval(() => this.wake(), this.pollMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** Reads whatever has committed since the last read (coalesced: one reader at a time). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Resolves once everything committed before the call has been handled (tests, shutdown). */
+  async settle(): Promise<void> {
+    const target = await this.currentSnapshot();
+    while (!this.stopped) {
+      const { rows } = await this.db.query<{ done: boolean }>(
+        `select pg_snapshot_xmin($1::pg_snapshot) <= pg_snapshot_xmin($2::pg_snapshot) and pg_snapshot_xmax($1::pg_snapshot) <= pg_snapshot_xmax($2::pg_snapshot) as done`,
+        [target, this.snapshot],
+      );
+      if (rows[0]?.done && !this.running) return;
+      this.wake();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.persistTimer) clearTimeout(this.persistTimer);
+    await this.running;
+    await this.persist(true).catch((err: unknown) => this.log.warn({ err }, 'could not save the change-feed cursor on shutdown'));
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        await this.readWindow();
+        await this.persist(false);
+        await this.cleanup();
+        if (this.failing) this.log.info('change feed reading again');
+        this.failing = false;
+      } catch (err) {
+        this.options.onError?.(err);
+        if (!this.failing) this.log.error({ err }, 'reading captured changes failed; retrying');
+        this.failing = true;
+        return; // the poll timer retries
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  private async currentSnapshot(): Promise<string> {
+    const { rows } = await this.db.query<{ s: string }>('select pg_current_snapshot()::text as s');
+    return rows[0]!.s;
+  }
+
+  private async readWindow(): Promise<void> {
+    const prev = this.snapshot;
+    const cur = await this.currentSnapshot();
+    if (cur === prev) return;
+    let after = '0';
+    for (;;) {
+      const { rows } = await this.db.query<{
+        id: string;
+        kind: 'change' | 'broadcast';
+        schema: string;
+        table: string;
+        action: 'I' | 'U' | 'D';
+        record: Record<string, unknown> | null;
+        old_record: Record<string, unknown> | null;
+        captured_at: number;
+        size: number;
+      }>(
+        `select c.id::text as id, c.kind, c.schema_name as schema, c.table_name as table, c.action::text as action, c.record, c.old_record,
+                (extract(epoch from c.captured_at) * 1000)::float8 as captured_at,
+                (octet_length(coalesce(c.record::text, '')) + octet_length(coalesce(c.old_record::text, '')))::int as size
+         from realtime.fanout_changes c
+         where c.txid >= pg_snapshot_xmin($1::pg_snapshot) and c.txid < pg_snapshot_xmax($2::pg_snapshot)
+           and pg_visible_in_snapshot(c.txid, $2::pg_snapshot) and not pg_visible_in_snapshot(c.txid, $1::pg_snapshot)
+           and c.id > $3::bigint
+         order by c.id
+         limit $4`,
+        [prev, cur, after, this.pageSize],
+      );
+      if (rows.length) {
+        await this.handle(
+          rows.map((r) => ({
+            id: r.id,
+            kind: r.kind,
+            schema: r.schema,
+            table: r.table,
+            action: r.action,
+            record: r.record,
+            oldRecord: r.old_record,
+            capturedAt: r.captured_at,
+            size: r.size,
+          })),
+        );
+      }
+      if (rows.length < this.pageSize) break;
+      after = rows[rows.length - 1]!.id;
+    }
+    this.snapshot = cur;
+  }
+
+  private async persist(force: boolean): Promise<void> {
+    if (this.snapshot === this.persisted) return;
+    if (!force && Date.now() - this.lastPersist < this.persistMs) {
+      // Write it a little later if nothing else wakes the consumer before then.
+      if (!this.persistTimer) {
+        this.persistTimer = setTimeout(() => {
+          this.persistTimer = undefined;
+          this.wake();
+        }, this.persistMs);
+        this.persistTimer.unref();
+      }
+      return;
+    }
+    const snapshot = this.snapshot;
+    await this.db.query('update realtime.fanout_cursor set snapshot = $2::pg_snapshot, updated_at = now() where consumer = $1', [CONSUMER, snapshot]);
+    this.persisted = snapshot;
+    this.lastPersist = Date.now();
+  }
+
+  /** Deletes rows older than the saved cursor: they can never be read again. */
+  private async cleanup(): Promise<void> {
+    if (Date.now() - this.lastCleanup < this.cleanupMs) return;
+    this.lastCleanup = Date.now();
+    await this.db.query('delete from realtime.fanout_changes where txid < pg_snapshot_xmin($1::pg_snapshot)', [this.persisted]);
+    // Supabase keeps realtime.messages partitions for a few days; so do we.
+    await this.db.query(`delete from realtime.messages where inserted_at < now() - interval '3 days'`);
+  }
+}
