@@ -107,7 +107,24 @@ interface WorkItem {
   errorBindings: FeedBinding[];
 }
 
+/** Work counters, to show that a change costs work in proportion to its matching subscribers. */
+export interface DispatchStats {
+  /** Changes on watched tables. */
+  changes: number;
+  /** Bindings the index returned as candidates (each had its filters evaluated). */
+  candidates: number;
+  /** Conditions sent to the database for evaluation. */
+  dbPredicates: number;
+  /** RLS round trips (one per table per window). */
+  rlsQueries: number;
+  /** Distinct-claims checks inside them. */
+  rlsChecks: number;
+  /** `deliver` calls. */
+  deliveries: number;
+}
+
 export class ChangeDispatcher {
+  readonly stats: DispatchStats = { changes: 0, candidates: 0, dbPredicates: 0, rlsQueries: 0, rlsChecks: 0, deliveries: 0 };
   private readonly index = new BindingIndex<FeedBinding>();
   /** entity → role → number of bindings, to know whose privileges matter for a change. */
   private readonly roles = new Map<string, Map<string, number>>();
@@ -214,7 +231,10 @@ export class ChangeDispatcher {
       items.push(item);
       for (const p of item.pending) predicates.push(...p.predicates);
     }
-    if (predicates.length) await this.resolvePredicates(items, predicates);
+    if (predicates.length) {
+      this.stats.dbPredicates += predicates.length;
+      await this.resolvePredicates(items, predicates);
+    }
     await this.applyRls(items);
     for (const item of items) {
       await this.deliver(item);
@@ -262,11 +282,13 @@ export class ChangeDispatcher {
       }
     }
 
+    this.stats.changes++;
     const matchedAt = this.serial;
     const candidates = only
       ? only.bindings.filter((b) => b.entity === entity && (b.action === '*' || b.action === action))
       : this.index.candidates(entity, action, image ?? undefined);
     for (const b of candidates) {
+      this.stats.candidates++;
       if (!b.sub.active || item.errors.has(b.sub.role)) continue;
       const verdict = evaluateFilters(b.filters, image ?? undefined, this.o.match);
       if (verdict.kind === 'visible') item.visible.push(b);
@@ -313,6 +335,8 @@ export class ChangeDispatcher {
     }
     for (const group of groups.values()) {
       const checks = [...group.checks.values()];
+      this.stats.rlsQueries++;
+      this.stats.rlsChecks += checks.length;
       const visible = await visibleKeys(
         this.o.db,
         group.meta,
@@ -357,6 +381,7 @@ export class ChangeDispatcher {
     for (const [sub, perSub] of byChannel) {
       if (!sub.active) continue;
       for (const { data, ids } of perSub.values()) {
+        this.stats.deliveries++;
         try {
           sub.deliver(ids, data, item.row.capturedAt);
         } catch (err) {

@@ -222,6 +222,13 @@ end $$;
 `;
 
 const FEED_FUNCTIONS = `
+-- The type to cast a filter value to. A column's regtype prints without its length, and
+-- 'character' alone means character(1) (bit alone, bit(1)): casting 'ab' to it would keep 'a'.
+create or replace function realtime.fanout_cast_type(t regtype) returns text
+language sql immutable set search_path = pg_catalog as $$
+  select case t when 'bpchar'::regtype then 'bpchar' when 'bit'::regtype then 'varbit' else t::text end
+$$;
+
 -- One filter condition evaluated by PostgreSQL itself (regular expressions, enum order,
 -- jsonb, text under a linguistic collation, ...): the value cast to the column type,
 -- compared with the filter value cast the same way. NULL when it cannot be evaluated.
@@ -229,7 +236,7 @@ create or replace function realtime.fanout_check_filter(op text, type_ regtype, 
 language plpgsql stable set search_path = pg_catalog as $$
 declare
   res boolean;
-  t text := type_::text;
+  t text := realtime.fanout_cast_type(type_);
 begin
   if op = 'isdistinct' then
     execute format('select %L::%s is distinct from %L::%s', val_1, t, val_2, t) into res;
@@ -264,6 +271,7 @@ declare
   base_category text;
   norm jsonb;
   c text;
+  cast_type text;
 begin
   select coalesce(array_agg(a.attname::text), '{}') into readable
   from pg_attribute a
@@ -273,10 +281,11 @@ begin
       raise exception 'invalid column for filter %', columns[i];
     end if;
     select a.atttypid::regtype into col_type from pg_attribute a where a.attrelid = entity and a.attname = columns[i];
+    cast_type := realtime.fanout_cast_type(col_type);
     select b.typname::text, b.typtype::text, b.typcategory::text into base_name, base_kind, base_category
     from pg_type t join pg_type b on b.oid = coalesce(nullif(t.typbasetype, 0), t.oid) where t.oid = col_type;
     if ops[i] = 'in' then
-      execute format('select to_jsonb(%L::%s)', vals[i], col_type::text || '[]') into norm;
+      execute format('select to_jsonb(%L::%s)', vals[i], cast_type || '[]') into norm;
       if coalesce(jsonb_array_length(norm), 0) > 100 then
         raise exception 'too many values for \`in\` filter. Maximum 100';
       end if;
@@ -307,9 +316,9 @@ begin
       end;
       norm := to_jsonb(vals[i]);
     else
-      execute format('select to_jsonb(%L::%s)', vals[i], col_type::text) into norm;
+      execute format('select to_jsonb(%L::%s)', vals[i], cast_type) into norm;
     end if;
-    out := out || jsonb_build_array(jsonb_build_object('sqlType', col_type::text, 'typname', base_name, 'typtype', base_kind, 'value', norm));
+    out := out || jsonb_build_array(jsonb_build_object('sqlType', cast_type, 'typname', base_name, 'typtype', base_kind, 'value', norm));
   end loop;
   if selected is not null then
     foreach c in array selected loop
@@ -333,7 +342,7 @@ declare
   n int := 0;
 begin
   select format('select $2, (k.i - 1)::int from jsonb_array_elements($1) with ordinality as k(v, i) where exists (select 1 from %s t where %s)',
-                entity, string_agg(format('t.%I = (k.v ->> %s)::%s', x.c, x.o - 1, a.atttypid::regtype), ' and ' order by x.o))
+                entity, string_agg(format('t.%I = (k.v ->> %s)::%s', x.c, x.o - 1, realtime.fanout_cast_type(a.atttypid::regtype)), ' and ' order by x.o))
     into probe
   from unnest(key_columns) with ordinality as x(c, o)
   join pg_attribute a on a.attrelid = entity and a.attname = x.c;
