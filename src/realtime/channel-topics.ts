@@ -15,6 +15,11 @@ export interface BroadcastData {
   event: string;
   /** A JSON value, or raw bytes when the sender sent an ArrayBuffer (kind 3, encoding 0). */
   payload: unknown;
+  /**
+   * The payload's JSON text exactly as received (a kind-3 push with encoding 1, a REST
+   * body), already validated; encoders splice it in instead of serializing `payload` again.
+   */
+  json?: Buffer;
   /** `meta.id` (REST batch messages may carry one; DB sends carry the message id). */
   id?: string;
   /**
@@ -23,6 +28,13 @@ export interface BroadcastData {
    * REST endpoint and `realtime.send()` from the database.
    */
   frame: 'binary' | 'text';
+}
+
+const PRIVATE_PREFIX = 'realtime-private:';
+
+/** The topic clients see (`realtime:<sub>`) for a hub topic, private or not. */
+export function wireTopic(hubTopic: string): string {
+  return hubTopic.startsWith(PRIVATE_PREFIX) ? `realtime:${hubTopic.slice(PRIVATE_PREFIX.length)}` : hubTopic;
 }
 
 /** Publishes a broadcast to every subscriber of the channel (not retained: broadcasts are fire-and-forget). */

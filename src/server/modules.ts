@@ -3,6 +3,7 @@
 import type { GatewayModule } from './gateway.js';
 import { registerInfo } from './info.js';
 import { registerChanges } from '../changes/module.js';
+import { registerRealtime } from '../realtime/module.js';
 
-// registerChanges sets gateway.database, so it comes before the Realtime module.
-export const gatewayModules: GatewayModule[] = [registerInfo, registerChanges];
+// registerChanges sets gateway.database; Realtime stays last because it reads it.
+export const gatewayModules: GatewayModule[] = [registerInfo, registerChanges, registerRealtime];

@@ -1,0 +1,542 @@
+// One joined Realtime channel on one socket (a Phoenix channel process in the real
+// server): the join pipeline and its replies, broadcast with self/ack, presence,
+// access_token refresh, private-channel permissions and the postgres_changes
+// subscription. Messages for a channel are handled in order: while an asynchronous step
+// runs (join, a permission lookup, a token check) later messages wait in a short backlog.
+import type { Claims } from '../core/auth.js';
+import type { HubMessage, Subscriber } from '../core/hub.js';
+import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, PostgresChangesParams } from '../changes/types.js';
+import { channelTopic, publishBroadcast, type BroadcastData } from './channel-topics.js';
+import type { BroadcastPush, PhoenixMessage } from './codec.js';
+import { backoff, joinAuthReason } from './context.js';
+import { bindingId, parseJoinPayload, type JoinConfig } from './join-config.js';
+import { WindowLimiter } from './limits.js';
+import { changeFrame, PRESENCE_DIFF } from './wire.js';
+import type { RealtimeSocket } from './socket.js';
+
+export type ChannelInbound = { kind: 'message'; message: PhoenixMessage } | { kind: 'broadcast_push'; push: BroadcastPush };
+
+type Pending = void | Promise<void>;
+
+const NO_DATABASE = 'Realtime was unable to connect to the project database';
+
+/** Messages a channel holds while an asynchronous step runs; beyond it the oldest are dropped. */
+const MAX_BACKLOG = 100;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A join refusal: the reason the client sees and the label it is counted under. */
+class JoinRefused {
+  constructor(
+    readonly reason: string,
+    readonly result: string,
+    /** `ClientJoinRateLimitReached` also disconnects the socket (reference §2.4). */
+    readonly disconnect = false,
+  ) {}
+}
+
+export class Channel implements Subscriber {
+  state: 'joining' | 'joined' | 'closed' = 'joining';
+  /** The subtopic: `room1` for `realtime:room1`. */
+  readonly sub: string;
+  readonly config: JoinConfig;
+  readonly hubTopic: string;
+  token = '';
+  claims: Claims | undefined;
+  /** When the channel's token expires (ms since the epoch); the shared sweep enforces it. */
+  tokenExpiresAt = Infinity;
+  private presenceEnabled: boolean;
+  private broadcastRead = true;
+  private presenceRead = true;
+  /** Write permissions on a private channel, looked up on first use and kept until the next token. */
+  private broadcastWrite: boolean | undefined;
+  private presenceWrite: boolean | undefined;
+  private trackedJson: string | undefined;
+  private bindings: { id: number; params: PostgresChangesParams }[] = [];
+  private changes: ChangeSubscription | undefined;
+  private readonly presenceCalls: WindowLimiter;
+  private busy = false;
+  private backlog: ChannelInbound[] | undefined;
+
+  constructor(
+    readonly socket: RealtimeSocket,
+    /** The wire topic, `realtime:<sub>`. */
+    readonly topic: string,
+    readonly joinRef: string | null,
+    payload: Record<string, unknown>,
+  ) {
+    this.sub = topic.slice('realtime:'.length);
+    this.config = parseJoinPayload(payload);
+    this.hubTopic = channelTopic(this.sub, this.config.isPrivate);
+    this.presenceEnabled = this.config.presenceEnabled;
+    const { limits } = socket.ctx;
+    this.presenceCalls = new WindowLimiter(limits.presenceMaxCalls, limits.presenceWindowMs);
+  }
+
+  /** A method, not a property check, so TypeScript does not narrow `state` across awaits. */
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get isPrivate(): boolean {
+    return this.config.isPrivate;
+  }
+
+  // ---------------------------------------------------------------- join
+
+  /** Runs the join pipeline (reference §2.3) and answers the join push with `ref`. */
+  start(ref: string | null): void {
+    this.run(this.join(ref));
+  }
+
+  private async join(ref: string | null): Promise<void> {
+    const { gateway } = this.socket.ctx;
+    try {
+      await this.authorizeJoin();
+    } catch (err) {
+      if (!(err instanceof JoinRefused)) throw err;
+      return this.refuseJoin(err, ref);
+    }
+    if (this.state === 'closed') return; // replaced by a newer join or the socket closed meanwhile
+
+    this.bindings = this.config.postgresChanges.map((params) => ({ id: bindingId(params), params }));
+    let changes: Promise<ChangeSubscriptionResult> | undefined;
+    if (this.bindings.length && this.config.waitForChangesMs !== undefined) {
+      // `postgres_changes_options.wait`: answer the join only once the feed has subscribed.
+      try {
+        changes = Promise.resolve(await this.awaitChanges(this.config.waitForChangesMs));
+      } catch (err) {
+        if (!(err instanceof JoinRefused)) throw err;
+        return this.refuseJoin(err, ref);
+      }
+      if (this.isClosed()) return;
+    }
+    this.state = 'joined';
+    this.socket.reply(this.joinRef, ref, this.topic, 'ok', { postgres_changes: this.bindings.map((b) => ({ ...b.params, id: b.id })) });
+    gateway.hub.subscribe(this.hubTopic, this);
+    gateway.metrics.channels.inc();
+    gateway.metrics.joins.labels('ok').inc();
+    if (this.presenceEnabled && this.presenceRead) this.pushPresenceState();
+    if (this.bindings.length) {
+      const claims = this.claims!;
+      (changes ?? this.startChanges()).then((result) => this.adoptChanges(result, claims)).catch(() => undefined);
+    }
+  }
+
+  private async refuseJoin(err: JoinRefused, ref: string | null): Promise<void> {
+    const { ctx } = this.socket;
+    ctx.gateway.metrics.joins.labels(err.result).inc();
+    ctx.error(err.result === 'rate_limited' ? 'rate_limit' : err.result === 'invalid_token' ? 'auth' : 'join');
+    // The real server sleeps before every join error so rejoin loops cannot hammer it.
+    await backoff(ctx.limits.channelErrorBackoffMs);
+    if (this.state !== 'closed') {
+      this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: err.reason });
+      this.release();
+    }
+    if (err.disconnect) this.socket.closeWith(1001, 'Too many joins per second');
+  }
+
+  /** Every check of the join pipeline in the real server's order; throws JoinRefused. */
+  private async authorizeJoin(): Promise<void> {
+    const { ctx } = this.socket;
+    if (!this.sub) throw new JoinRefused('TopicNameRequired: You must provide a topic name', 'bad_request');
+    if (ctx.joins.triggered) throw new JoinRefused('ClientJoinRateLimitReached: Too many joins per second', 'rate_limited', true);
+    ctx.joins.add();
+    if (this.socket.channels.size > ctx.limits.maxChannelsPerClient) throw new JoinRefused('ChannelRateLimitReached: Too many channels', 'channel_limit');
+    const requested = this.config.accessToken;
+    await this.adoptToken(requested && !requested.startsWith('sb_') ? requested : this.socket.token).catch((err: unknown) => {
+      throw new JoinRefused(joinAuthReason(err), 'invalid_token');
+    });
+    if (this.isPrivate) {
+      const denied = `Unauthorized: You do not have permissions to read from this Channel topic: ${this.sub}`;
+      if (!(await this.evaluateReadPermissions(this.presenceEnabled))) throw new JoinRefused(denied, 'unauthorized');
+      if (this.config.replay !== undefined && !this.broadcastRead) throw new JoinRefused(denied, 'unauthorized');
+    } else if (this.config.replay !== undefined) {
+      throw new JoinRefused('UnableToReplayMessages: Replay is not allowed for public channels', 'bad_request');
+    }
+  }
+
+  /** Verifies `token` and makes it the channel's; throws the AuthError otherwise. */
+  private async adoptToken(token: string): Promise<Claims> {
+    const claims = await this.socket.ctx.gateway.auth.verify(token);
+    this.token = token;
+    this.claims = claims;
+    this.tokenExpiresAt = claims.exp * 1000;
+    return claims;
+  }
+
+  /**
+   * Private channels: asks the database which reads the user's claims allow. False when
+   * neither broadcast nor presence may be read (or there is no database to ask).
+   */
+  private async evaluateReadPermissions(presenceEnabled: boolean): Promise<boolean> {
+    const db = this.socket.ctx.gateway.database;
+    if (!db || !this.claims) {
+      throw new JoinRefused(`UnableToConnectToProject: ${NO_DATABASE}`, 'unavailable');
+    }
+    let permissions;
+    try {
+      permissions = await db.authorizer.canRead(this.sub, this.claims, presenceEnabled);
+    } catch (err) {
+      this.socket.ctx.log.warn({ err, channel: this.sub }, 'private channel read authorization failed');
+      throw new JoinRefused('Realtime was unable to connect to the project database', 'unavailable');
+    }
+    this.broadcastRead = permissions.broadcastRead;
+    this.presenceRead = permissions.presenceRead;
+    return permissions.broadcastRead || permissions.presenceRead;
+  }
+
+  private async writeAllowed(extension: 'broadcast' | 'presence'): Promise<boolean> {
+    const db = this.socket.ctx.gateway.database;
+    if (!db || !this.claims) return false;
+    try {
+      return await db.authorizer.canWrite(this.sub, this.claims, extension);
+    } catch (err) {
+      this.socket.ctx.log.warn({ err, channel: this.sub, extension }, 'private channel write authorization failed');
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------- postgres_changes
+
+  /** Subscribes the bindings with the channel's claims; failures come back as `ok: false`. */
+  private startChanges(): Promise<ChangeSubscriptionResult> {
+    const db = this.socket.ctx.gateway.database;
+    if (!db) return Promise.resolve({ ok: false, error: NO_DATABASE });
+    return db.changeFeed
+      .subscribe({ channel: this.sub, bindings: this.bindings, claims: this.claims!, deliver: (ids, data, commitTs) => this.deliverChange(ids, data, commitTs) })
+      .catch((err: unknown): ChangeSubscriptionResult => {
+        this.socket.ctx.log.warn({ err, channel: this.sub }, 'postgres_changes subscription failed');
+        return { ok: false, error: `Unable to subscribe to changes: ${(err as Error).message}` };
+      });
+  }
+
+  /** The wait of `postgres_changes_options.wait`: the feed's answer, or a join refusal. */
+  private async awaitChanges(waitMs: number): Promise<ChangeSubscriptionResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const started = this.startChanges();
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), waitMs);
+      timer.unref();
+    });
+    const result = await Promise.race([started, timeout]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      // Whatever the feed answers later is no longer wanted.
+      void started.then((late) => late.ok && late.subscription.unsubscribe());
+      throw new JoinRefused(`PostgresChangesSubscribeTimeout: Timed out after ${waitMs}ms waiting for the postgres_changes subscription`, 'unavailable');
+    }
+    if (!result.ok) throw new JoinRefused(`RealtimeDisabledForConfiguration: ${result.error}`, 'bad_request');
+    if (this.state === 'closed') result.subscription.unsubscribe();
+    return result;
+  }
+
+  /** After the join reply: keep the subscription and say so with a `system` message, or report why not. */
+  private adoptChanges(result: ChangeSubscriptionResult, claims: Claims): void {
+    if (!result.ok) {
+      if (this.state === 'joined') this.pushSystem('postgres_changes', 'error', result.error);
+      return;
+    }
+    if (this.state !== 'joined') {
+      result.subscription.unsubscribe();
+      return;
+    }
+    this.changes = result.subscription;
+    // A token refreshed while the subscription was being set up must still apply.
+    if (this.claims !== claims) result.subscription.updateClaims(this.claims!);
+    this.pushSystem('postgres_changes', 'ok', 'Subscribed to PostgreSQL');
+  }
+
+  private deliverChange(ids: number[], data: ChangeData, commitTs: number): void {
+    if (this.state !== 'joined') return;
+    try {
+      this.socket.sendFrame(changeFrame(this.socket.vsn, this.topic, ids, data), false, commitTs);
+    } catch (err) {
+      this.socket.ctx.log.error({ err, channel: this.sub }, 'failed to deliver a postgres change');
+    }
+  }
+
+  // ---------------------------------------------------------------- fan-out
+
+  /** Hub delivery: broadcasts and presence diffs of this channel's topic. */
+  deliver(msg: HubMessage): void {
+    if (this.state !== 'joined') return;
+    if (msg.event === 'broadcast') {
+      if (!this.broadcastRead || (msg.origin === this && !this.config.self)) return;
+    } else if (msg.event === PRESENCE_DIFF) {
+      if (!this.presenceEnabled || !this.presenceRead) return;
+    }
+    this.socket.sendHubMessage(msg);
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  /** Handles a client message for this channel, in order with the ones before it. */
+  receive(inbound: ChannelInbound): void {
+    if (this.state === 'closed') return;
+    if (this.busy) {
+      const backlog = (this.backlog ??= []);
+      if (backlog.length >= MAX_BACKLOG) {
+        backlog.shift();
+        this.socket.ctx.error('backlog_overflow');
+      }
+      backlog.push(inbound);
+      return;
+    }
+    this.run(this.handle(inbound));
+  }
+
+  private run(pending: Pending): void {
+    if (!pending) return;
+    this.busy = true;
+    pending
+      .catch((err: unknown) => this.socket.ctx.log.error({ err, channel: this.sub }, 'channel message handling failed'))
+      .finally(() => {
+        this.busy = false;
+        this.drain();
+      })
+      .catch(() => undefined);
+  }
+
+  private drain(): void {
+    while (!this.busy && this.backlog?.length) {
+      if (this.state === 'closed') {
+        this.backlog = undefined;
+        return;
+      }
+      this.run(this.handle(this.backlog.shift()!));
+    }
+  }
+
+  private handle(inbound: ChannelInbound): Pending {
+    if (inbound.kind === 'broadcast_push') return this.broadcastPush(inbound.push);
+    const { message } = inbound;
+    const payload = message.payload as Record<string, unknown>;
+    switch (message.event) {
+      case 'broadcast':
+        return this.broadcastText(message.ref, payload);
+      case 'presence':
+        return this.presence(message.ref, payload);
+      case 'access_token':
+        return this.accessToken(payload.access_token);
+      case 'phx_leave':
+        this.leave(message.ref);
+        return;
+      default:
+        // Counted toward the rate limit by the socket and otherwise ignored, as the real server does.
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- broadcast
+
+  private broadcastPush(push: BroadcastPush): Pending {
+    const size = push.payload.length;
+    if (push.encoding === 0) {
+      return this.broadcast(push.ref, size, () => ({ event: push.event, payload: push.payload, frame: 'binary' }));
+    }
+    return this.broadcast(push.ref, size, () => {
+      let payload: unknown;
+      try {
+        payload = JSON.parse(push.payload.toString('utf8'));
+      } catch {
+        return 'broadcast payload with JSON encoding is not valid JSON';
+      }
+      return { event: push.event, payload, json: push.payload, frame: 'binary' };
+    });
+  }
+
+  /** A JSON `broadcast` message (serializer 1.0.0 clients, or a v2 text frame). */
+  private broadcastText(ref: string | null, message: Record<string, unknown>): Pending {
+    const event = message.event;
+    if (typeof event !== 'string' || event === '') {
+      this.socket.ctx.error('bad_request');
+      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: 'broadcast needs a string event' });
+      return;
+    }
+    const json = Buffer.from(JSON.stringify(message.payload ?? {}));
+    return this.broadcast(ref, json.length, () => ({ event, payload: message.payload ?? {}, json, frame: 'text' }));
+  }
+
+  /**
+   * The broadcast handler of the real server: private channels need write permission
+   * (otherwise the message is dropped silently, without ack), then the size check, then
+   * fan-out to the topic (skipping the sender unless `self`), then the ack if asked for.
+   */
+  private broadcast(ref: string | null, size: number, build: () => BroadcastData | string): Pending {
+    if (this.isPrivate && this.broadcastWrite === undefined) {
+      return this.writeAllowed('broadcast').then((allowed) => {
+        this.broadcastWrite = allowed;
+        return this.broadcast(ref, size, build);
+      });
+    }
+    if (this.isPrivate && !this.broadcastWrite) return;
+    const { ctx } = this.socket;
+    if (size > ctx.limits.maxPayloadBytes) {
+      ctx.error('payload_too_large');
+      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', 'payload_size_exceeded');
+      return;
+    }
+    const data = build();
+    if (typeof data === 'string') {
+      ctx.error('bad_request');
+      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: data });
+      return;
+    }
+    publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this);
+    if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+  }
+
+  // ---------------------------------------------------------------- presence
+
+  private presence(ref: string | null, message: Record<string, unknown>): Pending {
+    if (typeof message.event !== 'string') {
+      this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+      return;
+    }
+    if (!this.presenceCalls.take()) {
+      this.socket.ctx.error('rate_limit');
+      this.shutdown('Client presence rate limit exceeded');
+      return;
+    }
+    switch (message.event.toLowerCase()) {
+      case 'track':
+        return this.track(ref, 'payload' in message ? message.payload : {});
+      case 'untrack':
+        this.untrack();
+        this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+        return;
+      default:
+        this.socket.ctx.error('bad_request');
+        this.socket.reply(this.joinRef, ref, this.topic, 'error', {});
+    }
+  }
+
+  private track(ref: string | null, value: unknown): Pending {
+    if (this.isPrivate && this.presenceWrite === undefined) {
+      return (async () => {
+        // A track can be what enables presence; read permission for presence is then evaluated now.
+        if (!this.presenceEnabled) await this.evaluateReadPermissions(true).catch(() => false);
+        this.presenceWrite = await this.writeAllowed('presence');
+        return this.track(ref, value);
+      })();
+    }
+    const { ctx } = this.socket;
+    if (this.isPrivate && !this.presenceWrite) {
+      this.socket.reply(this.joinRef, ref, this.topic, 'error', {});
+      return;
+    }
+    if (!isObject(value)) {
+      ctx.error('bad_request');
+      this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: 'Presence track payload must be a map' });
+      return;
+    }
+    const json = JSON.stringify(value);
+    if (Buffer.byteLength(json) > ctx.limits.maxPayloadBytes) {
+      ctx.error('payload_too_large');
+      this.shutdown('Track message size exceeded');
+      return;
+    }
+    if (json === this.trackedJson) {
+      this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+      return;
+    }
+    ctx.presence.track(this.hubTopic, this.config.presenceKey, this, value);
+    this.trackedJson = json;
+    const enabledNow = !this.presenceEnabled;
+    this.presenceEnabled = true;
+    this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+    // Tracking enabled presence for a channel that joined without it: it never got the
+    // join-time state, so send it now or the members tracked earlier stay invisible to it.
+    if (enabledNow && this.presenceRead) this.pushPresenceState();
+  }
+
+  private untrack(): void {
+    if (this.trackedJson === undefined) return;
+    this.trackedJson = undefined;
+    this.socket.ctx.presence.untrack(this.hubTopic, this.config.presenceKey, this);
+  }
+
+  private pushPresenceState(): void {
+    this.socket.push(this.joinRef, null, this.topic, 'presence_state', JSON.stringify(this.socket.ctx.presence.state(this.hubTopic)));
+  }
+
+  // ---------------------------------------------------------------- access_token
+
+  /** `access_token` never gets a reply; a bad token or lost permission shuts the channel down. */
+  private accessToken(token: unknown): Pending {
+    if (typeof token !== 'string' || token.startsWith('sb_') || token === this.token) return;
+    return (async () => {
+      const hadBroadcastRead = this.broadcastRead;
+      const hadPresenceRead = this.presenceRead;
+      try {
+        await this.adoptToken(token);
+      } catch (err) {
+        this.socket.ctx.error('auth');
+        this.shutdown((err as Error).message);
+        return;
+      }
+      if (this.state !== 'joined') return;
+      if (this.isPrivate) {
+        let readable: boolean;
+        try {
+          readable = await this.evaluateReadPermissions(this.presenceEnabled);
+        } catch (err) {
+          this.shutdown(err instanceof JoinRefused ? err.reason : 'Realtime was unable to connect to the project database');
+          return;
+        }
+        if ((hadBroadcastRead && !this.broadcastRead) || (hadPresenceRead && !this.presenceRead)) {
+          this.shutdown(`You no longer have permission to read from this Channel topic: ${this.sub}`);
+          return;
+        }
+        if (!readable) {
+          this.shutdown(`You do not have permissions to read from this Channel topic: ${this.sub}`);
+          return;
+        }
+        this.broadcastWrite = undefined;
+        this.presenceWrite = undefined;
+      }
+      this.changes?.updateClaims(this.claims!);
+    })();
+  }
+
+  // ---------------------------------------------------------------- leave / close
+
+  /** `phx_leave`: ok reply, then `phx_close` (reference §2.5). */
+  private leave(ref: string | null): void {
+    this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+    this.socket.push(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}');
+    this.release();
+  }
+
+  /** Server-side shutdown: a `system` error naming why, then `phx_close`; the client does not rejoin. */
+  shutdown(message: string): void {
+    if (this.state === 'closed') return;
+    this.pushSystem('system', 'error', message);
+    this.socket.push(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}');
+    this.release();
+  }
+
+  pushSystem(extension: string, status: 'ok' | 'error', message: string): void {
+    this.socket.push(this.joinRef, null, this.topic, 'system', JSON.stringify({ extension, status, message, channel: this.sub }));
+  }
+
+  /** Frees everything the channel holds (presence, hub subscription, change feed). Idempotent. */
+  release(): void {
+    if (this.state === 'closed') return;
+    const wasJoined = this.state === 'joined';
+    this.state = 'closed';
+    this.backlog = undefined;
+    const { gateway } = this.socket.ctx;
+    if (wasJoined) {
+      gateway.hub.unsubscribe(this.hubTopic, this);
+      gateway.metrics.channels.dec();
+    }
+    this.untrack();
+    this.changes?.unsubscribe();
+    this.changes = undefined;
+    this.socket.forget(this);
+  }
+}

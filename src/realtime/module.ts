@@ -1,0 +1,114 @@
+// The Realtime module: the WebSocket endpoint `/realtime/v1/websocket` (Phoenix
+// serializers 1.0.0 and 2.0.0) and the REST broadcast endpoints, wired into the gateway's
+// upgrade dispatch, connection manager, shared sweep and shutdown.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { AuthError, authFailureMessage, type Claims } from '../core/auth.js';
+import type { Gateway } from '../server/gateway.js';
+import { HttpError } from '../server/http-errors.js';
+import { backoff, createRealtimeContext, type RealtimeContext } from './context.js';
+import type { Vsn } from './codec.js';
+import { registerBroadcastRoutes } from './rest.js';
+import { RealtimeSocket } from './socket.js';
+
+export const WEBSOCKET_PATH = '/realtime/v1/websocket';
+
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+/** Phoenix picks the serializer from `vsn` (default 1.0.0): `~> 1.0.0` or `~> 2.0.0`. */
+function serializerFor(vsn: string | null): Vsn | undefined {
+  if (vsn === null || /^1\.0(\.\d+)?$/.test(vsn)) return '1.0.0';
+  if (/^2\.0(\.\d+)?$/.test(vsn)) return '2.0.0';
+  return undefined;
+}
+
+/** A refused upgrade, answered as the real server does: a status and `{"error": "<msg>"}`. */
+class UpgradeRefused {
+  constructor(
+    readonly status: number,
+    readonly message: string,
+    readonly kind: string,
+    readonly headers: Record<string, string> = {},
+  ) {}
+}
+
+function refuse(socket: Duplex, refusal: UpgradeRefused): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ error: refusal.message });
+  const extra = Object.entries(refusal.headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
+  );
+}
+
+/** The connect checks of the real server's `UserSocket.connect/3` (reference §1.1). */
+async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Promise<{ vsn: Vsn; token: string; claims: Claims; userKey: string }> {
+  const vsn = serializerFor(url.searchParams.get('vsn'));
+  if (!vsn) throw new UpgradeRefused(403, `Unsupported serializer version vsn=${url.searchParams.get('vsn')}: use 1.0.0 or 2.0.0`, 'bad_request');
+  const header = req.headers['x-api-key'];
+  const token = (typeof header === 'string' && header) || url.searchParams.get('apikey') || '';
+  let claims: Claims;
+  try {
+    claims = await ctx.gateway.auth.verify(token);
+  } catch (err) {
+    if (!(err instanceof AuthError)) throw err;
+    throw new UpgradeRefused(401, authFailureMessage[err.kind], 'auth');
+  }
+  if (ctx.joins.triggered) throw new UpgradeRefused(429, 'Too many joins per second', 'rate_limit');
+  const userKey = claims.sub ?? claims.role;
+  try {
+    ctx.gateway.connections.admit(userKey);
+  } catch (err) {
+    if (!(err instanceof HttpError)) throw err;
+    const message = err.status === 429 ? 'Too many connected users' : err.message;
+    throw new UpgradeRefused(err.status, message, err.code, err.headers);
+  }
+  return { vsn, token, claims, userKey };
+}
+
+export function registerRealtime(gateway: Gateway): void {
+  const ctx = createRealtimeContext(gateway);
+  const { connections, metrics } = gateway;
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: gateway.config.realtimeMaxFrameBytes });
+  const gone = (socket: RealtimeSocket): void => connections.remove(socket);
+
+  const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    // The client may go away while the token is checked (or during the back-off sleep).
+    const onError = (): void => void socket.destroy();
+    socket.on('error', onError);
+    let admitted: Awaited<ReturnType<typeof admit>>;
+    try {
+      admitted = await admit(ctx, req, url);
+    } catch (err) {
+      const refusal = err instanceof UpgradeRefused ? err : new UpgradeRefused(500, 'Error connecting to Realtime', 'internal');
+      if (!(err instanceof UpgradeRefused)) ctx.log.error({ err }, 'realtime connect failed');
+      metrics.connectionsRejected.labels('ws', refusal.kind).inc();
+      ctx.error(refusal.kind);
+      // Supabase sleeps before answering a refused connect, which slows reconnect storms.
+      await backoff(ctx.limits.connectErrorBackoffMs);
+      refuse(socket, refusal);
+      return;
+    }
+    socket.off('error', onError);
+    if (socket.destroyed) return;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn = new RealtimeSocket(ctx, ws, admitted.vsn, admitted.token, admitted.claims, admitted.userKey, gone);
+      connections.add(conn);
+      metrics.connectionsOpened.labels('ws').inc();
+    });
+  };
+
+  gateway.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => {
+    accept(req, socket, head).catch((err: unknown) => {
+      ctx.log.error({ err }, 'realtime upgrade failed');
+      socket.destroy();
+    });
+  });
+  registerBroadcastRoutes(ctx);
+  gateway.onSweep((now) => ctx.joins.tick(now));
+  gateway.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+}

@@ -1,0 +1,231 @@
+// REST broadcast endpoints with Supabase's statuses and bodies (reference §7):
+//   POST /realtime/v1/api/broadcast                          batch, delivered as JSON text frames
+//   POST /realtime/v1/api/broadcast/:topic/events/:event     single, delivered as binary kind 4
+// Both go through `publishBroadcast`, the path WebSocket and database sends share.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Claims } from '../core/auth.js';
+import { readBody } from '../server/body.js';
+import { HttpError, sendJson } from '../server/http-errors.js';
+import type { RequestContext } from '../server/router.js';
+import { publishBroadcast, type BroadcastData } from './channel-topics.js';
+import type { RealtimeContext } from './context.js';
+import { flexibleBoolean } from './join-config.js';
+import { RateCounter } from './limits.js';
+
+/** A REST answer other than 202: the status and the JSON body the real server sends. */
+class RestError {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {}
+}
+
+const unauthorized = (): RestError => new RestError(401, { message: 'Unauthorized' });
+const TOO_BIG = 'Payload size exceeds tenant limit';
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The token as the real server's API plug reads it: `Authorization: Bearer`, else the `apikey` header. */
+function requestToken(req: IncomingMessage): string | undefined {
+  const authz = req.headers.authorization;
+  const bearer = typeof authz === 'string' ? /^Bearer\s+(.+)$/i.exec(authz.trim())?.[1] : undefined;
+  if (bearer) return bearer;
+  const apikey = req.headers.apikey;
+  return typeof apikey === 'string' && apikey ? apikey : undefined;
+}
+
+interface BatchMessage {
+  topic: string;
+  event: string;
+  payload: Record<string, unknown>;
+  private: boolean;
+  id?: string;
+}
+
+/** Validates the batch body; errors come back shaped like Ecto changeset errors (422). */
+function validateBatch(body: unknown, maxPayloadBytes: number): BatchMessage[] {
+  const messages = isObject(body) ? body.messages : undefined;
+  if (messages === undefined || messages === null || (Array.isArray(messages) && messages.length === 0)) {
+    throw new RestError(422, { errors: { messages: ["can't be blank"] } });
+  }
+  if (!Array.isArray(messages)) throw new RestError(422, { errors: { messages: ['is invalid'] } });
+  const out: BatchMessage[] = [];
+  const errors: Record<string, string[]>[] = [];
+  let invalid = false;
+  for (const entry of messages) {
+    const e: Record<string, string[]> = {};
+    const m = isObject(entry) ? entry : {};
+    if (!isObject(entry)) e.messages = ['is invalid'];
+    for (const field of ['topic', 'event'] as const) {
+      const v = m[field];
+      if (v === undefined || v === null || v === '') e[field] = ["can't be blank"];
+      else if (typeof v !== 'string') e[field] = ['is invalid'];
+    }
+    if (m.payload === undefined || m.payload === null) e.payload = ["can't be blank"];
+    else if (!isObject(m.payload)) e.payload = ['is invalid'];
+    else if (Buffer.byteLength(JSON.stringify(m.payload)) > maxPayloadBytes) e.payload = [TOO_BIG];
+    const isPrivate = m.private === undefined || m.private === null ? false : flexibleBoolean(m.private, false);
+    if (m.private !== undefined && m.private !== null && typeof m.private !== 'boolean' && !/^(true|false)$/i.test(String(m.private))) e.private = ['is invalid'];
+    if (m.id !== undefined && m.id !== null && typeof m.id !== 'string') e.id = ['is invalid'];
+    errors.push(e);
+    if (Object.keys(e).length) {
+      invalid = true;
+      continue;
+    }
+    out.push({
+      topic: m.topic as string,
+      event: m.event as string,
+      payload: m.payload as Record<string, unknown>,
+      private: isPrivate,
+      ...(typeof m.id === 'string' ? { id: m.id } : {}),
+    });
+  }
+  if (invalid) throw new RestError(422, { errors: { messages: errors } });
+  return out;
+}
+
+export function registerBroadcastRoutes(ctx: RealtimeContext): void {
+  const { gateway, limits } = ctx;
+  /** Messages per second per caller (JWT `sub`, or the role for project keys). */
+  const callers = new Map<string, RateCounter>();
+  const bodyLimit = limits.maxPayloadBytes + 64 * 1024;
+
+  gateway.onSweep((now) => {
+    for (const [key, counter] of callers) {
+      counter.tick(now);
+      if (counter.idle) callers.delete(key);
+    }
+  });
+
+  const counterFor = (claims: Claims): RateCounter => {
+    const key = claims.sub ?? claims.role;
+    let counter = callers.get(key);
+    if (!counter) callers.set(key, (counter = new RateCounter(limits.maxEventsPerSecond)));
+    return counter;
+  };
+
+  const authenticate = async (req: IncomingMessage): Promise<Claims> => {
+    try {
+      return await gateway.auth.verify(requestToken(req));
+    } catch {
+      ctx.error('auth');
+      throw unauthorized();
+    }
+  };
+
+  /** Null when allowed; otherwise why not. Private sends are authorized by the database's RLS policies. */
+  const canWrite = async (topic: string, claims: Claims): Promise<RestError | null> => {
+    const db = gateway.database;
+    if (!db) return new RestError(422, { message: 'Tenant database unavailable' });
+    try {
+      return (await db.authorizer.canWrite(topic, claims, 'broadcast')) ? null : new RestError(403, { message: 'Unauthorized' });
+    } catch (err) {
+      ctx.log.warn({ err, topic }, 'broadcast write authorization failed');
+      return new RestError(500, { message: 'Unable to authorize broadcast' });
+    }
+  };
+
+  const body = async (req: IncomingMessage): Promise<Buffer> => {
+    try {
+      const bytes = await readBody(req, bodyLimit);
+      gateway.metrics.received('rest', bytes.length);
+      return bytes;
+    } catch (err) {
+      if (err instanceof HttpError) throw new RestError(err.status, { message: err.message });
+      throw err;
+    }
+  };
+
+  const handle = (run: (c: RequestContext) => Promise<void>) => async (c: RequestContext) => {
+    try {
+      await run(c);
+      accepted(c.res);
+    } catch (err) {
+      if (!(err instanceof RestError)) throw err;
+      if (err.status === 429) ctx.error('rate_limit');
+      else if (err.status === 422 || err.status === 400 || err.status === 415) ctx.error('bad_request');
+      sendJson(c.res, err.status, err.body);
+    }
+  };
+
+  gateway.router.on(
+    'POST',
+    '/realtime/v1/api/broadcast',
+    handle(async ({ req }) => {
+      const claims = await authenticate(req);
+      const raw = await body(req);
+      let parsed: unknown;
+      try {
+        parsed = raw.length ? JSON.parse(raw.toString('utf8')) : {};
+      } catch (err) {
+        throw new RestError(400, { message: `Request body is not valid JSON: ${(err as Error).message}` });
+      }
+      const messages = validateBatch(parsed, limits.maxPayloadBytes);
+      const counter = counterFor(claims);
+      if (counter.avg > limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
+      if (messages.length + counter.avg > limits.maxEventsPerSecond) {
+        throw new RestError(429, { message: 'Too many messages to broadcast, please reduce the batch size' });
+      }
+      // Private messages are sent only where the caller may write; the rest are skipped silently.
+      const allowed = new Map<string, boolean>();
+      for (const m of messages) {
+        if (m.private && !allowed.has(m.topic)) allowed.set(m.topic, (await canWrite(m.topic, claims)) === null);
+      }
+      for (const m of messages) {
+        if (m.private && !allowed.get(m.topic)) continue;
+        const data: BroadcastData = { event: m.event, payload: m.payload, frame: 'text', ...(m.id !== undefined ? { id: m.id } : {}) };
+        publishBroadcast(gateway.hub, m.topic, m.private, data);
+        counter.add();
+      }
+    }),
+  );
+
+  gateway.router.on(
+    'POST',
+    '/realtime/v1/api/broadcast/:topic/events/:event',
+    handle(async ({ req, params, query }) => {
+      const claims = await authenticate(req);
+      const type = String(req.headers['content-type'] ?? '')
+        .split(';')[0]!
+        .trim()
+        .toLowerCase();
+      if (type !== 'application/json' && type !== 'application/octet-stream') {
+        req.resume();
+        throw new RestError(415, { error: 'Unsupported Media Type. Use application/json or application/octet-stream' });
+      }
+      const raw = await body(req);
+      if (raw.length > limits.maxPayloadBytes) throw new RestError(422, { errors: { payload: [TOO_BIG] } });
+      const { topic, event } = params as { topic: string; event: string };
+      let data: BroadcastData;
+      if (type === 'application/json') {
+        let payload: unknown = {};
+        if (raw.length) {
+          try {
+            payload = JSON.parse(raw.toString('utf8'));
+          } catch (err) {
+            throw new RestError(400, { message: `Request body is not valid JSON: ${(err as Error).message}` });
+          }
+        }
+        data = { event, payload, frame: 'binary', ...(raw.length ? { json: raw } : {}) };
+      } else {
+        data = { event, payload: raw, frame: 'binary' };
+      }
+      const counter = counterFor(claims);
+      if (counter.avg >= limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
+      const isPrivate = query.get('private') === 'true';
+      if (isPrivate) {
+        const refusal = await canWrite(topic, claims);
+        if (refusal) throw refusal;
+      }
+      publishBroadcast(gateway.hub, topic, isPrivate, data);
+      counter.add();
+    }),
+  );
+}
+
+function accepted(res: ServerResponse): void {
+  res.writeHead(202, { 'content-length': '0', 'cache-control': 'no-store' });
+  res.end();
+}

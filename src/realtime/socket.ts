@@ -1,0 +1,230 @@
+// One Realtime WebSocket: decodes frames in its serializer version, answers heartbeats,
+// routes channel messages, writes fan-out frames with a bounded send buffer, and does its
+// periodic checks (silence, token expiry, message rate) from the gateway's shared sweep.
+import type { WebSocket } from 'ws';
+import type { Claims } from '../core/auth.js';
+import type { HubMessage } from '../core/hub.js';
+import { nextConnectionId, type CloseReason, type ManagedConnection } from '../server/connections.js';
+import { Channel } from './channel.js';
+import { CloseCode, decodeBinary, decodeText, encodeMessage, encodeReply, FrameError, type PhoenixMessage, type Vsn } from './codec.js';
+import type { RealtimeContext } from './context.js';
+import { RateCounter } from './limits.js';
+import { frameFor } from './wire.js';
+
+const TEXT = { binary: false } as const;
+const BINARY = { binary: true } as const;
+
+/** How long a closing socket may take to finish its close handshake before it is cut. */
+const CLOSE_GRACE_MS = 5000;
+
+export class RealtimeSocket implements ManagedConnection {
+  readonly id = nextConnectionId('rt');
+  readonly transport = 'ws' as const;
+  readonly openedAt = Date.now();
+  /** Joined (or joining) channels by wire topic. */
+  readonly channels = new Map<string, Channel>();
+  private lastSeen = this.openedAt;
+  private readonly events: RateCounter;
+  /** Set when the server started closing the socket (ms since the epoch), 0 while open. */
+  private closingSince = 0;
+  /** A close was decided; its last messages (a `system` notice) may still be written. */
+  private closeRequested = false;
+  private released = false;
+  /** The flood limit already shut the channels down; persisting floods close the socket. */
+  private floodWarned = false;
+
+  constructor(
+    readonly ctx: RealtimeContext,
+    private readonly ws: WebSocket,
+    readonly vsn: Vsn,
+    /** The connection's token (the `apikey`): channels use it unless their join carries an access_token. */
+    readonly token: string,
+    readonly claims: Claims,
+    readonly userKey: string,
+    private readonly onGone: (socket: RealtimeSocket) => void,
+  ) {
+    this.events = new RateCounter(ctx.limits.maxEventsPerSecond, 60_000, this.openedAt);
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
+    ws.on('close', () => this.release());
+    ws.on('error', (err: Error & { code?: string }) => {
+      ctx.error(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol');
+      ctx.log.debug({ err, connection: this.id }, 'realtime websocket error');
+    });
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  private onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.closingSince) return;
+    this.lastSeen = Date.now();
+    this.ctx.gateway.metrics.received('ws', data.length);
+    try {
+      if (isBinary) {
+        if (this.vsn !== '2.0.0') throw new FrameError('binary frames need serializer 2.0.0 (vsn=2.0.0)', CloseCode.unsupportedData);
+        const push = decodeBinary(data);
+        this.events.add();
+        this.routeToChannel(push.topic, push.joinRef, push.ref, { kind: 'broadcast_push', push });
+      } else {
+        this.route(decodeText(data.toString('utf8'), this.vsn));
+      }
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.ctx.error('protocol');
+      if (err.replyTo) this.reply(err.replyTo.joinRef, err.replyTo.ref, err.replyTo.topic, 'error', { reason: err.message });
+      else this.closeWith(err.closeCode, err.message);
+    }
+  }
+
+  private route(msg: PhoenixMessage): void {
+    if (msg.topic === 'phoenix' && msg.event === 'heartbeat') {
+      this.reply(null, msg.ref, 'phoenix', 'ok', {});
+      return;
+    }
+    this.events.add();
+    if (msg.event === 'phx_join') {
+      this.join(msg);
+      return;
+    }
+    this.routeToChannel(msg.topic, msg.joinRef, msg.ref, { kind: 'message', message: msg }, msg.event === 'phx_leave');
+  }
+
+  private routeToChannel(topic: string, joinRef: string | null, ref: string | null, inbound: Parameters<Channel['receive']>[0], isLeave = false): void {
+    const channel = this.channels.get(topic);
+    if (!channel) {
+      // Phoenix: a leave for a topic that is not joined is simply ok; anything else is unmatched.
+      if (isLeave) this.reply(joinRef, ref, topic, 'ok', {});
+      else this.reply(null, ref, topic, 'error', { reason: 'unmatched topic' });
+      return;
+    }
+    // A message from an earlier join of this topic is stale: Phoenix drops it.
+    if (joinRef !== null && joinRef !== channel.joinRef) return;
+    channel.receive(inbound);
+  }
+
+  private join(msg: PhoenixMessage): void {
+    if (!msg.topic.startsWith('realtime:')) {
+      this.ctx.gateway.metrics.joins.labels('unmatched_topic').inc();
+      this.reply(null, msg.ref, msg.topic, 'error', { reason: 'unmatched topic' });
+      return;
+    }
+    // A second join of a joined topic replaces the first, which is closed (Phoenix does the same).
+    const existing = this.channels.get(msg.topic);
+    if (existing) {
+      if (existing.state === 'joined') this.push(existing.joinRef, existing.joinRef, existing.topic, 'phx_close', '{}');
+      existing.release();
+    }
+    const channel = new Channel(this, msg.topic, msg.joinRef ?? msg.ref, msg.payload as Record<string, unknown>);
+    this.channels.set(msg.topic, channel);
+    channel.start(msg.ref);
+  }
+
+  /** Called by a channel when it is released. */
+  forget(channel: Channel): void {
+    if (this.channels.get(channel.topic) === channel) this.channels.delete(channel.topic);
+  }
+
+  // ---------------------------------------------------------------- outbound
+
+  /** Writes bytes; closes the socket when the client is not reading fast enough. */
+  sendFrame(bytes: Buffer, binary: boolean, publishedAt?: number): void {
+    if (this.closingSince) return;
+    this.ws.send(bytes, binary ? BINARY : TEXT);
+    if (publishedAt === undefined) {
+      this.ctx.out.messages.inc();
+      this.ctx.out.bytes.inc(bytes.length);
+    } else {
+      this.ctx.gateway.metrics.delivered('ws', publishedAt, bytes.length);
+    }
+    if (!this.closeRequested && this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) this.close('slow_consumer');
+  }
+
+  /** A hub message (broadcast, presence diff) in this socket's wire format, encoded once for all sockets. */
+  sendHubMessage(msg: HubMessage): void {
+    const frame = frameFor(msg, this.vsn);
+    if (frame) this.sendFrame(frame.bytes, frame.binary, msg.ts);
+  }
+
+  reply(joinRef: string | null, ref: string | null, topic: string, status: 'ok' | 'error', response: unknown): void {
+    this.sendFrame(encodeReply(this.vsn, joinRef, ref, topic, status, response), false);
+  }
+
+  push(joinRef: string | null, ref: string | null, topic: string, event: string, payloadJson: string): void {
+    this.sendFrame(encodeMessage(this.vsn, joinRef, ref, topic, event, payloadJson), false);
+  }
+
+  // ---------------------------------------------------------------- sweep and close
+
+  /** From the shared sweep: silence, message rate and token expiry. */
+  tick(now: number): void {
+    if (this.closingSince) {
+      if (now - this.closingSince > CLOSE_GRACE_MS) this.ws.terminate();
+      return;
+    }
+    if (now - this.lastSeen > this.ctx.limits.idleTimeoutMs) {
+      this.close('idle');
+      return;
+    }
+    if (this.events.tick(now)) {
+      this.ctx.error('rate_limit');
+      if (this.floodWarned && this.events.recentRate >= this.events.limit) {
+        // The channels were already shut down and the client keeps flooding: drop the socket.
+        this.closeWith(CloseCode.policyViolation, 'Too many messages per second');
+        return;
+      }
+      this.floodWarned = true;
+      for (const channel of [...this.channels.values()]) if (channel.state === 'joined') channel.shutdown('Too many messages per second');
+    } else {
+      this.floodWarned = false;
+    }
+    for (const channel of [...this.channels.values()]) {
+      if (channel.state === 'joined' && channel.tokenExpiresAt <= now) {
+        this.ctx.error('token_expired');
+        channel.shutdown(`Token has expired ${Math.max(0, Math.round((now - channel.tokenExpiresAt) / 1000))} seconds ago`);
+      }
+    }
+  }
+
+  /** Server-initiated close (connection manager: drain, slow consumer, idle). */
+  close(reason: CloseReason): void {
+    if (this.closeRequested) return;
+    this.closeRequested = true;
+    switch (reason) {
+      case 'shutdown':
+        for (const channel of this.channels.values()) if (channel.state === 'joined') channel.pushSystem('system', 'ok', 'Server requested disconnect');
+        this.closeWith(CloseCode.goingAway, 'Server requested disconnect');
+        return;
+      case 'slow_consumer':
+        this.ctx.gateway.metrics.slowConsumerDisconnects.labels('ws').inc();
+        this.ctx.error('slow_consumer');
+        for (const channel of this.channels.values()) if (channel.state === 'joined') channel.pushSystem('system', 'error', 'Disconnected: the client is not reading its messages fast enough');
+        this.closeWith(CloseCode.tryAgainLater, 'slow consumer: too much unsent data');
+        return;
+      case 'idle':
+        this.closeWith(CloseCode.normal, `no message (or heartbeat) for ${this.ctx.limits.idleTimeoutMs} ms`);
+        return;
+      default:
+        this.closeWith(CloseCode.policyViolation, reason);
+    }
+  }
+
+  /** Starts the close handshake and releases every channel now (presence leaves go out at once). */
+  closeWith(code: number, reason: string): void {
+    if (this.closingSince) return;
+    this.closeRequested = true;
+    this.closingSince = Date.now();
+    // Close reasons are limited to 123 bytes by the protocol.
+    this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    this.release();
+  }
+
+  private release(): void {
+    if (this.released) {
+      if (this.ws.readyState === this.ws.CLOSED) this.onGone(this);
+      return;
+    }
+    this.released = true;
+    this.closingSince ||= Date.now();
+    for (const channel of [...this.channels.values()]) channel.release();
+    if (this.ws.readyState === this.ws.CLOSED) this.onGone(this);
+  }
+}
