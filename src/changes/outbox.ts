@@ -30,7 +30,41 @@ export interface CapturedRow {
   size: number;
 }
 
+/** One page of a window: $1 previous snapshot, $2 current snapshot (null: take one now), $3/$4 (txid, id) to continue after, $5 page size. */
+export const WINDOW_SQL = `with s as materialized (select coalesce($2::pg_snapshot, pg_current_snapshot()) as cur, $1::pg_snapshot as prev),
+  w as (
+    (select c.* from s, realtime.fanout_changes c
+     where c.txid = any (array(select pg_snapshot_xip(s.prev)))
+       and (c.txid, c.id) > ($3::xid8, $4::bigint) and pg_visible_in_snapshot(c.txid, s.cur)
+     order by c.txid, c.id limit $5)
+    union all
+    (select c.* from s, realtime.fanout_changes c
+     where c.txid >= pg_snapshot_xmax(s.prev) and c.txid < pg_snapshot_xmax(s.cur)
+       and (c.txid, c.id) > ($3::xid8, $4::bigint) and pg_visible_in_snapshot(c.txid, s.cur)
+     order by c.txid, c.id limit $5)
+  )
+  select s.cur::text as snapshot, c.txid::text as txid, c.id::text as id, c.kind, c.schema_name as schema, c.table_name as table,
+         c.action::text as action, c.record, c.old_record, (extract(epoch from c.captured_at) * 1000)::float8 as captured_at,
+         (octet_length(coalesce(c.record::text, '')) + octet_length(coalesce(c.old_record::text, '')))::int as size
+  from s left join lateral (select * from w order by w.txid, w.id limit $5) c on true`;
+
+interface WindowRow {
+  snapshot: string;
+  txid: string | null;
+  id: string | null;
+  kind: 'change' | 'broadcast';
+  schema: string;
+  table: string;
+  action: 'I' | 'U' | 'D';
+  record: Record<string, unknown> | null;
+  old_record: Record<string, unknown> | null;
+  captured_at: number;
+  size: number;
+}
+
 export interface OutboxOptions {
+  /** Cursor name (one row in realtime.fanout_cursor per consumer). */
+  consumer?: string;
   /** Rows read per query. */
   pageSize?: number;
   /** Fallback poll period when no NOTIFY arrives. */
@@ -58,6 +92,7 @@ export class OutboxConsumer {
   private readonly pollMs: number;
   private readonly persistMs: number;
   private readonly cleanupMs: number;
+  private readonly consumer: string;
 
   constructor(
     private readonly db: Database,
@@ -69,16 +104,17 @@ export class OutboxConsumer {
     this.pollMs = options.pollMs ?? 1000;
     this.persistMs = options.persistMs ?? 200;
     this.cleanupMs = options.cleanupMs ?? 10_000;
+    this.consumer = options.consumer ?? CONSUMER;
   }
 
   async start(): Promise<void> {
-    const { rows } = await this.db.query<{ snapshot: string }>('select snapshot::text as snapshot from realtime.fanout_cursor where consumer = $1', [CONSUMER]);
+    const { rows } = await this.db.query<{ snapshot: string }>('select snapshot::text as snapshot from realtime.fanout_cursor where consumer = $1', [this.consumer]);
     if (rows[0]) {
       this.snapshot = this.persisted = rows[0].snapshot;
     } else {
       // A database migrated without a cursor row (should not happen): start from now.
       const cur = await this.currentSnapshot();
-      await this.db.query('insert into realtime.fanout_cursor (consumer, snapshot) values ($1, $2::pg_snapshot) on conflict (consumer) do nothing', [CONSUMER, cur]);
+      await this.db.query('insert into realtime.fanout_cursor (consumer, snapshot) values ($1, $2::pg_snapshot) on conflict (consumer) do nothing', [this.consumer, cur]);
       this.snapshot = this.persisted = cur;
     }
     await this.db.listen(
@@ -148,38 +184,31 @@ export class OutboxConsumer {
     return rows[0]!.s;
   }
 
+  /**
+   * Reads one window: rows whose transaction is visible in a fresh snapshot but was not in
+   * the previous one. "Not visible before" means in progress then (in its xip list) or
+   * started after it (at or past its xmax): two ranges of the (txid, id) index, read in
+   * (txid, id) order — each transaction's rows together — and paged by that key, so a poll
+   * costs the rows it returns, not everything written since some old transaction began.
+   * The first page takes the snapshot in the same statement, saving a round trip.
+   */
   private async readWindow(): Promise<void> {
     const prev = this.snapshot;
-    const cur = await this.currentSnapshot();
-    if (cur === prev) return;
-    let after = '0';
+    let cur: string | null = null;
+    let afterTxid = '0';
+    let afterId = '0';
     for (;;) {
-      const { rows } = await this.db.query<{
-        id: string;
-        kind: 'change' | 'broadcast';
-        schema: string;
-        table: string;
-        action: 'I' | 'U' | 'D';
-        record: Record<string, unknown> | null;
-        old_record: Record<string, unknown> | null;
-        captured_at: number;
-        size: number;
-      }>(
-        `select c.id::text as id, c.kind, c.schema_name as schema, c.table_name as table, c.action::text as action, c.record, c.old_record,
-                (extract(epoch from c.captured_at) * 1000)::float8 as captured_at,
-                (octet_length(coalesce(c.record::text, '')) + octet_length(coalesce(c.old_record::text, '')))::int as size
-         from realtime.fanout_changes c
-         where c.txid >= pg_snapshot_xmin($1::pg_snapshot) and c.txid < pg_snapshot_xmax($2::pg_snapshot)
-           and pg_visible_in_snapshot(c.txid, $2::pg_snapshot) and not pg_visible_in_snapshot(c.txid, $1::pg_snapshot)
-           and c.id > $3::bigint
-         order by c.id
-         limit $4`,
-        [prev, cur, after, this.pageSize],
+      const { rows }: { rows: WindowRow[] } = await this.db.query<WindowRow>(
+        WINDOW_SQL,
+        [prev, cur, afterTxid, afterId, this.pageSize],
       );
-      if (rows.length) {
+      const snapshot: string = rows[0]!.snapshot;
+      cur = snapshot;
+      const found = rows.filter((r) => r.id !== null);
+      if (found.length) {
         await this.handle(
-          rows.map((r) => ({
-            id: r.id,
+          found.map((r) => ({
+            id: r.id!,
             kind: r.kind,
             schema: r.schema,
             table: r.table,
@@ -191,10 +220,12 @@ export class OutboxConsumer {
           })),
         );
       }
-      if (rows.length < this.pageSize) break;
-      after = rows[rows.length - 1]!.id;
+      if (found.length < this.pageSize) break;
+      const last = found[found.length - 1]!;
+      afterTxid = last.txid!;
+      afterId = last.id!;
     }
-    this.snapshot = cur;
+    if (cur !== null) this.snapshot = cur;
   }
 
   private async persist(force: boolean): Promise<void> {
@@ -211,16 +242,16 @@ export class OutboxConsumer {
       return;
     }
     const snapshot = this.snapshot;
-    await this.db.query('update realtime.fanout_cursor set snapshot = $2::pg_snapshot, updated_at = now() where consumer = $1', [CONSUMER, snapshot]);
+    await this.db.query('update realtime.fanout_cursor set snapshot = $2::pg_snapshot, updated_at = now() where consumer = $1', [this.consumer, snapshot]);
     this.persisted = snapshot;
     this.lastPersist = Date.now();
   }
 
-  /** Deletes rows older than the saved cursor: they can never be read again. */
+  /** Deletes rows every consumer's saved cursor has passed: they can never be read again. */
   private async cleanup(): Promise<void> {
     if (Date.now() - this.lastCleanup < this.cleanupMs) return;
     this.lastCleanup = Date.now();
-    await this.db.query('delete from realtime.fanout_changes where txid < pg_snapshot_xmin($1::pg_snapshot)', [this.persisted]);
+    await this.db.query('delete from realtime.fanout_changes where txid < (select min(pg_snapshot_xmin(snapshot)) from realtime.fanout_cursor)');
     // Supabase keeps realtime.messages partitions for a few days; so do we.
     await this.db.query(`delete from realtime.messages where inserted_at < now() - interval '3 days'`);
   }

@@ -132,7 +132,7 @@ create table if not exists realtime.fanout_changes (
   old_record jsonb,
   captured_at timestamptz not null default clock_timestamp()
 );
-create index if not exists fanout_changes_txid_idx on realtime.fanout_changes (txid);
+create index if not exists fanout_changes_txid_id_idx on realtime.fanout_changes (txid, id);
 revoke all on realtime.fanout_changes from public;
 
 -- Where the consumer is: the snapshot whose visible changes have all been dispatched.

@@ -3,7 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { changeFeedSuite } from './changes-suite.js';
+import { tmpdir } from 'node:os';
 import { ChangesHarness, eventually } from '../helpers/changes.js';
+import { openDatabase } from '../../src/changes/database.js';
+import { OutboxConsumer } from '../../src/changes/outbox.js';
+import { createLogger } from '../../src/core/log.js';
 
 describe('change feed on postgres', () => changeFeedSuite('postgres'));
 
@@ -33,6 +37,35 @@ describe('change feed on postgres: concurrent transactions', () => {
       expect(got).toHaveLength(2);
     } finally {
       await slow.end();
+    }
+  });
+
+  it('reads every committed row exactly once across pages, with transactions kept together, around an open one', async () => {
+    const db = await openDatabase({ databaseUrl: h.databaseUrl, dataDir: tmpdir(), log: createLogger({ level: 'silent' }) });
+    const seen: { id: string; table: string; row: number }[] = [];
+    const consumer = new OutboxConsumer(db, async (rows) => void seen.push(...rows.map((r) => ({ id: r.id, table: r.table, row: Number(r.record!.id) }))), createLogger({ level: 'silent' }), {
+      consumer: 'paging-test',
+      pageSize: 7,
+      pollMs: 50,
+    });
+    await consumer.start();
+    const open = new pg.Client({ connectionString: h.databaseUrl });
+    await open.connect();
+    try {
+      await open.query('begin');
+      await open.query(`insert into public.events select g, 'open' from generate_series(1000, 1004) g`);
+      for (let t = 0; t < 6; t++) await h.sql(`insert into public.events select g, 'batch' from generate_series(${2000 + t * 10}, ${2000 + t * 10 + 8}) g`);
+      await consumer.settle();
+      expect(seen.map((s) => s.row)).toEqual(Array.from({ length: 6 }, (_, t) => Array.from({ length: 9 }, (_, i) => 2000 + t * 10 + i)).flat());
+      await open.query('commit');
+      await eventually(() => expect(seen).toHaveLength(54 + 5));
+      expect(seen.slice(54).map((s) => s.row)).toEqual([1000, 1001, 1002, 1003, 1004]);
+      expect(new Set(seen.map((s) => s.id)).size).toBe(59);
+    } finally {
+      await open.end();
+      await consumer.stop();
+      await db.query(`delete from realtime.fanout_cursor where consumer = 'paging-test'`);
+      await db.close();
     }
   });
 
