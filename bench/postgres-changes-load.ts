@@ -4,6 +4,7 @@
 // latency of every delivery into HDR histograms. Runs apart from the gateway so the
 // generator's work does not land on the server's event loop; it reports its own CPU and
 // event-loop delay so a saturated generator can be told apart from a slow server.
+import { Agent, request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import pg from 'pg';
@@ -156,13 +157,7 @@ async function run(cmd: Extract<LoadCommand, { type: 'run' }>): Promise<void> {
       if (pool) {
         await pool.query(`insert into public.project_comments (project_id, user_id, body) values ($1, 'bench', $2)`, [project, body]);
       } else if (write.kind === 'api') {
-        const res = await fetch(`${write.httpUrl}/api/projects/${project}/comments`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${write.serviceKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ body, user_id: 'bench' }),
-        });
-        if (res.status !== 201) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-        await res.arrayBuffer().catch(() => undefined);
+        await post(`${write.httpUrl}/api/projects/${project}/comments`, write.serviceKey, JSON.stringify({ body, user_id: 'bench' }));
       }
     } catch (err) {
       errors++;
@@ -220,6 +215,21 @@ async function run(cmd: Extract<LoadCommand, { type: 'run' }>): Promise<void> {
     commitToReceipt: summary(committed),
     loadCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / ((Date.now() - started) || 1)) * 100),
     loadLoopDelayP99Ms: Math.round(loop.percentile(99) / 1e4) / 100,
+  });
+}
+
+/** A bounded keep-alive pool, as an application server would use: excess requests queue here (and that time counts). */
+const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+
+function post(url: string, token: string, body: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 200)}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }
 

@@ -131,6 +131,19 @@ interface PhaseResult {
   perChange: { candidates: number; deliveries: number; rlsChecks: number; rlsQueriesPerSecond: number };
   gatewayCpuPct: number;
   gatewayLoopDelayP99Ms: number;
+  /** Server side: capture (commit) → dispatch, from the gateway's change-feed lag histogram (bucket bounds). */
+  dispatchLag: { p50Ms: number; p99Ms: number };
+}
+
+/** A percentile's bucket upper bound from a Prometheus histogram's cumulative buckets, minus a snapshot taken before. */
+async function lagPercentiles(before: Map<number, number>): Promise<{ p50Ms: number; p99Ms: number; buckets: Map<number, number> }> {
+  const { values } = await gateway.metrics.changeFeedLag.get();
+  const buckets = new Map<number, number>();
+  for (const v of values) if (v.metricName?.endsWith('_bucket')) buckets.set(Number(v.labels.le === '+Inf' ? Infinity : v.labels.le), v.value);
+  const delta = [...buckets].map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const).sort((a, b) => a[0] - b[0]);
+  const total = delta.at(-1)?.[1] ?? 0;
+  const at = (q: number) => (delta.find(([, n]) => n >= q * total)?.[0] ?? Infinity) * 1000;
+  return { p50Ms: at(0.5), p99Ms: at(0.99), buckets };
 }
 
 const results: PhaseResult[] = [];
@@ -143,6 +156,7 @@ try {
       if (ready.failures.length) out(`  join failures: ${ready.failures.join(' | ')}`);
       out(`  ${channels} channels × ${MEMBERS}: ${ready.subscriptions} subscriptions on ${ready.sockets} sockets, joined in ${ready.joinMs} ms`);
       const before = { ...dispatcher.stats };
+      const lagBefore = (await lagPercentiles(new Map())).buckets;
       const loop = monitorEventLoopDelay({ resolution: 10 });
       loop.enable();
       const cpu0 = process.cpuUsage();
@@ -153,6 +167,7 @@ try {
       const wall = Date.now() - t0;
       loop.disable();
       const changes = dispatcher.stats.changes - before.changes || 1;
+      const lag = await lagPercentiles(lagBefore);
       const result: PhaseResult = {
         channels,
         members: MEMBERS,
@@ -168,6 +183,7 @@ try {
         },
         gatewayCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / wall) * 100),
         gatewayLoopDelayP99Ms: Math.round(loop.percentile(99) / 1e4) / 100,
+        dispatchLag: { p50Ms: lag.p50Ms, p99Ms: lag.p99Ms },
       };
       results.push(result);
       const s = done.scheduledToReceipt;
@@ -176,6 +192,7 @@ try {
       out(`    deliveries ${done.received}/${done.expected}, lost ${done.lost}, duplicates ${done.duplicates}`);
       out(`    scheduled insert → receipt: p50 ${s.p50Ms} ms, p90 ${s.p90Ms} ms, p99 ${s.p99Ms} ms, p99.9 ${s.p999Ms} ms, max ${s.maxMs} ms`);
       out(`    commit_timestamp → receipt: p50 ${c.p50Ms} ms, p90 ${c.p90Ms} ms, p99 ${c.p99Ms} ms, p99.9 ${c.p999Ms} ms, max ${c.maxMs} ms`);
+      out(`    server side, commit → dispatch (histogram buckets): p50 ≤ ${result.dispatchLag.p50Ms} ms, p99 ≤ ${result.dispatchLag.p99Ms} ms`);
       out(
         `    per change: ${result.perChange.candidates} candidates evaluated (of ${ready.subscriptions} subscriptions), ${result.perChange.deliveries} deliveries, ${result.perChange.rlsChecks} RLS checks; ${result.perChange.rlsQueriesPerSecond} RLS queries/s`,
       );

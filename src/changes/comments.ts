@@ -13,7 +13,7 @@ import { AuthError, tokenFromRequest, type Claims } from '../core/auth.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { readJson } from '../server/body.js';
 import type { RequestContext } from '../server/router.js';
-import { sqlState, type Database, type Queryable } from './database.js';
+import { sqlState, type Database } from './database.js';
 import type { DatabaseRuntime } from './runtime.js';
 
 const MAX_BODY_CHARS = 10_000;
@@ -46,69 +46,64 @@ export function registerCommentRoutes(gateway: Gateway, runtime: DatabaseRuntime
     const limitText = ctx.query.get('limit') ?? '50';
     const limit = Number(limitText);
     if (!/^\d+$/.test(limitText) || limit < 1 || limit > 500) throw new HttpError(400, 'invalid_limit', `limit must be an integer from 1 to 500, got ${JSON.stringify(limitText)}`);
-    const rows = await asCaller(db, claims, (tx) =>
-      tx.query<{ row: unknown }>(
-        'select to_jsonb(c.*) as row from public.project_comments c where c.project_id = $1 order by c.created_at desc, c.id desc limit $2',
-        [projectId, limit],
-      ),
-    );
-    sendJson(ctx.res, 200, rows.rows.map((r) => r.row));
+    sendJson(ctx.res, 200, await asCaller(db, claims, { op: 'list', projectId, limit }));
   });
 
   gateway.router.on('POST', base, async (ctx) => {
     const { claims, db, projectId } = await caller(ctx);
     const input = await readInput(ctx, gateway.config.maxBodyBytes, ['body', 'user_id']);
     const body = requireBody(input);
-    let userId = input.user_id ?? claims.sub;
+    const userId: unknown = input.user_id ?? claims.sub;
     if (userId === undefined) throw new HttpError(400, 'invalid_body', 'user_id is required when the token has no sub claim');
     if (typeof userId !== 'string' || userId.length < 1 || userId.length > MAX_ID_CHARS) throw new HttpError(400, 'invalid_body', `user_id must be a string of 1 to ${MAX_ID_CHARS} characters`);
-    userId = String(userId);
-    const { rows } = await asCaller(db, claims, (tx) =>
-      tx.query<{ row: unknown }>('insert into public.project_comments as c (project_id, user_id, body) values ($1, $2, $3) returning to_jsonb(c.*) as row', [
-        projectId,
-        userId,
-        body,
-      ]),
-    );
-    sendJson(ctx.res, 201, rows[0]!.row);
+    sendJson(ctx.res, 201, await asCaller(db, claims, { op: 'insert', projectId, userId, body }));
   });
 
   gateway.router.on('PATCH', `${base}/:id`, async (ctx) => {
     const { claims, db, projectId } = await caller(ctx);
     const id = commentId(ctx);
     const body = requireBody(await readInput(ctx, gateway.config.maxBodyBytes, ['body']));
-    const { rows } = await asCaller(db, claims, (tx) =>
-      tx.query<{ row: unknown }>('update public.project_comments as c set body = $3 where c.id = $2 and c.project_id = $1 returning to_jsonb(c.*) as row', [projectId, id, body]),
-    );
-    if (!rows[0]) throw notFound(projectId, id);
-    sendJson(ctx.res, 200, rows[0].row);
+    const row = await asCaller(db, claims, { op: 'update', projectId, id, body });
+    if (!row) throw notFound(projectId, id);
+    sendJson(ctx.res, 200, row);
   });
 
   gateway.router.on('DELETE', `${base}/:id`, async (ctx) => {
     const { claims, db, projectId } = await caller(ctx);
     const id = commentId(ctx);
-    const { rowCount } = await asCaller(db, claims, (tx) => tx.query('delete from public.project_comments where id = $2 and project_id = $1', [projectId, id]));
-    if (rowCount === 0) throw notFound(projectId, id);
+    if (!(await asCaller(db, claims, { op: 'delete', projectId, id }))) throw notFound(projectId, id);
     ctx.res.writeHead(204, { 'cache-control': 'no-store' });
     ctx.res.end();
   });
 }
 
+interface CommentOperation {
+  op: 'list' | 'insert' | 'update' | 'delete';
+  projectId: string;
+  id?: string;
+  userId?: string;
+  body?: string;
+  limit?: number;
+}
+
 /**
- * Runs `fn` in a transaction as the caller: their role (so grants and RLS apply) and their
- * claims where policies read them (`auth.jwt()`, `request.jwt.claim.sub`). Database
- * refusals become the HTTP errors a REST client expects.
+ * Runs one comment operation as the caller — their role (so grants and RLS apply) and
+ * their claims where policies read them (`auth.jwt()`, `request.jwt.claim.sub`) — in a
+ * single statement (`realtime.fanout_comment`). Database refusals become the HTTP errors a
+ * REST client expects. Returns the row (or list), or null when nothing matched.
  */
-export async function asCaller<T>(db: Database, claims: Claims, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+async function asCaller(db: Database, claims: Claims, o: CommentOperation): Promise<unknown> {
   try {
-    return await db.transaction(async (tx) => {
-      await tx.query(
-        `select set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
-                set_config('request.jwt.claim.sub', $3, true), set_config('request.jwt.claim.role', $1, true)`,
-        [String(claims.role), JSON.stringify(claims), typeof claims.sub === 'string' ? claims.sub : ''],
-      );
-      return fn(tx);
-    });
+    const { rows } = await db.query<{ r: unknown }>('select realtime.fanout_comment($1, $2::jsonb, $3, $4::bigint, $5, $6, $7) as r', [
+      o.op,
+      JSON.stringify(claims),
+      o.projectId,
+      o.id ?? null,
+      o.userId ?? null,
+      o.body ?? null,
+      o.limit ?? null,
+    ]);
+    return rows[0]?.r ?? null;
   } catch (err) {
     const code = sqlState(err);
     const message = (err as Error).message;

@@ -442,6 +442,33 @@ begin
   end if;
 end $$;
 
+-- The comments API in one statement per request: the caller's claims and role are set
+-- first, so every statement after them is checked by grants and RLS as that caller.
+create or replace function realtime.fanout_comment(op text, claims jsonb, p_project text, p_id bigint, p_user text, p_body text, p_limit int)
+returns jsonb language plpgsql volatile set search_path = pg_catalog as $$
+declare
+  result jsonb;
+begin
+  perform set_config('request.jwt.claims', claims::text, true),
+          set_config('request.jwt.claim.sub', coalesce(claims ->> 'sub', ''), true),
+          set_config('request.jwt.claim.role', claims ->> 'role', true),
+          set_config('role', claims ->> 'role', true);
+  if op = 'insert' then
+    insert into public.project_comments as c (project_id, user_id, body) values (p_project, p_user, p_body) returning to_jsonb(c.*) into result;
+  elsif op = 'update' then
+    update public.project_comments as c set body = p_body where c.id = p_id and c.project_id = p_project returning to_jsonb(c.*) into result;
+  elsif op = 'delete' then
+    delete from public.project_comments as c where c.id = p_id and c.project_id = p_project returning jsonb_build_object('id', c.id) into result;
+  elsif op = 'list' then
+    select coalesce(jsonb_agg(x.row order by x.created_at desc, x.id desc), '[]') into result
+    from (select to_jsonb(c.*) as row, c.created_at, c.id from public.project_comments c
+          where c.project_id = p_project order by c.created_at desc, c.id desc limit p_limit) x;
+  else
+    raise exception 'unknown comment operation %', op;
+  end if;
+  return result;
+end $$;
+
 create or replace function public.project_comments_touch() returns trigger language plpgsql as $$
 begin
   new.updated_at := now();
