@@ -7,49 +7,10 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { RealtimeChannel, RealtimePostgresChangesPayload } from '@supabase/supabase-js';
 import { ChangesHarness, eventually, type DatabaseKind } from '../helpers/changes.js';
 import { closeClients, joined, subscribe, supabase } from '../realtime/helpers.js';
+import { ITEMS, OPERATOR_CASES, SETUP } from './changes-fixtures.js';
 
 type Change = RealtimePostgresChangesPayload<Record<string, unknown>>;
 
-const SETUP = `
-create table public.items (id bigint primary key, name text, qty int, flag boolean, created timestamptz, tag text);
-alter table public.items replica identity full;
-grant select on public.items to anon, authenticated;
-create table public.notes (id bigint primary key, owner text not null, body text);
-alter table public.notes enable row level security;
-create policy own_notes on public.notes for select to authenticated using (owner = auth.jwt() ->> 'sub');
-grant select on public.notes to authenticated;
-alter publication supabase_realtime add table public.items, public.notes;
-create policy "members read their room" on realtime.messages for select to authenticated
-  using (realtime.topic() = 'room:' || (auth.jwt() ->> 'sub'));
-`;
-
-const ROWS = `insert into public.items (id, name, qty, flag, created, tag) values
-  (1, 'apple', 5, true, '2024-01-01T00:00:00Z', 'a,b'),
-  (2, 'Banana', 10, false, '2024-06-01T12:00:00.5Z', 'x'),
-  (3, 'cherry', null, null, null, null),
-  (4, 'apple pie', 9, true, '2023-12-31T23:59:59Z', 'a,b'),
-  (5, 'date', 100, false, '2025-01-01T00:00:00Z', 'y')`;
-
-const CASES: [string, string][] = [
-  ['qty=eq.10', 'qty = 10'],
-  ['qty=neq.10', 'qty <> 10'],
-  ['qty=lt.10', 'qty < 10'],
-  ['qty=lte.9', 'qty <= 9'],
-  ['qty=gt.9', 'qty > 9'],
-  ['qty=gte.10', 'qty >= 10'],
-  ['id=in.(1,3,5)', 'id in (1, 3, 5)'],
-  ['name=like.apple%', "name like 'apple%'"],
-  ['name=ilike.BAN%', "name ilike 'BAN%'"],
-  ['qty=is.null', 'qty is null'],
-  ['flag=is.true', 'flag is true'],
-  ['name=match.^[a-c]', "name ~ '^[a-c]'"],
-  ['name=imatch.^B', "name ~* '^B'"],
-  ['qty=isdistinct.10', 'qty is distinct from 10'],
-  ['qty=not.eq.10', 'not (qty = 10)'],
-  ['id=gt.1,id=lt.5', 'id > 1 and id < 5'],
-  ['tag=eq."a,b"', "tag = 'a,b'"],
-  ['created=gte.2024-01-01T00:00:00Z', "created >= '2024-01-01T00:00:00Z'"],
-];
 
 /** Joins and waits for the `system` message saying the postgres_changes subscription is live. */
 async function joinedWithChanges(channel: RealtimeChannel): Promise<RealtimeChannel> {
@@ -121,15 +82,15 @@ export function changeFeedE2ESuite(kind: DatabaseKind): void {
 
   it('delivers through the client exactly the rows each filter operator selects', async () => {
     const client = supabase(h.gw!);
-    const received = CASES.map(() => [] as number[]);
-    const channels: RealtimeChannel[] = CASES.map(([filter], i) =>
+    const received = OPERATOR_CASES.map(() => [] as number[]);
+    const channels: RealtimeChannel[] = OPERATOR_CASES.map(([filter], i) =>
       client.channel(`ops-${i}`).on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'items', filter }, (p) => received[i]!.push(Number((p as Change & { new: { id: number } }).new.id))),
     );
     await Promise.all(channels.map(joinedWithChanges));
-    await h.sql(ROWS);
+    await h.sql(ITEMS);
     await h.settle();
-    for (const [i, [filter, where]] of CASES.entries()) {
-      const [truth] = await h.sql<{ ids: string[] }>(`select coalesce(array_agg(id::text order by id), '{}') as ids from public.items where id <= 5 and (${where})`);
+    for (const [i, [filter, where]] of OPERATOR_CASES.entries()) {
+      const [truth] = await h.sql<{ ids: string[] }>(`select coalesce(array_agg(id::text order by id), '{}') as ids from public.items where id <= 6 and (${where})`);
       await eventually(() => expect(received[i]!.sort((a, b) => a - b), `${filter} ~ ${where}`).toEqual(truth!.ids.map(Number)), 3000);
     }
   });
@@ -180,14 +141,14 @@ export function changeFeedE2ESuite(kind: DatabaseKind): void {
   it('delivers changes committed while the gateway was down after it restarts and the client rejoins', async () => {
     const client = supabase(h.gw!);
     const got: Change[] = [];
-    await joinedWithChanges(client.channel('durable').on('postgres_changes', { event: '*', schema: 'public', table: 'items', filter: 'tag=eq.durable' }, (p) => got.push(p as Change)));
-    await h.sql(`insert into public.items (id, name, tag) values (100, 'before', 'durable')`);
+    await joinedWithChanges(client.channel('durable').on('postgres_changes', { event: '*', schema: 'public', table: 'items', filter: 'project_id=eq.durable' }, (p) => got.push(p as Change)));
+    await h.sql(`insert into public.items (id, name, project_id) values (100, 'before', 'durable')`);
     await eventually(() => expect(got).toHaveLength(1));
 
     await h.stop();
-    await h.sql(`insert into public.items (id, name, tag) values (101, 'while down', 'durable')`);
+    await h.sql(`insert into public.items (id, name, project_id) values (101, 'while down', 'durable')`);
     await h.sql(`update public.items set name = 'changed while down' where id = 100`);
-    await h.sql(`insert into public.items (id, name, tag) values (102, 'not ours', 'other')`);
+    await h.sql(`insert into public.items (id, name, project_id) values (102, 'not ours', 'other')`);
     await h.start({ changesReplayMs: 30_000, realtimeConnectErrorBackoffMs: 0, realtimeChannelErrorBackoffMs: 0 });
 
     // realtime-js reconnects on its own (1 s, 2 s, 5 s, 10 s back-off) and rejoins the channel.
@@ -197,7 +158,7 @@ export function changeFeedE2ESuite(kind: DatabaseKind): void {
       ['INSERT', 101, 'while down'],
       ['UPDATE', 100, 'changed while down'],
     ]);
-    await h.sql(`insert into public.items (id, name, tag) values (103, 'after', 'durable')`);
+    await h.sql(`insert into public.items (id, name, project_id) values (103, 'after', 'durable')`);
     await eventually(() => expect(got).toHaveLength(4));
     await h.settle();
     expect(got).toHaveLength(4);
