@@ -75,6 +75,8 @@ export interface OutboxOptions {
   persistMs?: number;
   /** Period of deleting rows every consumer has passed. */
   cleanupMs?: number;
+  /** Periodic upkeep run with the cleanup (e.g. re-syncing capture triggers); failures are logged once. */
+  maintenance?: () => Promise<void>;
   /** Called when reading fails (for metrics); the consumer retries on its own. */
   onError?: (err: unknown) => void;
 }
@@ -90,6 +92,7 @@ export class OutboxConsumer {
   private timer: NodeJS.Timeout | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
   private failing = false;
+  private maintenanceWarned = false;
   private readonly pageSize: number;
   private readonly pollMs: number;
   private readonly persistMs: number;
@@ -265,5 +268,9 @@ export class OutboxConsumer {
     await this.db.query('delete from realtime.fanout_changes where txid < (select min(pg_snapshot_xmin(snapshot)) from realtime.fanout_cursor)');
     // Supabase keeps realtime.messages partitions for a few days; so do we.
     await this.db.query(`delete from realtime.messages where inserted_at < now() - interval '3 days'`);
+    await this.options.maintenance?.().catch((err: unknown) => {
+      if (!this.maintenanceWarned) this.log.warn({ err: (err as Error).message }, 'change-feed maintenance failed');
+      this.maintenanceWarned = true;
+    });
   }
 }

@@ -136,6 +136,9 @@ export class DatabaseRuntime {
       });
       const consumer = new OutboxConsumer(db, (rows) => dispatcher.process(rows), log, {
         onError: () => this.o.metrics.errors.labels('database').inc(),
+        // Without the event trigger (a non-superuser migrated), tables added to the
+        // publication are picked up here within seconds.
+        maintenance: () => syncCaptureTriggers(db),
       });
       await consumer.start();
       log.info({ database: db.kind, location: db.location, ms: Date.now() - started }, 'change feed running');

@@ -403,6 +403,16 @@ begin
 end $$;
 `;
 
+// These switch roles on behalf of the caller they are given, so only the gateway (the
+// role that ran the migration, which owns them) may call them.
+const LOCK_DOWN = `
+revoke all on function realtime.fanout_check_filter(text, regtype, text, text, boolean) from public;
+revoke all on function realtime.fanout_prepare_filters(regclass, text, text[], text[], text[], text[]) from public;
+revoke all on function realtime.fanout_visible_keys(regclass, text[], jsonb) from public;
+revoke all on function realtime.fanout_channel_access(text, text, jsonb, text[], text) from public;
+revoke all on function realtime.fanout_comment(text, jsonb, text, bigint, text, text, int) from public;
+`;
+
 const COMMENTS = `
 -- The seed's comments (spike-003: comment updates through postgres_changes).
 create table if not exists public.project_comments (
@@ -486,7 +496,7 @@ begin
 end $$;
 `;
 
-export const MIGRATIONS: Migration[] = [{ version: 1, name: 'realtime schema, change capture, project_comments', sql: ROLES + MESSAGES + OUTBOX + FEED_FUNCTIONS + COMMENTS }];
+export const MIGRATIONS: Migration[] = [{ version: 1, name: 'realtime schema, change capture, project_comments', sql: ROLES + MESSAGES + OUTBOX + FEED_FUNCTIONS + COMMENTS + LOCK_DOWN }];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startGateway } from '../helpers/gateway.js';
-import { openDatabase } from '../../src/changes/database.js';
+import { openDatabase, type Database } from '../../src/changes/database.js';
 import { LATEST_VERSION, migrate, schemaVersion } from '../../src/changes/schema.js';
 import { createLogger } from '../../src/core/log.js';
 import { databaseRuntime } from '../../src/changes/module.js';
@@ -25,6 +25,13 @@ async function fanout(...args: string[]): Promise<{ code: number; stdout: string
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+function asAnon(db: Database, sql: string): Promise<unknown> {
+  return db.transaction(async (tx) => {
+    await tx.query('set local role anon');
+    return tx.query(sql);
+  });
 }
 
 describe('fanout migrate', () => {
@@ -62,6 +69,15 @@ describe('fanout migrate', () => {
       expect(rows[0]).toEqual({ tables: ['project_comments'], pub: true, fn: true });
       const cols = await db.query<{ c: string }>(`select column_name as c from information_schema.columns where table_name = 'project_comments' order by ordinal_position`);
       expect(cols.rows.map((r) => r.c)).toEqual(['id', 'project_id', 'user_id', 'body', 'created_at', 'updated_at']);
+      // The role-switching helpers are the gateway's alone: an API role calling them could claim any role.
+      for (const call of [
+        `select realtime.fanout_comment('list', '{"role":"service_role"}', 'p', null, null, null, 10)`,
+        `select realtime.fanout_channel_access('t', 'service_role', '{}', array['broadcast'], 'read')`,
+        `select * from realtime.fanout_visible_keys('public.project_comments', array['id'], '[]')`,
+      ]) {
+        await expect(asAnon(db, call)).rejects.toThrow(/permission denied for function/);
+      }
+      await expect(asAnon(db, `select realtime.send('{}'::jsonb, 'e', 't', false)`)).resolves.toBeDefined();
     } finally {
       await db.close();
     }
