@@ -96,17 +96,18 @@ export class Channel implements Subscriber {
     try {
       await this.authorizeJoin();
     } catch (err) {
-      if (!(err instanceof JoinRefused)) throw err;
-      return this.refuseJoin(err, ref);
+      if (err instanceof JoinRefused) return this.refuseJoin(err, ref);
+      this.socket.ctx.log.error({ err, channel: this.sub }, 'channel join failed');
+      return this.refuseJoin(new JoinRefused('Unknown Error on Channel', 'error'), ref);
     }
     if (this.state === 'closed') return; // replaced by a newer join or the socket closed meanwhile
 
     this.bindings = this.config.postgresChanges.map((params) => ({ id: bindingId(params), params }));
-    let changes: Promise<ChangeSubscriptionResult> | undefined;
+    let subscribed: ChangeSubscriptionResult | undefined;
     if (this.bindings.length && this.config.waitForChangesMs !== undefined) {
       // `postgres_changes_options.wait`: answer the join only once the feed has subscribed.
       try {
-        changes = Promise.resolve(await this.awaitChanges(this.config.waitForChangesMs));
+        subscribed = await this.awaitChanges(this.config.waitForChangesMs);
       } catch (err) {
         if (!(err instanceof JoinRefused)) throw err;
         return this.refuseJoin(err, ref);
@@ -121,7 +122,8 @@ export class Channel implements Subscriber {
     if (this.presenceEnabled && this.presenceRead) this.pushPresenceState();
     if (this.bindings.length) {
       const claims = this.claims!;
-      (changes ?? this.startChanges()).then((result) => this.adoptChanges(result, claims)).catch(() => undefined);
+      if (subscribed) this.adoptChanges(subscribed, claims);
+      else void this.startChanges().then((result) => this.adoptChanges(result, claims));
     }
   }
 
@@ -181,7 +183,7 @@ export class Channel implements Subscriber {
       permissions = await db.authorizer.canRead(this.sub, this.claims, presenceEnabled);
     } catch (err) {
       this.socket.ctx.log.warn({ err, channel: this.sub }, 'private channel read authorization failed');
-      throw new JoinRefused('Realtime was unable to connect to the project database', 'unavailable');
+      throw new JoinRefused(NO_DATABASE, 'unavailable');
     }
     this.broadcastRead = permissions.broadcastRead;
     this.presenceRead = permissions.presenceRead;
@@ -205,8 +207,10 @@ export class Channel implements Subscriber {
   private startChanges(): Promise<ChangeSubscriptionResult> {
     const db = this.socket.ctx.gateway.database;
     if (!db) return Promise.resolve({ ok: false, error: NO_DATABASE });
-    return db.changeFeed
-      .subscribe({ channel: this.sub, bindings: this.bindings, claims: this.claims!, deliver: (ids, data, commitTs) => this.deliverChange(ids, data, commitTs) })
+    const request = { channel: this.sub, bindings: this.bindings, claims: this.claims!, deliver: (ids: number[], data: ChangeData, commitTs: number) => this.deliverChange(ids, data, commitTs) };
+    // Through a promise, so a feed that throws synchronously is reported like one that rejects.
+    return Promise.resolve()
+      .then(() => db.changeFeed.subscribe(request))
       .catch((err: unknown): ChangeSubscriptionResult => {
         this.socket.ctx.log.warn({ err, channel: this.sub }, 'postgres_changes subscription failed');
         return { ok: false, error: `Unable to subscribe to changes: ${(err as Error).message}` };
@@ -483,8 +487,8 @@ export class Channel implements Subscriber {
         let readable: boolean;
         try {
           readable = await this.evaluateReadPermissions(this.presenceEnabled);
-        } catch (err) {
-          this.shutdown(err instanceof JoinRefused ? err.reason : 'Realtime was unable to connect to the project database');
+        } catch {
+          this.shutdown(NO_DATABASE);
           return;
         }
         if ((hadBroadcastRead && !this.broadcastRead) || (hadPresenceRead && !this.presenceRead)) {

@@ -96,7 +96,7 @@ export function registerRealtime(gateway: Gateway): void {
     socket.off('error', onError);
     if (socket.destroyed) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new RealtimeSocket(ctx, ws, admitted.vsn, admitted.token, admitted.claims, admitted.userKey, gone);
+      const conn = new RealtimeSocket(ctx, ws, socket, admitted.vsn, admitted.token, admitted.claims, admitted.userKey, gone);
       connections.add(conn);
       metrics.connectionsOpened.labels('ws').inc();
     });

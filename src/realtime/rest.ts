@@ -99,8 +99,9 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
     }
   });
 
-  const counterFor = (claims: Claims): RateCounter => {
-    const key = claims.sub ?? claims.role;
+  /** Users are told apart by `sub`; callers with a project key (anon, service_role) by address. */
+  const counterFor = (claims: Claims, req: IncomingMessage): RateCounter => {
+    const key = claims.sub ? `user:${claims.sub}` : `${claims.role}@${req.socket.remoteAddress ?? ''}`;
     let counter = callers.get(key);
     if (!counter) callers.set(key, (counter = new RateCounter(limits.maxEventsPerSecond)));
     return counter;
@@ -163,7 +164,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
         throw new RestError(400, { message: `Request body is not valid JSON: ${(err as Error).message}` });
       }
       const messages = validateBatch(parsed, limits.maxPayloadBytes);
-      const counter = counterFor(claims);
+      const counter = counterFor(claims, req);
       if (counter.avg > limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
       if (messages.length + counter.avg > limits.maxEventsPerSecond) {
         throw new RestError(429, { message: 'Too many messages to broadcast, please reduce the batch size' });
@@ -212,7 +213,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
       } else {
         data = { event, payload: raw, frame: 'binary' };
       }
-      const counter = counterFor(claims);
+      const counter = counterFor(claims, req);
       if (counter.avg >= limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
       const isPrivate = query.get('private') === 'true';
       if (isPrivate) {

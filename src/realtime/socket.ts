@@ -1,6 +1,7 @@
 // One Realtime WebSocket: decodes frames in its serializer version, answers heartbeats,
 // routes channel messages, writes fan-out frames with a bounded send buffer, and does its
 // periodic checks (silence, token expiry, message rate) from the gateway's shared sweep.
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Claims } from '../core/auth.js';
 import type { HubMessage } from '../core/hub.js';
@@ -32,10 +33,16 @@ export class RealtimeSocket implements ManagedConnection {
   private released = false;
   /** The flood limit already shut the channels down; persisting floods close the socket. */
   private floodWarned = false;
+  /** True while the TCP socket is corked for this event-loop turn (see `flushAtEndOfTurn`). */
+  private corked = false;
+  /** Unsent bytes were over the slow-consumer budget at the previous sweep. */
+  private overBudget = false;
 
   constructor(
     readonly ctx: RealtimeContext,
     private readonly ws: WebSocket,
+    /** The upgraded TCP socket under `ws`, corked per event-loop turn to batch writes. */
+    private readonly tcp: Duplex,
     readonly vsn: Vsn,
     /** The connection's token (the `apikey`): channels use it unless their join carries an access_token. */
     readonly token: string,
@@ -70,6 +77,7 @@ export class RealtimeSocket implements ManagedConnection {
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
       this.ctx.error('protocol');
+      this.events.add(); // answered with an error reply: counted, so it cannot be used to flood
       if (err.replyTo) this.reply(err.replyTo.joinRef, err.replyTo.ref, err.replyTo.topic, 'error', { reason: err.message });
       else this.closeWith(err.closeCode, err.message);
     }
@@ -80,11 +88,12 @@ export class RealtimeSocket implements ManagedConnection {
       this.reply(null, msg.ref, 'phoenix', 'ok', {});
       return;
     }
-    this.events.add();
     if (msg.event === 'phx_join') {
+      // Joins have their own limit; an app joining many channels at start-up is not a flood.
       this.join(msg);
       return;
     }
+    if (msg.event !== 'phx_leave' && msg.event !== 'access_token') this.events.add();
     this.routeToChannel(msg.topic, msg.joinRef, msg.ref, { kind: 'message', message: msg }, msg.event === 'phx_leave');
   }
 
@@ -125,9 +134,14 @@ export class RealtimeSocket implements ManagedConnection {
 
   // ---------------------------------------------------------------- outbound
 
-  /** Writes bytes; closes the socket when the client is not reading fast enough. */
+  /** Writes a frame; all frames of one event-loop turn leave together at `flushWrites`. */
   sendFrame(bytes: Buffer, binary: boolean, publishedAt?: number): void {
     if (this.closingSince) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.tcp.cork();
+      this.ctx.flushAtEndOfTurn(this);
+    }
     this.ws.send(bytes, binary ? BINARY : TEXT);
     if (publishedAt === undefined) {
       this.ctx.out.messages.inc();
@@ -135,7 +149,16 @@ export class RealtimeSocket implements ManagedConnection {
     } else {
       this.ctx.gateway.metrics.delivered('ws', publishedAt, bytes.length);
     }
-    if (!this.closeRequested && this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) this.close('slow_consumer');
+  }
+
+  /** Uncorks the TCP stream: the frames written this turn go out together. */
+  flushWrites(): void {
+    this.corked = false;
+    this.tcp.uncork();
+    // What the kernel did not take is queued in memory. One large message in flight is
+    // normal; more than the budget beyond the largest allowed payload is not.
+    const { slowConsumerBytes, maxPayloadBytes } = this.ctx.limits;
+    if (!this.closeRequested && this.ws.bufferedAmount > slowConsumerBytes + maxPayloadBytes) this.close('slow_consumer');
   }
 
   /** A hub message (broadcast, presence diff) in this socket's wire format, encoded once for all sockets. */
@@ -164,6 +187,17 @@ export class RealtimeSocket implements ManagedConnection {
       this.close('idle');
       return;
     }
+    // Over the send budget at two sweeps in a row: the client is not draining what it is sent.
+    if (this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) {
+      if (this.overBudget) {
+        this.close('slow_consumer');
+        return;
+      }
+      this.overBudget = true;
+    } else {
+      this.overBudget = false;
+    }
+    let flooded = false;
     if (this.events.tick(now)) {
       this.ctx.error('rate_limit');
       if (this.floodWarned && this.events.recentRate >= this.events.limit) {
@@ -171,17 +205,21 @@ export class RealtimeSocket implements ManagedConnection {
         this.closeWith(CloseCode.policyViolation, 'Too many messages per second');
         return;
       }
-      this.floodWarned = true;
-      for (const channel of [...this.channels.values()]) if (channel.state === 'joined') channel.shutdown('Too many messages per second');
+      this.floodWarned = flooded = true;
     } else {
       this.floodWarned = false;
     }
-    for (const channel of [...this.channels.values()]) {
-      if (channel.state === 'joined' && channel.tokenExpiresAt <= now) {
+    // Runs every sweep for every socket: allocates only when a channel must go.
+    let doomed: [Channel, string][] | undefined;
+    for (const channel of this.channels.values()) {
+      if (channel.state !== 'joined') continue;
+      if (flooded) (doomed ??= []).push([channel, 'Too many messages per second']);
+      else if (channel.tokenExpiresAt <= now) {
         this.ctx.error('token_expired');
-        channel.shutdown(`Token has expired ${Math.max(0, Math.round((now - channel.tokenExpiresAt) / 1000))} seconds ago`);
+        (doomed ??= []).push([channel, `Token has expired ${Math.max(0, Math.round((now - channel.tokenExpiresAt) / 1000))} seconds ago`]);
       }
     }
+    if (doomed) for (const [channel, message] of doomed) channel.shutdown(message);
   }
 
   /** Server-initiated close (connection manager: drain, slow consumer, idle). */

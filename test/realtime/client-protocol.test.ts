@@ -255,6 +255,38 @@ describe('leave', () => {
   });
 });
 
+describe('metrics', () => {
+  it('counts channels, presence members, joins, messages in and out, and delivery latency for transport ws', async () => {
+    const own = await startRealtimeGateway();
+    const value = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
+      const m = (await own.gateway.metrics.registry.getSingleMetric(name)!.get()) as { values: { value: number; labels: Record<string, string | number>; metricName?: string }[] };
+      return m.values.filter((v) => (!v.metricName || v.metricName === name || v.metricName.endsWith('_count')) && Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((a, v) => a + v.value, 0);
+    };
+    try {
+      const a = supabase(own).channel('m-room', { config: { presence: { key: 'a' } } });
+      const b = supabase(own).channel('m-room');
+      const got: unknown[] = [];
+      b.on('broadcast', { event: 'e' }, (p: unknown) => got.push(p));
+      await joined(a);
+      await joined(b);
+      expect(await a.track({ x: 1 })).toBe('ok');
+      expect(await a.send({ type: 'broadcast', event: 'e', payload: {} })).toBe('ok');
+      await waitFor(() => got.length === 1, 'delivery');
+      expect(await value('fanout_realtime_channels')).toBe(2);
+      expect(await value('fanout_presence_members')).toBe(1);
+      expect(await value('fanout_realtime_joins_total', { result: 'ok' })).toBe(2);
+      expect(await value('fanout_messages_total', { transport: 'ws', direction: 'in' })).toBeGreaterThanOrEqual(4);
+      expect(await value('fanout_messages_total', { transport: 'ws', direction: 'out' })).toBeGreaterThanOrEqual(4);
+      expect(await value('fanout_bytes_total', { transport: 'ws', direction: 'out' })).toBeGreaterThan(100);
+      expect(await value('fanout_delivery_latency_seconds', { transport: 'ws' })).toBeGreaterThanOrEqual(1);
+      await closeClients();
+      await waitFor(async () => (await value('fanout_realtime_channels')) === 0 && (await value('fanout_presence_members')) === 0, 'gauges back to zero');
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('REST broadcast from the client', () => {
   it('send() on an unjoined channel falls back to POST /api/broadcast and arrives as a JSON broadcast frame', async () => {
     const listener = supabase(gw).channel('rest-room');

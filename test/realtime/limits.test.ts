@@ -48,6 +48,20 @@ describe('channels per connection', () => {
   });
 });
 
+describe('connection caps', () => {
+  it('answers a socket over the per-user cap with 429 "Too many connected users"; the first socket keeps working', async () => {
+    const gw = await gateway({ maxConnectionsPerUser: 1 });
+    const first = await RawClient.connect(gw);
+    expect(await refusedUpgrade(`${gw.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${gw.keys.anon}&vsn=2.0.0`)).toEqual({
+      status: 429,
+      body: JSON.stringify({ error: 'Too many connected users' }),
+    });
+    expect((await first.join('still-here')).reply[4]).toMatchObject({ status: 'ok' });
+    expect(await metric(gw, 'fanout_connections_rejected_total', { transport: 'ws' })).toBe(1);
+    first.close();
+  });
+});
+
 describe('joins per second', () => {
   it('refuses joins and new connections while the gateway-wide join rate is over the limit, and disconnects the joiner', async () => {
     const gw = await gateway({ realtimeMaxJoinsPerSecond: 5 });
@@ -90,6 +104,18 @@ describe('messages per second', () => {
     expect(await sender.send({ type: 'broadcast', event: 'check', payload: { after: true } })).toBe('ok');
     await waitFor(() => other.got.length === 1, 'bystander delivery after the flood');
     expect(await metric(gw, 'fanout_errors_total', { kind: 'rate_limit' })).toBeGreaterThan(0);
+  });
+
+  it('does not count joins, leaves or token refreshes: an app may join many channels at once', async () => {
+    const gw = await gateway({ realtimeMaxEventsPerSecond: 20 });
+    const raw = await RawClient.connect(gw);
+    for (let i = 0; i < 30; i++) raw.send([`j${i}`, `j${i}`, `realtime:many-${i}`, 'phx_join', { config: {}, access_token: gw.keys.anon }]);
+    await waitFor(() => raw.frames.filter((f) => Array.isArray(f) && f[3] === 'phx_reply').length === 30, '30 join replies');
+    for (let i = 0; i < 30; i++) raw.send([`j${i}`, null, `realtime:many-${i}`, 'access_token', { access_token: gw.keys.anon }]);
+    await sleep(300); // several sweeps
+    expect(raw.frames.filter((f) => Array.isArray(f) && (f[3] === 'system' || f[3] === 'phx_close'))).toEqual([]);
+    expect(raw.closed).toBeUndefined();
+    raw.close();
   });
 
   it('closes a socket that keeps flooding after its channels were shut down (1008), without touching others', async () => {
@@ -173,6 +199,24 @@ describe('slow consumers', () => {
     stuck.ws.resume();
     const closed = await stuck.waitClose(10_000);
     expect([1013, 1006]).toContain(closed.code); // 1006 when the close grace ran out before it read the close frame
+  });
+});
+
+describe('large messages', () => {
+  it('delivers a payload bigger than the slow-consumer budget to a client that reads it', async () => {
+    const gw = await gateway({ slowConsumerBytes: 64 * 1024 });
+    const receiver = supabase(gw).channel('large-room');
+    const got: { blob: string }[] = [];
+    receiver.on('broadcast', { event: 'big' }, (p: { payload: { blob: string } }) => got.push(p.payload));
+    await joined(receiver);
+    const sender = supabase(gw).channel('large-room', { config: { broadcast: { ack: true } } });
+    await joined(sender);
+    expect(await sender.send({ type: 'broadcast', event: 'big', payload: { blob: 'L'.repeat(2_000_000) } })).toBe('ok');
+    await waitFor(() => got.length === 1, 'the 2 MB message', 10_000);
+    expect(got[0]!.blob.length).toBe(2_000_000);
+    await sleep(200); // a few sweeps
+    expect(await metric(gw, 'fanout_slow_consumer_disconnects_total')).toBe(0);
+    expect(gw.gateway.connections.count('ws')).toBe(2);
   });
 });
 

@@ -51,6 +51,7 @@ describe('POST /realtime/v1/api/broadcast (batch)', () => {
     expect(await answer(await post(BATCH, body, {}, null))).toEqual([401, { message: 'Unauthorized' }]);
     expect(await answer(await post(BATCH, body, {}, 'not-a-jwt'))).toEqual([401, { message: 'Unauthorized' }]);
     expect((await post(BATCH, body, { apikey: gw.keys.anon }, null)).status).toBe(202);
+    await waitFor(() => listener.frames.length === 1, 'the accepted message');
   });
 
   it('422 with changeset-shaped errors for invalid bodies, 400 for bodies that are not JSON', async () => {
