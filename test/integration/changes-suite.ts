@@ -293,6 +293,7 @@ export function changeFeedSuite(kind: DatabaseKind): void {
       expect(typeof id).toBe('number');
       expect(created.json!.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
 
+      await eventually(() => expect(watcher.got).toHaveLength(1)); // see the e2e suite: RLS is checked when read
       const edited = await call('PATCH', `/api/projects/p1/comments/${id}`, u1, { body: 'edited' });
       expect(edited.status).toBe(200);
       expect(edited.json).toMatchObject({ id, body: 'edited' });
@@ -306,6 +307,7 @@ export function changeFeedSuite(kind: DatabaseKind): void {
       expect(list.status).toBe(200);
       expect(list.json).toEqual([expect.objectContaining({ id, body: 'edited' })]);
 
+      await eventually(() => expect(watcher.got).toHaveLength(2));
       expect((await call('DELETE', `/api/projects/p1/comments/${id}`, u1)).status).toBe(204);
       await eventually(() => expect(watcher.got.map((d) => d.data.type)).toEqual(['INSERT', 'UPDATE', 'DELETE']));
       expect(watcher.got[0]!.data.record).toMatchObject({ id, body: 'first!', user_id: 'u1' });
