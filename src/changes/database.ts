@@ -1,7 +1,7 @@
 // One interface over the two databases the change feed runs on: a real PostgreSQL server
 // (`DATABASE_URL`, through a small `pg` pool plus one dedicated LISTEN connection that
 // reconnects by itself) and the embedded PGlite (PostgreSQL compiled to WebAssembly, data
-// under `<dataDir>/pglite`, in this process). Everything above this file speaks plain SQL
+// under `<dataDir>/pglite`, in a worker thread of this process). Everything above this file speaks plain SQL
 // and is identical on both.
 //
 // Queries cast what they return to text, int4, float8, bool or jsonb, so both drivers
@@ -9,7 +9,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { PGlite } from '@electric-sql/pglite';
+import { Worker } from 'node:worker_threads';
+import type { WorkerReply, WorkerRequest } from './pglite-worker.js';
 import type { Logger } from '../core/log.js';
 import { scrubSecrets } from '../core/log.js';
 
@@ -163,48 +164,103 @@ class PostgresDatabase implements Database {
   }
 }
 
-class PgliteDatabase implements Database {
+/**
+ * The embedded PGlite database, in a worker thread (pglite-worker.ts) so its synchronous
+ * WebAssembly execution and file I/O never stall the gateway's sockets.
+ */
+class PgliteWorkerDatabase implements Database {
   readonly kind = 'pglite' as const;
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly listeners = new Map<string, () => void>();
+  private dead: Error | undefined;
 
-  constructor(
-    private readonly db: PGlite,
+  private constructor(
+    private readonly worker: Worker,
     readonly location: string,
     private readonly releaseLock: () => void,
-  ) {}
-
-  async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-    const r = await this.db.query<R>(sql, params);
-    return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+  ) {
+    worker.on('message', (msg: WorkerReply) => {
+      if ('id' in msg) {
+        const p = this.pending.get(msg.id);
+        if (!p) return;
+        this.pending.delete(msg.id);
+        if (msg.ok) p.resolve(msg.result);
+        else p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code, detail: msg.error.detail }));
+      } else if (msg.type === 'notify') {
+        this.listeners.get(msg.channel)?.();
+      }
+    });
+    const die = (err: Error) => {
+      this.dead ??= err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', (err) => die(new Error(`the embedded database worker failed: ${err.message}`)));
+    worker.on('exit', (code) => die(new Error(`the embedded database worker exited (code ${code})`)));
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (t) =>
-      fn({
-        query: async <R>(sql: string, params?: unknown[]) => {
-          const r = await t.query<R>(sql, params);
-          return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
-        },
-      }),
-    );
+  static async open(dir: string, releaseLock: () => void): Promise<PgliteWorkerDatabase> {
+    const worker = new Worker(new URL('./pglite-worker-boot.js', import.meta.url), { workerData: { dir } });
+    const ready = await new Promise<WorkerReply>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the embedded database worker exited (code ${code}) while opening ${dir}`)));
+    });
+    if ('type' in ready && ready.type === 'failed') {
+      await worker.terminate();
+      throw new Error(`cannot open the embedded database ${dir}: ${ready.error.message}`);
+    }
+    return new PgliteWorkerDatabase(worker, dir, releaseLock);
+  }
+
+  private call<T>(req: DistributiveOmit<WorkerRequest, 'id'>): Promise<T> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = ++this.nextId;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ ...req, id });
+    });
+  }
+
+  query<R>(sql: string, params?: unknown[], tx?: number): Promise<QueryResult<R>> {
+    return this.call<QueryResult<R>>({ type: 'query', sql, params, tx });
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const tx = await this.call<number>({ type: 'begin' });
+    let result: T;
+    try {
+      result = await fn({ query: <R>(sql: string, params?: unknown[]) => this.query<R>(sql, params, tx) });
+    } catch (err) {
+      await this.call({ type: 'end', tx, commit: false }).catch(() => undefined);
+      throw err;
+    }
+    await this.call({ type: 'end', tx, commit: true });
+    return result;
   }
 
   async exec(sql: string): Promise<void> {
-    await this.db.exec(sql);
+    await this.call({ type: 'exec', sql });
   }
 
   async listen(channel: string, onNotify: () => void, onConnected: () => void): Promise<void> {
-    await this.db.listen(channel, () => onNotify());
+    this.listeners.set(channel, onNotify);
+    await this.call({ type: 'listen', channel });
     onConnected();
   }
 
   async close(): Promise<void> {
     try {
-      await this.db.close();
+      if (!this.dead) await this.call({ type: 'close' });
     } finally {
+      await this.worker.terminate();
       this.releaseLock();
     }
   }
 }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Thrown when another live process holds the embedded database. */
 export class DatabaseLockedError extends Error {
@@ -265,11 +321,7 @@ export async function openDatabase({ databaseUrl, dataDir, log }: OpenOptions): 
   mkdirSync(dataDir, { recursive: true });
   const release = lockEmbedded(dir);
   try {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = new PGlite(dir);
-    await db.waitReady;
-    await db.exec(`set timezone to 'UTC'`);
-    return new PgliteDatabase(db, dir, release);
+    return await PgliteWorkerDatabase.open(dir, release);
   } catch (err) {
     release();
     throw err;
