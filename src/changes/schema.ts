@@ -194,7 +194,9 @@ begin
 end $$;
 revoke all on function realtime.fanout_sync_triggers() from public;
 
-create or replace function realtime.fanout_sync_on_ddl() returns event_trigger language plpgsql as $$
+-- Runs as its owner: whoever issued the DDL, the triggers it implies get made.
+create or replace function realtime.fanout_sync_on_ddl() returns event_trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
   perform realtime.fanout_sync_triggers();
 exception when others then
