@@ -272,7 +272,13 @@ export class Channel implements Subscriber {
     } else if (msg.event === PRESENCE_DIFF) {
       if (!this.presenceEnabled || !this.presenceRead) return;
     }
-    this.socket.sendHubMessage(msg);
+    try {
+      this.socket.sendHubMessage(msg);
+    } catch (err) {
+      // The hub's fan-out loop must go on to the other subscribers (say, a payload that cannot be serialized).
+      this.socket.ctx.error('internal');
+      this.socket.ctx.log.error({ err, channel: this.sub, event: msg.event }, 'failed to deliver a hub message');
+    }
   }
 
   // ---------------------------------------------------------------- inbound
@@ -289,19 +295,40 @@ export class Channel implements Subscriber {
       backlog.push(inbound);
       return;
     }
-    this.run(this.handle(inbound));
+    this.run(this.guarded(inbound));
+  }
+
+  /** Handles one message; a synchronous exception becomes a channel crash, never a process crash. */
+  private guarded(inbound: ChannelInbound): Pending {
+    try {
+      return this.handle(inbound);
+    } catch (err) {
+      this.crash(err);
+    }
   }
 
   private run(pending: Pending): void {
     if (!pending) return;
     this.busy = true;
     pending
-      .catch((err: unknown) => this.socket.ctx.log.error({ err, channel: this.sub }, 'channel message handling failed'))
+      .catch((err: unknown) => this.crash(err))
       .finally(() => {
         this.busy = false;
         this.drain();
       })
       .catch(() => undefined);
+  }
+
+  /**
+   * A bug, not bad input: answer as a crashed Phoenix channel does, with `phx_error`, so
+   * the client rejoins (with back-off) instead of waiting on a channel in an unknown state.
+   */
+  private crash(err: unknown): void {
+    this.socket.ctx.log.error({ err, channel: this.sub }, 'channel message handling failed');
+    this.socket.ctx.error('internal');
+    if (this.state !== 'joined') return;
+    this.socket.push(this.joinRef, this.joinRef, this.topic, 'phx_error', '{}');
+    this.release();
   }
 
   private drain(): void {
@@ -310,7 +337,7 @@ export class Channel implements Subscriber {
         this.backlog = undefined;
         return;
       }
-      this.run(this.handle(this.backlog.shift()!));
+      this.run(this.guarded(this.backlog.shift()!));
     }
   }
 
@@ -464,7 +491,7 @@ export class Channel implements Subscriber {
   }
 
   private pushPresenceState(): void {
-    this.socket.push(this.joinRef, null, this.topic, 'presence_state', JSON.stringify(this.socket.ctx.presence.state(this.hubTopic)));
+    this.socket.push(this.joinRef, null, this.topic, 'presence_state', this.socket.ctx.presence.stateJson(this.hubTopic));
   }
 
   // ---------------------------------------------------------------- access_token

@@ -57,6 +57,7 @@ export const CloseCode = {
   invalidPayload: 1007,
   policyViolation: 1008,
   tooBig: 1009,
+  internalError: 1011,
   tryAgainLater: 1013,
 } as const;
 

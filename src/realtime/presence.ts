@@ -27,6 +27,8 @@ function newRef(): string {
 export class PresenceRegistry {
   /** hub topic → presence key → tracking member (a channel) → its meta. */
   private readonly topics = new Map<string, Map<string, Map<object, PresenceMeta>>>();
+  /** `presence_state` JSON per topic, kept until the topic's presence changes: joins in a row share it. */
+  private readonly stateCache = new Map<string, string>();
   private members = 0;
 
   constructor(
@@ -50,6 +52,7 @@ export class PresenceRegistry {
     if (previous) meta.phx_ref_prev = previous.phx_ref;
     else this.count(1);
     metas.set(member, meta);
+    this.stateCache.delete(topic);
     const diff: PresenceDiff = { joins: { [key]: { metas: [meta] } }, leaves: previous ? { [key]: { metas: [previous] } } : {} };
     this.hub.publish(topic, PRESENCE_DIFF, diff, { retain: false, origin: member });
   }
@@ -63,6 +66,7 @@ export class PresenceRegistry {
     metas.delete(member);
     if (metas.size === 0) keys.delete(key);
     if (keys.size === 0) this.topics.delete(topic);
+    this.stateCache.delete(topic);
     this.count(-1);
     const diff: PresenceDiff = { joins: {}, leaves: { [key]: { metas: [meta] } } };
     this.hub.publish(topic, PRESENCE_DIFF, diff, { retain: false, origin: member });
@@ -75,6 +79,16 @@ export class PresenceRegistry {
     const keys = this.topics.get(topic);
     if (keys) for (const [key, metas] of keys) out[key] = { metas: [...metas.values()] };
     return out;
+  }
+
+  /** `state(topic)` as JSON, serialized once per change of the topic's presence. */
+  stateJson(topic: string): string {
+    let json = this.stateCache.get(topic);
+    if (json === undefined) {
+      json = JSON.stringify(this.state(topic));
+      if (this.topics.has(topic)) this.stateCache.set(topic, json);
+    }
+    return json;
   }
 
   private count(delta: number): void {

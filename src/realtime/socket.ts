@@ -75,7 +75,13 @@ export class RealtimeSocket implements ManagedConnection {
         this.route(decodeText(data.toString('utf8'), this.vsn));
       }
     } catch (err) {
-      if (!(err instanceof FrameError)) throw err;
+      if (!(err instanceof FrameError)) {
+        // A bug: this socket is in an unknown state, but the process and other sockets carry on.
+        this.ctx.log.error({ err, connection: this.id }, 'realtime frame handling failed');
+        this.ctx.error('internal');
+        this.closeWith(CloseCode.internalError, 'internal error');
+        return;
+      }
       this.ctx.error('protocol');
       this.events.add(); // answered with an error reply: counted, so it cannot be used to flood
       if (err.replyTo) this.reply(err.replyTo.joinRef, err.replyTo.ref, err.replyTo.topic, 'error', { reason: err.message });

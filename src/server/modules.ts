@@ -2,8 +2,10 @@
 // upgrade handlers, sweep tasks and shutdown hooks on the Gateway it is given.
 import type { GatewayModule } from './gateway.js';
 import { registerInfo } from './info.js';
+import { registerContent } from '../content/index.js';
+import { registerSse } from '../sse/index.js';
 import { registerChanges } from '../changes/module.js';
 import { registerRealtime } from '../realtime/module.js';
 
 // registerChanges sets gateway.database; Realtime stays last because it reads it.
-export const gatewayModules: GatewayModule[] = [registerInfo, registerChanges, registerRealtime];
+export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerChanges, registerRealtime];

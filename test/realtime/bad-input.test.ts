@@ -3,7 +3,8 @@
 // error reply or a close with a reason; the gateway and every other socket carry on.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
-import { closeClients, joined, RawClient, sleep, startRealtimeGateway, supabase, userBroadcastPush, waitFor } from './helpers.js';
+import { publishBroadcast } from '../../src/realtime/channel-topics.js';
+import { closeClients, joined, RawClient, sleep, startRealtimeGateway, subscribe, supabase, userBroadcastPush, waitFor } from './helpers.js';
 
 let gw: TestGateway;
 let witness: RawClient;
@@ -123,6 +124,41 @@ describe('messages that are understood but wrong get an error reply and the sock
     raw.send([joinRef, '21', 'realtime:bad-presence', 'presence', { type: 'presence', event: 'wave' }]);
     expect(await raw.waitFrame((f) => Array.isArray(f) && f[1] === '20', 'reply')).toEqual([joinRef, '20', 'realtime:bad-presence', 'phx_reply', { status: 'error', response: { reason: 'Presence track payload must be a map' } }]);
     expect(await raw.waitFrame((f) => Array.isArray(f) && f[1] === '21', 'reply')).toEqual([joinRef, '21', 'realtime:bad-presence', 'phx_reply', { status: 'error', response: {} }]);
+    raw.close();
+  });
+});
+
+describe('failures inside the gateway', () => {
+  it('turn into phx_error on the channel (the client rejoins), never into a crash of the process', async () => {
+    const hub = gw.gateway.hub;
+    const publish = hub.publish.bind(hub);
+    const client = supabase(gw);
+    const ch = client.channel('crashy');
+    const { statuses } = await subscribe(ch);
+    let failures = 1;
+    hub.publish = (...args: Parameters<typeof hub.publish>) => {
+      if (args[1] === 'broadcast' && failures-- > 0) throw new Error('injected failure');
+      return publish(...args);
+    };
+    try {
+      await ch.send({ type: 'broadcast', event: 'boom', payload: {} });
+      await waitFor(() => statuses.some((s) => s.status === 'CHANNEL_ERROR'), 'channel error');
+      expect(statuses.find((s) => s.status === 'CHANNEL_ERROR')!.error?.message).toBe('channel error: transport failure');
+      await waitFor(() => statuses.filter((s) => s.status === 'SUBSCRIBED').length === 2, 'rejoin', 5000);
+      expect(await ch.send({ type: 'broadcast', event: 'fine', payload: {} })).toBe('ok');
+    } finally {
+      hub.publish = publish;
+    }
+  });
+});
+
+describe('unserializable payloads from inside the gateway', () => {
+  it('are skipped without breaking the publisher or the channel', async () => {
+    const raw = await RawClient.connect(gw);
+    await raw.join('bigint-room');
+    expect(() => publishBroadcast(gw.gateway.hub, 'bigint-room', false, { event: 'bad', payload: { n: 1n }, frame: 'text' })).not.toThrow();
+    publishBroadcast(gw.gateway.hub, 'bigint-room', false, { event: 'good', payload: { n: 1 }, frame: 'text' });
+    expect(await raw.waitFrame((f) => Array.isArray(f) && f[3] === 'broadcast', 'the good one')).toEqual([null, null, 'realtime:bigint-room', 'broadcast', { type: 'broadcast', event: 'good', payload: { n: 1 } }]);
     raw.close();
   });
 });

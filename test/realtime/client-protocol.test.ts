@@ -179,6 +179,21 @@ describe('presence', () => {
     expect(Object.keys(a.presenceState())).toEqual(['user-1']);
   });
 
+  it('sends presence_state to a channel whose track enabled presence after it joined without', async () => {
+    const other = await RawClient.connect(gw);
+    const o = await other.join('late-presence', { presence: { key: 'early', enabled: true } });
+    other.send([o.joinRef, '60', 'realtime:late-presence', 'presence', { type: 'presence', event: 'track', payload: { who: 'early' } }]);
+    await other.waitFrame((f) => Array.isArray(f) && f[1] === '60', 'track reply');
+    const raw = await RawClient.connect(gw);
+    const { joinRef } = await raw.join('late-presence', { presence: { key: 'late', enabled: false } });
+    expect(raw.frames.some((f) => Array.isArray(f) && f[3] === 'presence_state')).toBe(false);
+    raw.send([joinRef, '61', 'realtime:late-presence', 'presence', { type: 'presence', event: 'track', payload: { who: 'late' } }]);
+    const state = (await raw.waitFrame((f) => Array.isArray(f) && f[3] === 'presence_state', 'presence_state after track')) as unknown[];
+    expect(Object.keys(state[4] as object).sort()).toEqual(['early', 'late']);
+    other.close();
+    raw.close();
+  });
+
   it('keeps several metas under one key and drops one when its channel leaves', async () => {
     const watcher = supabase(gw).channel('multi-room', { config: { presence: { key: 'watcher' } } });
     watcher.on('presence', { event: 'sync' }, () => undefined);

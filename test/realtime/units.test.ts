@@ -128,6 +128,11 @@ describe('presence registry', () => {
     expect(presence.untrack('realtime:p', 'k', b)).toBe(true);
     expect(presence.untrack('realtime:p', 'k', b)).toBe(false);
     expect(counts).toEqual([1, 2, 1]);
-    expect(presence.size).toBe(1);
+    const json = presence.stateJson('realtime:p');
+    expect(presence.stateJson('realtime:p')).toBe(json); // cached until presence changes
+    expect(JSON.parse(json)).toEqual(presence.state('realtime:p'));
+    presence.track('realtime:p', 'k2', b, { v: 4 });
+    expect(Object.keys(JSON.parse(presence.stateJson('realtime:p')) as object)).toEqual(['k', 'k2']);
+    expect(presence.size).toBe(2);
   });
 });

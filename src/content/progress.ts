@@ -1,0 +1,95 @@
+// Publishing content progress: the in-process API every publisher goes through (the
+// HTTP route, the simulator, a job running inside the gateway). It checks the event,
+// updates the item's latest state and publishes one hub message to the item's topic and
+// one to its owner's topic. Stream frames are built from those messages by the SSE
+// encoders, once per message, whoever subscribes.
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Hub, HubMessage } from '../core/hub.js';
+import { HttpError } from '../server/http-errors.js';
+import { ContentRegistry, FINAL_EVENTS, type ContentItem } from './registry.js';
+import { contentTopic, isValidContentId, isValidUserId, userTopic } from './topics.js';
+
+/** Event names the server itself sends on streams; a publisher may not impersonate them. */
+export const SERVER_EVENTS: ReadonlySet<string> = new Set(['ready', 'reset', 'error', 'shutdown', 'message']);
+
+/** Fields the SSE encoders add to every event's data; a publisher may not set them. */
+const SERVER_FIELDS = ['topic', 'seq', 'ts', 'contentId'] as const;
+
+const EVENT_NAME = /^[a-z][a-z0-9_.-]{0,31}$/;
+
+export const eventNameSchema = z
+  .string()
+  .regex(EVENT_NAME, 'must be a lowercase event name such as "progress" (letters, digits, "_", ".", "-"; at most 32 characters)')
+  .refine((name) => !SERVER_EVENTS.has(name), { message: 'is reserved for events the server sends (ready, reset, error, shutdown, message)' });
+
+/** The body of POST /api/content/:id/progress, and what the in-process API accepts. */
+export const progressBodySchema = z
+  .looseObject({
+    event: eventNameSchema.optional(),
+    progress: z.number().min(0).max(100).optional(),
+    stage: z.string().max(100).optional(),
+    message: z.string().max(2000).optional(),
+    /** Owner to create the item with when it does not exist yet (service_role only). */
+    userId: z.string().refine(isValidUserId, { message: 'must be 1-256 printable characters without spaces or commas' }).optional(),
+  })
+  .superRefine((body, ctx) => {
+    for (const field of SERVER_FIELDS) {
+      if (field in body) ctx.addIssue({ code: 'custom', path: [field], message: `is set by the server and may not be published` });
+    }
+  });
+
+export type ProgressBody = z.output<typeof progressBodySchema>;
+
+/** What a publisher sends besides the event name: `progress`, `stage`, `message` and any other JSON fields. */
+export type ProgressFields = Omit<ProgressBody, 'event' | 'userId'>;
+
+/** Formats zod issues as one line naming each bad field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'} ${i.message}`).join('; ');
+}
+
+export interface PublishOptions {
+  /** Publish time in ms since the epoch (defaults to now). */
+  ts?: number;
+}
+
+export class ContentProgress {
+  constructor(
+    readonly hub: Hub,
+    readonly registry: ContentRegistry,
+  ) {}
+
+  /** Creates a content item owned by `ownerId` (with a generated id unless one is given). */
+  create(ownerId: string, contentId: string = randomUUID()): ContentItem {
+    if (!isValidUserId(ownerId)) throw new HttpError(400, 'invalid_user_id', `userId ${JSON.stringify(ownerId).slice(0, 80)} is not a valid user id`);
+    if (!isValidContentId(contentId)) throw new HttpError(400, 'invalid_content_id', `content id ${JSON.stringify(contentId).slice(0, 80)} is not valid (1-128 of A-Z a-z 0-9 _ . -, not "progress")`);
+    return this.registry.create(contentId, ownerId);
+  }
+
+  /**
+   * Publishes one event for a content item to its topic and its owner's topic and
+   * returns the content-topic message (its offset is the event's `seq` on the item's
+   * stream). `complete` and `failed` finish the item; later publishes answer 409.
+   */
+  publish(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): HubMessage {
+    const checked = progressBodySchema.safeParse({ ...fields, event });
+    if (!checked.success) throw new HttpError(400, 'invalid_progress', `invalid progress event: ${describeIssues(checked.error)}`);
+    const item = this.registry.get(contentId);
+    if (!item) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist`);
+    if (item.status !== 'running') {
+      throw new HttpError(409, 'content_finished', `content ${contentId} already ended with "${item.status}"; no further events are accepted`);
+    }
+    const { event: _event, userId: _userId, ...rest } = checked.data;
+    const data: Record<string, unknown> = { contentId, ...rest };
+    if (event === 'complete' && data.progress === undefined) data.progress = 100;
+    const ts = options.ts ?? Date.now();
+    if (typeof data.progress === 'number') item.progress = data.progress;
+    if (typeof data.stage === 'string') item.stage = data.stage;
+    if (FINAL_EVENTS.has(event)) item.status = event === 'complete' ? 'complete' : 'failed';
+    item.updatedAt = ts;
+    const message = this.hub.publish(contentTopic(contentId), event, data, { ts });
+    this.hub.publish(userTopic(item.ownerId), event, data, { ts });
+    return message;
+  }
+}

@@ -1,0 +1,90 @@
+// The content registry: which content items exist, who owns each one, and its latest
+// state. Ownership is what stream authorization checks; the latest state is what a
+// client gets back in a `reset` event (or from GET /api/content/:id) when history can no
+// longer replay what it missed. Finished items are forgotten `contentTtlMs` after their
+// last event, so the registry stays bounded on a long-running gateway.
+import { HttpError } from '../server/http-errors.js';
+
+export type ContentStatus = 'running' | 'complete' | 'failed';
+
+/** Events that end a content item: after one of them no further progress is accepted. */
+export const FINAL_EVENTS: ReadonlySet<string> = new Set(['complete', 'failed']);
+
+export interface ContentItem {
+  readonly id: string;
+  readonly ownerId: string;
+  readonly createdAt: number;
+  status: ContentStatus;
+  progress: number | null;
+  stage: string | null;
+  updatedAt: number;
+}
+
+/** The public view of an item, as JSON answers and `reset` events carry it. */
+export interface ContentState {
+  contentId: string;
+  userId: string;
+  status: ContentStatus;
+  progress: number | null;
+  stage: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export function contentState(item: ContentItem): ContentState {
+  return {
+    contentId: item.id,
+    userId: item.ownerId,
+    status: item.status,
+    progress: item.progress,
+    stage: item.stage,
+    createdAt: item.createdAt,
+    updatedAt: item.updatedAt,
+  };
+}
+
+export interface RegistryLimits {
+  contentTtlMs: number;
+  maxContentItems: number;
+}
+
+export class ContentRegistry {
+  private readonly items = new Map<string, ContentItem>();
+
+  constructor(private readonly limits: RegistryLimits) {}
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  get(contentId: string): ContentItem | undefined {
+    return this.items.get(contentId);
+  }
+
+  /** The item, or the 404 to answer for an unknown id. */
+  require(contentId: string): ContentItem {
+    const item = this.items.get(contentId);
+    if (!item) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist`);
+    return item;
+  }
+
+  /** Registers a new item; 409 if the id is taken, 503 at the item cap. */
+  create(contentId: string, ownerId: string, now = Date.now()): ContentItem {
+    if (this.items.has(contentId)) throw new HttpError(409, 'content_exists', `content ${contentId} already exists`);
+    if (this.items.size >= this.limits.maxContentItems) {
+      this.sweep(now);
+      if (this.items.size >= this.limits.maxContentItems) {
+        throw new HttpError(503, 'too_many_content_items', `the gateway tracks its maximum of ${this.limits.maxContentItems} content items`, { 'retry-after': '30' });
+      }
+    }
+    const item: ContentItem = { id: contentId, ownerId, createdAt: now, status: 'running', progress: null, stage: null, updatedAt: now };
+    this.items.set(contentId, item);
+    return item;
+  }
+
+  /** Forgets items that finished more than `contentTtlMs` ago. Running items are kept. */
+  sweep(now = Date.now()): void {
+    const cutoff = now - this.limits.contentTtlMs;
+    for (const [id, item] of this.items) if (item.status !== 'running' && item.updatedAt < cutoff) this.items.delete(id);
+  }
+}

@@ -1,0 +1,134 @@
+// HTTP routes for content items: create (optionally simulated), read state, publish progress.
+//
+// Unknown content on publish: a service may create an item by publishing its first event
+// with `userId` (the owner) in the body; without `userId` the answer is 404, because
+// progress nobody may read would be lost.
+import { z } from 'zod';
+import { isServiceRole, type Auth, type Claims } from '../core/auth.js';
+import type { Gateway } from '../server/gateway.js';
+import { HttpError, sendJson } from '../server/http-errors.js';
+import { readJson } from '../server/body.js';
+import type { RequestContext } from '../server/router.js';
+import { formatPosition } from '../sse/event-id.js';
+import { authenticate, canReadUser, countingErrors, forbiddenRead, requireServiceRole } from './access.js';
+import { describeIssues, progressBodySchema, type ContentProgress } from './progress.js';
+import { contentState, type ContentItem, type ContentRegistry } from './registry.js';
+import type { ContentSimulator } from './simulator.js';
+import { contentTopic, isValidContentId } from './topics.js';
+
+const createBodySchema = z
+  .strictObject({
+    steps: z.number().int().min(1).max(1000).optional(),
+    intervalMs: z.number().int().min(0).max(60_000).optional(),
+    failAtStep: z.number().int().min(0).max(1000).optional(),
+    /** false: only register the item; events come from POST /api/content/:id/progress. */
+    simulate: z.boolean().optional(),
+    /** Owner (service_role only; users own what they create). */
+    userId: z.string().optional(),
+    contentId: z.string().optional(),
+  })
+  .refine((b) => b.failAtStep === undefined || b.failAtStep <= (b.steps ?? DEFAULT_STEPS), { message: 'failAtStep must not exceed steps', path: ['failAtStep'] });
+
+const DEFAULT_STEPS = 20;
+const DEFAULT_INTERVAL_MS = 100;
+
+/** Validates a `:contentId` path parameter (400 naming it when malformed). */
+export function contentIdParam(raw: string | undefined): string {
+  if (raw === undefined || !isValidContentId(raw)) {
+    throw new HttpError(400, 'invalid_content_id', `content id ${JSON.stringify((raw ?? '').slice(0, 80))} is not valid (1-128 of A-Z a-z 0-9 _ . -)`);
+  }
+  return raw;
+}
+
+/**
+ * The checks every read of one item makes, in this order: a valid key (401), a valid id
+ * (400), an existing item (404), and the caller's right to read it (403).
+ */
+export async function authorizeContentRead(auth: Auth, registry: ContentRegistry, { req, query, params }: RequestContext): Promise<{ claims: Claims; item: ContentItem }> {
+  const claims = await authenticate(auth, req, query);
+  const contentId = contentIdParam(params.contentId);
+  const item = registry.require(contentId);
+  if (!canReadUser(claims, item.ownerId)) throw forbiddenRead(`content ${contentId}`);
+  return { claims, item };
+}
+
+async function readObject(gateway: Gateway, req: Parameters<typeof readJson>[0]): Promise<Record<string, unknown>> {
+  const body = await readJson(req, gateway.config.maxBodyBytes, {});
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_body', 'request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function itemLinks(item: ContentItem): Record<string, string> {
+  const base = `/api/content/${encodeURIComponent(item.id)}`;
+  return { progressUrl: `${base}/progress`, pollUrl: `${base}/progress/poll` };
+}
+
+export function registerContentRoutes(gateway: Gateway, progress: ContentProgress, simulator: ContentSimulator): void {
+  const { router, auth, metrics, hub } = gateway;
+  const registry = progress.registry;
+
+  router.on(
+    'POST',
+    '/api/content',
+    countingErrors(metrics, async ({ req, res, query }) => {
+      const claims = await authenticate(auth, req, query);
+      const raw = await readObject(gateway, req);
+      const parsed = createBodySchema.safeParse(raw);
+      if (!parsed.success) throw new HttpError(400, 'invalid_body', `invalid content request: ${describeIssues(parsed.error)}`);
+      const body = parsed.data;
+      let ownerId: string;
+      if (isServiceRole(claims)) {
+        if (!body.userId) throw new HttpError(400, 'missing_user_id', 'service_role must say whose content this is: pass "userId" in the body');
+        ownerId = body.userId;
+      } else if (claims.sub) {
+        if (body.userId !== undefined && body.userId !== claims.sub) throw new HttpError(403, 'forbidden', 'a user may create content only for themselves (service_role may pass any userId)');
+        ownerId = claims.sub;
+      } else {
+        throw new HttpError(403, 'forbidden', `a key with role "${claims.role}" has no user to own content: use a user token, or service_role with "userId"`);
+      }
+      const simulate = body.simulate ?? true;
+      if (simulate) simulator.checkCapacity();
+      const item = progress.create(ownerId, body.contentId);
+      const plan = { steps: body.steps ?? DEFAULT_STEPS, intervalMs: body.intervalMs ?? DEFAULT_INTERVAL_MS, failAtStep: body.failAtStep };
+      if (simulate) simulator.start(item.id, plan);
+      const links = itemLinks(item);
+      sendJson(res, 201, { contentId: item.id, userId: item.ownerId, simulated: simulate, ...(simulate ? plan : {}), ...links }, { location: `/api/content/${encodeURIComponent(item.id)}` });
+    }),
+  );
+
+  router.on(
+    'GET',
+    '/api/content/:contentId',
+    countingErrors(metrics, async (ctx) => {
+      const { item } = await authorizeContentRead(auth, registry, ctx);
+      const { epoch, offset } = hub.position(contentTopic(item.id));
+      sendJson(ctx.res, 200, { ...contentState(item), lastEventId: formatPosition(epoch, offset), ...itemLinks(item) });
+    }),
+  );
+
+  router.on(
+    'POST',
+    '/api/content/:contentId/progress',
+    countingErrors(metrics, async ({ req, res, query, params }) => {
+      const claims = await authenticate(auth, req, query);
+      requireServiceRole(claims, 'publishing progress');
+      const contentId = contentIdParam(params.contentId);
+      const raw = await readObject(gateway, req);
+      const parsed = progressBodySchema.safeParse(raw);
+      if (!parsed.success) throw new HttpError(400, 'invalid_progress', `invalid progress event: ${describeIssues(parsed.error)}`);
+      const { event = 'progress', userId, ...fields } = parsed.data;
+      let created = false;
+      const existing = registry.get(contentId);
+      if (!existing) {
+        if (!userId) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist; pass "userId" (its owner) to create it with this event`);
+        progress.create(userId, contentId);
+        created = true;
+      } else if (userId !== undefined && userId !== existing.ownerId) {
+        throw new HttpError(409, 'owner_mismatch', `content ${contentId} belongs to another user; "userId" may only name its owner`);
+      }
+      const msg = progress.publish(contentId, event, fields);
+      metrics.received('rest', Number(req.headers['content-length'] ?? 0));
+      sendJson(res, created ? 201 : 200, { contentId, event, seq: msg.offset, id: formatPosition(msg.epoch, msg.offset), ts: msg.ts, created });
+    }),
+  );
+}

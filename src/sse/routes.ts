@@ -1,0 +1,173 @@
+// The SSE endpoints and the long-poll fallback:
+//   GET /api/content/:contentId/progress            one content item (starts at the beginning of its history)
+//   GET /api/content/progress?userId=&connectionId=  every event of a user's content (starts now)
+//   GET /v1/stream?topic=content:<id>&topic=user:<id> many topics on one connection (starts now)
+//   GET /api/content/:contentId/progress/poll?after=&wait=
+// A stream resumes after `Last-Event-ID` (header, or `?lastEventId=`); without one it
+// starts where `?from=start|now` says (defaults above).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Claims } from '../core/auth.js';
+import type { Position } from '../core/hub.js';
+import type { Gateway } from '../server/gateway.js';
+import { HttpError } from '../server/http-errors.js';
+import { authenticate, canReadUser, countingErrors, forbiddenRead, userKeyOf } from '../content/access.js';
+import type { ContentServices } from '../content/index.js';
+import { authorizeContentRead } from '../content/routes.js';
+import { contentTopic, isValidUserId, parseProgressTopic, userTopic } from '../content/topics.js';
+import { parseEventId } from './event-id.js';
+import { DEFAULT_POLL_WAIT_S, LongPoll, MAX_POLL_WAIT_S, pollNow, sendPollAnswer } from './poll.js';
+import { SseStream, type StreamContext, type StreamStart } from './stream.js';
+import { StreamSharing } from './sharing.js';
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  // nginx and similar proxies buffer responses unless told not to.
+  'x-accel-buffering': 'no',
+};
+
+const CONNECTION_ID = /^[\w.:-]{1,128}$/;
+
+/** Where a new stream starts in each topic: the client's Last-Event-ID, else `?from=`, else the endpoint's default. */
+function streamStarts(req: IncomingMessage, query: URLSearchParams, topicCount: number, fallback: 'start' | 'now'): StreamStart[] {
+  const header = req.headers['last-event-id'];
+  const fromHeader = typeof header === 'string' ? header.trim() : '';
+  const raw = fromHeader || (query.get('lastEventId') ?? '').trim();
+  if (raw) return parseEventId(raw, topicCount, fromHeader ? 'Last-Event-ID' : 'lastEventId');
+  const from = query.get('from') ?? fallback;
+  if (from !== 'start' && from !== 'now') throw new HttpError(400, 'invalid_from', `from=${JSON.stringify(from.slice(0, 40))} must be "start" or "now"`);
+  return new Array<StreamStart>(topicCount).fill(from);
+}
+
+/**
+ * True when the client left while its request was being authorized (token verification
+ * is asynchronous): its 'close' event has already fired, so a stream opened now would
+ * never be freed.
+ */
+function clientGone(req: IncomingMessage, res: ServerResponse): boolean {
+  const h2 = (res as unknown as { stream?: { destroyed: boolean; closed: boolean } }).stream;
+  return req.destroyed || res.destroyed || (h2 !== undefined && (h2.destroyed || h2.closed));
+}
+
+function samePosition(a: StreamStart, b: Position): boolean {
+  return typeof a === 'object' && a.epoch === b.epoch && a.offset === b.offset;
+}
+
+export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services: ContentServices): void {
+  const { router, auth, metrics, connections, hub } = gateway;
+
+  /** Admits a new connection or throws its 503/429, counting the refusal by reason. */
+  const admit = (transport: 'sse' | 'poll', userKey: string): void => {
+    try {
+      connections.admit(userKey);
+    } catch (err) {
+      if (err instanceof HttpError) metrics.connectionsRejected.labels(transport, err.code).inc();
+      throw err;
+    }
+  };
+
+  /** Opens a stream; `content` marks a content item's own stream (ends after the final event, may be shared). */
+  const open = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    claims: Claims,
+    readsFor: string | undefined,
+    topics: string[],
+    starts: StreamStart[],
+    content: { finished: boolean } | undefined,
+    readyExtra: Record<string, unknown> = {},
+  ): void => {
+    if (clientGone(req, res)) return;
+    const userKey = userKeyOf(claims, readsFor);
+    admit('sse', userKey);
+    res.writeHead(200, SSE_HEADERS);
+    // Shared by reader: the same user's tabs, not every reader of that user's content.
+    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims), topics[0]!) : undefined;
+    new SseStream(ctx, res, userKey, topics, claims.exp * 1000, content !== undefined, shareKey).start(starts, readyExtra, content?.finished ?? false);
+  };
+
+  router.on(
+    'GET',
+    '/api/content/:contentId/progress',
+    countingErrors(metrics, async (rc) => {
+      const { req, res, query } = rc;
+      const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
+      const topic = contentTopic(item.id);
+      const starts = streamStarts(req, query, 1, 'start');
+      const finished = item.status !== 'running';
+      // Already has the final event: 204 is how SSE tells EventSource to stop reconnecting.
+      if (finished && samePosition(starts[0]!, hub.position(topic))) {
+        res.writeHead(204, { 'cache-control': 'no-store' });
+        res.end();
+        return;
+      }
+      open(req, res, claims, item.ownerId, [topic], starts, { finished });
+    }),
+  );
+
+  router.on(
+    'GET',
+    '/api/content/progress',
+    countingErrors(metrics, async ({ req, res, query }) => {
+      const claims = await authenticate(auth, req, query);
+      const userId = query.get('userId') ?? claims.sub;
+      if (userId === undefined) {
+        throw new HttpError(claims.role === 'service_role' ? 400 : 403, 'missing_user_id', 'say whose progress to stream with ?userId= (a user token streams its own by default)');
+      }
+      if (!isValidUserId(userId)) throw new HttpError(400, 'invalid_user_id', `userId ${JSON.stringify(userId.slice(0, 80))} is not a valid user id`);
+      if (!canReadUser(claims, userId)) throw forbiddenRead(`the progress of user ${userId}`);
+      const connectionId = query.get('connectionId') ?? undefined;
+      if (connectionId !== undefined && !CONNECTION_ID.test(connectionId)) {
+        throw new HttpError(400, 'invalid_connection_id', 'connectionId must be 1-128 of A-Z a-z 0-9 _ . : -');
+      }
+      open(req, res, claims, userId, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
+    }),
+  );
+
+  router.on(
+    'GET',
+    '/v1/stream',
+    countingErrors(metrics, async ({ req, res, query }) => {
+      const claims = await authenticate(auth, req, query);
+      const topics = [...new Set(query.getAll('topic'))];
+      if (topics.length === 0) throw new HttpError(400, 'missing_topic', 'name at least one topic: /v1/stream?topic=content:<id>&topic=user:<id>');
+      if (topics.length > gateway.config.maxTopicsPerStream) {
+        throw new HttpError(400, 'too_many_topics', `${topics.length} topics requested; one stream may carry at most ${gateway.config.maxTopicsPerStream}`);
+      }
+      for (const topic of topics) {
+        const parsed = parseProgressTopic(topic);
+        if (!parsed) throw new HttpError(400, 'invalid_topic', `topic ${JSON.stringify(topic.slice(0, 200))} is not valid: use content:<contentId> or user:<userId>`);
+        const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
+        if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
+      }
+      open(req, res, claims, undefined, topics, streamStarts(req, query, topics.length, 'now'), undefined);
+    }),
+  );
+
+  router.on(
+    'GET',
+    '/api/content/:contentId/progress/poll',
+    countingErrors(metrics, async (rc) => {
+      const { req, res, query } = rc;
+      const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
+      const topic = contentTopic(item.id);
+      const afterRaw = (query.get('after') ?? '').trim();
+      const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : { epoch: hub.position(topic).epoch, offset: 0 };
+      const waitRaw = query.get('wait');
+      const wait = waitRaw === null ? DEFAULT_POLL_WAIT_S : Number(waitRaw);
+      if (!Number.isFinite(wait) || wait < 0 || wait > MAX_POLL_WAIT_S || waitRaw === '') {
+        throw new HttpError(400, 'invalid_wait', `wait=${JSON.stringify(waitRaw)} must be a number of seconds from 0 to ${MAX_POLL_WAIT_S}`);
+      }
+      const now = pollNow(ctx, topic, after);
+      if (now.events.length > 0 || wait === 0 || item.status !== 'running') {
+        metrics.messages.labels('poll', 'out').inc(now.events.length);
+        sendPollAnswer(res, now, ctx.stateOf(topic));
+        return;
+      }
+      if (clientGone(req, res)) return;
+      const userKey = userKeyOf(claims, item.ownerId);
+      admit('poll', userKey);
+      new LongPoll(ctx, res, userKey, topic, after, Date.now() + wait * 1000).start();
+    }),
+  );
+}

@@ -1,0 +1,303 @@
+// One SSE connection: a hub subscriber over one or more topics and a managed connection
+// (caps, shared sweep, drain). Kept deliberately small, because a gateway holds tens of
+// thousands of these: a handful of fields, no timers, no per-connection closures. The
+// heartbeat, the token-expiry check and the grace period of a closing socket all run
+// from `tick`, called by the one shared sweep.
+//
+// Close paths, all ending in `closed()` (the response's 'close' event), which unsubscribes
+// and deregisters exactly once:
+//   - the client goes away;
+//   - the content finished (`endOnFinal`): the stream ends after the final event;
+//   - `close(reason)` from the server: shutdown (drain), slow consumer, token expiry.
+//     The reason is written as a last event, the response is ended, and if the client
+//     does not take the bytes within CLOSE_GRACE_MS the socket is destroyed.
+import type { ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { Hub, HubMessage, Position, Subscriber } from '../core/hub.js';
+import type { CloseReason, ConnectionManager, ManagedConnection, Transport } from '../server/connections.js';
+import { nextConnectionId } from '../server/connections.js';
+import type { GatewayMetrics } from '../server/metrics.js';
+import { FINAL_EVENTS } from '../content/registry.js';
+import { formatCursor } from './event-id.js';
+import { HEARTBEAT, controlFrame, sseBody, sseFrame } from './wire.js';
+import type { StreamSharing } from './sharing.js';
+
+/** How long a server-closed stream may take to flush its last event before its socket is destroyed. */
+export const CLOSE_GRACE_MS = 5_000;
+
+/** Where a stream starts in a topic: after a position the client sent, at the start of history, or now. */
+export type StreamStart = Position | 'start' | 'now';
+
+/** Per-gateway state every stream shares (one object, referenced by each stream). */
+export interface StreamContext {
+  readonly hub: Hub;
+  readonly connections: ConnectionManager;
+  readonly metrics: GatewayMetrics;
+  readonly tally: DeliveryTally;
+  /** Present when `--sse-share-streams on`. */
+  readonly sharing: StreamSharing | undefined;
+  readonly slowConsumerBytes: number;
+  readonly heartbeatMs: number;
+  readonly retryMs: number;
+  /** The latest state behind a topic (content state for `content:` topics), sent in `reset` events. */
+  stateOf(topic: string): unknown;
+}
+
+/** Latency observations per published message at most; beyond it deliveries are sampled evenly. */
+export const LATENCY_SAMPLES_PER_MESSAGE = 64;
+
+/**
+ * Delivery metrics for the fan-out loop, which runs once per subscriber per message and
+ * must stay cheap: prom-client costs about 1 µs per call, 20 ms for one event to 19,000
+ * streams. Messages and bytes are tallied here and added once per publish (exact); the
+ * latency histogram gets every delivery of a message up to LATENCY_SAMPLES_PER_MESSAGE
+ * subscribers and an even sample of the loop beyond that.
+ */
+export class DeliveryTally {
+  private messages = 0;
+  private bytes = 0;
+  private current: HubMessage | undefined;
+  private index = 0;
+  private stride = 1;
+  private readonly latency: { observe(seconds: number): void };
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    this.latency = metrics.deliveryLatency.labels('sse');
+  }
+
+  record(m: HubMessage, bytes: number): void {
+    this.messages++;
+    this.bytes += bytes;
+    if (m !== this.current) {
+      this.current = m;
+      this.index = 0;
+      this.stride = Math.max(1, Math.floor(this.hub.subscriberCount(m.topic) / LATENCY_SAMPLES_PER_MESSAGE));
+    }
+    if (this.index++ % this.stride === 0) this.latency.observe((Date.now() - m.ts) / 1000);
+  }
+
+  /** Runs after every publish (hub observer), when the message's fan-out loop is over. */
+  flush(): void {
+    if (this.messages === 0) return;
+    this.metrics.messages.labels('sse', 'out').inc(this.messages);
+    this.metrics.bytes.labels('sse', 'out').inc(this.bytes);
+    this.messages = 0;
+    this.bytes = 0;
+    this.current = undefined;
+  }
+}
+
+const CLOSE_MESSAGES: Record<CloseReason, string> = {
+  shutdown: 'the gateway is shutting down; reconnect (to another instance) and resume with Last-Event-ID',
+  slow_consumer: 'the client did not read fast enough: unsent data exceeded the limit, so the stream was closed; reconnect and resume with Last-Event-ID',
+  token_expired: 'the key used to open this stream has expired; reconnect with a fresh token',
+  idle: 'the stream was idle for too long',
+  kicked: 'the stream was closed by the server',
+};
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+const STREAM = Symbol('fanout.sseStream');
+type TaggedResponse = ServerResponse & { [STREAM]?: SseStream };
+
+/** One listener function for every response: `this` is the response that closed. */
+function onResponseClose(this: TaggedResponse): void {
+  this[STREAM]?.closed();
+}
+
+/**
+ * After a server-side close, make the client's reconnect open a new connection rather
+ * than reuse this one: on shutdown it then lands on another instance (this one no longer
+ * accepts), and a slow consumer's socket does not linger in keep-alive. HTTP/1.1: end the
+ * socket once the last bytes are flushed. HTTP/2: on shutdown, close the session
+ * gracefully (its other streams are being drained too); a slow stream just ends.
+ */
+function endTransport(res: ServerResponse, wholeSession: boolean): void {
+  const h2 = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  if (h2) {
+    if (wholeSession && h2.session && !h2.session.closed) h2.session.close();
+    return;
+  }
+  res.socket?.end();
+}
+
+/** The data of a `reset` event: what was lost, where the stream continues, and the current state. */
+export function resetData(ctx: StreamContext, topic: string, reason: string, position: Position): Record<string, unknown> {
+  return {
+    topic,
+    reason,
+    message: 'history no longer covers the gap since your last event: refetch the current state (included when known)',
+    epoch: position.epoch,
+    seq: position.offset,
+    ts: Date.now(),
+    state: ctx.stateOf(topic),
+  };
+}
+
+export class SseStream implements ManagedConnection, Subscriber {
+  readonly id = nextConnectionId('sse-');
+  readonly openedAt = Date.now();
+  /** Last heartbeat, or, once closing, when the close began. */
+  private mark = this.openedAt;
+  private state = OPEN;
+  /** Per-topic positions for the id of a multi-topic stream; undefined for a single topic. */
+  private cursor: Position[] | undefined;
+
+  constructor(
+    private readonly ctx: StreamContext,
+    private readonly res: ServerResponse,
+    readonly userKey: string,
+    private readonly topics: readonly string[],
+    /** Token expiry (ms since the epoch): the stream is closed with `token_expired` after it. */
+    private readonly expiresAt: number,
+    /** End the stream after a final event (`complete`, `failed`): a content item's own stream. */
+    private readonly endOnFinal: boolean,
+    /** Set when this stream shares its hub subscription with the user's other streams of the topic (sharing.ts). */
+    private readonly shareKey?: string,
+  ) {}
+
+  get transport(): Transport {
+    return 'sse';
+  }
+
+  /**
+   * Subscribes, replays what the client missed (or tells it `reset`), then announces the
+   * stream with a `ready` event whose id is the current position. Runs synchronously, so
+   * no publish can fall between the replay and the live subscription: nothing is missed
+   * and nothing is sent twice.
+   */
+  start(starts: readonly StreamStart[], readyExtra: Record<string, unknown>, finished: boolean): void {
+    const { hub, connections, metrics } = this.ctx;
+    const res = this.res as TaggedResponse;
+    res[STREAM] = this;
+    res.on('close', onResponseClose);
+    connections.add(this);
+    metrics.connectionsOpened.labels('sse').inc();
+    res.cork();
+    res.write(`retry: ${this.ctx.retryMs}\n\n`);
+    const cursor: Position[] = this.topics.map((topic, i) => {
+      const start = starts[i]!;
+      return start === 'now' ? hub.position(topic) : start === 'start' ? { epoch: hub.position(topic).epoch, offset: 0 } : start;
+    });
+    if (this.topics.length > 1) this.cursor = cursor;
+    let resumed = true;
+    for (let i = 0; i < this.topics.length && this.state === OPEN; i++) {
+      const topic = this.topics[i]!;
+      if (this.shareKey !== undefined && this.ctx.sharing) this.ctx.sharing.subscribe(topic, this.shareKey, this);
+      else hub.subscribe(topic, this);
+      if (starts[i] === 'now') {
+        resumed = false;
+        continue;
+      }
+      const missed = hub.since(topic, cursor[i]!);
+      if (missed.kind === 'ok') {
+        for (const m of missed.messages) this.send(m, false);
+      } else {
+        resumed = false;
+        cursor[i] = missed.position;
+        this.write(controlFrame('reset', resetData(this.ctx, topic, missed.reason, missed.position), formatCursor(cursor)));
+      }
+    }
+    if (this.state === OPEN) {
+      const current = this.topics.map((topic) => hub.position(topic));
+      this.write(controlFrame('ready', { topics: this.topics, resumed, ...readyExtra }, formatCursor(current)));
+      if (this.endOnFinal && finished) this.finish();
+    }
+    res.uncork();
+  }
+
+  /** Hub delivery (live). */
+  deliver(m: HubMessage): void {
+    this.send(m, true);
+  }
+
+  /**
+   * Writes one hub message: the shared frame, or on a multi-topic stream the shared body
+   * plus this connection's id line. Only live deliveries feed the latency histogram;
+   * a replayed message's age is not delivery latency.
+   */
+  private send(m: HubMessage, live: boolean): void {
+    if (this.state !== OPEN) return;
+    const cursor = this.cursor;
+    let bytes: number;
+    if (cursor === undefined) {
+      bytes = this.write(m.encode(sseFrame));
+    } else {
+      const i = this.topics.indexOf(m.topic);
+      if (m.offset && i >= 0) cursor[i] = { epoch: m.epoch, offset: m.offset };
+      this.res.cork();
+      bytes = this.write(m.encode(sseBody)) + this.write(m.offset ? `id: ${formatCursor(cursor)}\n\n` : '\n');
+      this.res.uncork();
+    }
+    if (live) this.ctx.tally.record(m, bytes);
+    if (this.endOnFinal && FINAL_EVENTS.has(m.event)) this.finish();
+  }
+
+  /** Server-initiated close: the reason as a last event, then end (see the header comment). */
+  close(reason: CloseReason): void {
+    if (this.state !== OPEN) return;
+    const { metrics, retryMs } = this.ctx;
+    if (reason === 'slow_consumer') {
+      metrics.slowConsumerDisconnects.labels('sse').inc();
+      metrics.errors.labels('slow_consumer').inc();
+    }
+    // On shutdown, spread the reconnections over a window instead of one thundering herd.
+    const frame =
+      reason === 'shutdown'
+        ? controlFrame('shutdown', { code: reason, message: CLOSE_MESSAGES[reason] }, undefined, Math.round(retryMs / 2 + Math.random() * retryMs))
+        : controlFrame('error', { code: reason, message: CLOSE_MESSAGES[reason] });
+    this.res.write(frame);
+    this.finish();
+    if (reason === 'shutdown' || reason === 'slow_consumer') endTransport(this.res, reason === 'shutdown');
+  }
+
+  /** The shared sweep: heartbeat, token expiry, and the deadline of a closing socket. */
+  tick(now: number): void {
+    if (this.state === OPEN) {
+      if (now >= this.expiresAt) return this.close('token_expired');
+      if (now - this.mark >= this.ctx.heartbeatMs) {
+        this.mark = now;
+        this.write(HEARTBEAT);
+      }
+    } else if (this.state === CLOSING && now - this.mark >= CLOSE_GRACE_MS) {
+      this.res.destroy();
+    }
+  }
+
+  /** The response closed (client gone, or our end() completed): free everything, once. */
+  closed(): void {
+    if (this.state === CLOSED) return;
+    if (this.state === OPEN) this.unsubscribe();
+    this.state = CLOSED;
+    this.ctx.connections.remove(this);
+  }
+
+  /** Writes a chunk and returns its length; a write that pushes the unsent bytes over the budget closes the stream. */
+  private write(chunk: Buffer | string): number {
+    if (this.state !== OPEN) return 0;
+    const res = this.res;
+    res.write(chunk);
+    if (res.writableLength > this.ctx.slowConsumerBytes) this.close('slow_consumer');
+    return chunk.length;
+  }
+
+  private finish(): void {
+    if (this.state !== OPEN) return;
+    this.unsubscribe();
+    this.state = CLOSING;
+    this.mark = Date.now();
+    this.res.end();
+  }
+
+  private unsubscribe(): void {
+    for (const topic of this.topics) {
+      if (this.shareKey !== undefined && this.ctx.sharing) this.ctx.sharing.unsubscribe(topic, this.shareKey, this);
+      else this.ctx.hub.unsubscribe(topic, this);
+    }
+  }
+}

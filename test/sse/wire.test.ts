@@ -1,0 +1,109 @@
+// The SSE wire format and the encode-once rule: one serialization per message and
+// format, whatever the number of subscribers.
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Hub } from '../../src/core/hub.js';
+import { formatCursor, parseEventId } from '../../src/sse/event-id.js';
+import { pollEvent, sseBody, sseData, sseFrame } from '../../src/sse/wire.js';
+import { DeliveryTally, LATENCY_SAMPLES_PER_MESSAGE } from '../../src/sse/stream.js';
+import { GatewayMetrics } from '../../src/server/metrics.js';
+import { contentOf } from '../../src/content/index.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { rawGet, waitFor, type RawStream } from './helpers.js';
+
+describe('encoders', () => {
+  const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+
+  it('puts the server fields last so a publisher cannot override them', () => {
+    const m = hub.publish('content:x', 'progress', { progress: 5, stage: 'a' }, { ts: 1700000000000 });
+    expect(m.encode(sseData)).toBe('{"progress":5,"stage":"a","topic":"content:x","seq":1,"ts":1700000000000}');
+    expect(m.encode(sseFrame).toString()).toBe(`id: ${m.epoch}:1\nevent: progress\ndata: ${m.encode(sseData)}\n\n`);
+    expect(m.encode(sseBody).toString()).toBe(`event: progress\ndata: ${m.encode(sseData)}\n`);
+    expect(JSON.parse(m.encode(pollEvent))).toEqual({ id: `${m.epoch}:1`, event: 'progress', data: JSON.parse(m.encode(sseData)) });
+  });
+
+  it('wraps non-object data, keeps event names on one line, and leaves unretained messages without an id', () => {
+    const m = hub.publish('t', 'odd\r\nevent', [1, 2], { ts: 5, retain: false });
+    expect(m.encode(sseFrame).toString()).toBe('event: odd event\ndata: {"payload":[1,2],"topic":"t","seq":0,"ts":5}\n\n');
+    const empty = hub.publish('t', 'progress', {}, { ts: 6 });
+    expect(empty.encode(sseData)).toBe('{"topic":"t","seq":1,"ts":6}');
+    const text = hub.publish('t', 'progress', { note: 'line1\nline2' }, { ts: 7 });
+    expect(text.encode(sseFrame).toString().split('\n').filter((l) => l.startsWith('data:'))).toHaveLength(1);
+  });
+});
+
+describe('delivery metrics', () => {
+  it('counts every delivery exactly and samples latency evenly beyond the per-message budget', async () => {
+    const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    const tally = new DeliveryTally(hub, metrics);
+    hub.observe(() => tally.flush());
+    const subscribers = 6400;
+    for (let i = 0; i < subscribers; i++) hub.subscribe('big', { deliver: (m) => tally.record(m, 100) });
+    for (let i = 0; i < 10; i++) hub.subscribe('small', { deliver: (m) => tally.record(m, 50) });
+    hub.publish('big', 'progress', {});
+    hub.publish('small', 'progress', {});
+    const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values as { value: number; labels: Record<string, unknown>; metricName?: string }[];
+    const messages = (await value('fanout_messages_total')).find((v) => v.labels.transport === 'sse')!.value;
+    const bytes = (await value('fanout_bytes_total')).find((v) => v.labels.transport === 'sse')!.value;
+    const count = (await value('fanout_delivery_latency_seconds')).find((v) => v.metricName === 'fanout_delivery_latency_seconds_count')!.value;
+    expect(messages).toBe(subscribers + 10);
+    expect(bytes).toBe(subscribers * 100 + 10 * 50);
+    expect(count).toBe(LATENCY_SAMPLES_PER_MESSAGE + 10);
+  });
+});
+
+describe('event ids', () => {
+  it('round-trips single and multi-topic positions', () => {
+    const positions = [
+      { epoch: 'abc_-1', offset: 0 },
+      { epoch: 'Zz9', offset: 123456 },
+    ];
+    expect(parseEventId(formatCursor(positions), 2, 'Last-Event-ID')).toEqual(positions);
+    expect(parseEventId('e:7', 1, 'x')).toEqual([{ epoch: 'e', offset: 7 }]);
+  });
+
+  it('rejects malformed ids and the wrong number of positions', () => {
+    for (const bad of ['', 'e', 'e:', ':1', 'e:1:2', 'e:-1', 'e:1e3', 'é:1', `${'a'.repeat(33)}:1`]) {
+      expect(() => parseEventId(bad, 1, 'Last-Event-ID'), bad).toThrow(/Last-Event-ID/);
+    }
+    expect(() => parseEventId('a:1,b:2', 1, 'lastEventId')).toThrow(/2 position\(s\) but the stream has 1 topic/);
+    expect(() => parseEventId('a:1', 3, 'lastEventId')).toThrow(/3 topic/);
+  });
+});
+
+describe('encode once, write many', () => {
+  let gw: TestGateway;
+  const streams: RawStream[] = [];
+  beforeAll(async () => {
+    gw = await startGateway();
+  });
+  afterAll(async () => {
+    for (const s of streams) s.destroy();
+    await gw.stop();
+  });
+
+  it('serializes a message once for 40 subscribers of each stream kind', async () => {
+    const token = await gw.userToken('alice');
+    const { progress } = contentOf(gw.gateway);
+    const id = progress.create('alice').id;
+    for (let i = 0; i < 20; i++) streams.push(await rawGet(`${gw.url}/api/content/${id}/progress`, { authorization: `Bearer ${token}` }));
+    for (let i = 0; i < 20; i++) streams.push(await rawGet(`${gw.url}/v1/stream?topic=content:${id}&topic=user:alice`, { authorization: `Bearer ${token}` }));
+    await waitFor(() => streams.every((s) => s.text().includes('event: ready')), 'all streams ready');
+
+    const data = vi.spyOn(sseData, 'encode');
+    const frame = vi.spyOn(sseFrame, 'encode');
+    const body = vi.spyOn(sseBody, 'encode');
+    const stringify = vi.spyOn(JSON, 'stringify');
+    progress.publish(id, 'progress', { progress: 50 });
+    const calls = { data: data.mock.calls.length, frame: frame.mock.calls.length, body: body.mock.calls.length, stringify: stringify.mock.calls.length };
+    vi.restoreAllMocks();
+    await waitFor(() => streams.every((s) => s.text().includes('"progress":50')), 'every stream to receive it');
+
+    // Two hub messages (content topic and user topic): one data encoding each, one frame
+    // for the single-topic streams, one body per topic for the multi-topic streams.
+    expect(calls.frame).toBe(1);
+    expect(calls.data).toBe(2);
+    expect(calls.body).toBe(2);
+    expect(calls.stringify).toBeLessThan(10);
+  });
+});
