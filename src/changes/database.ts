@@ -200,13 +200,17 @@ class PgliteWorkerDatabase implements Database {
     worker.on('exit', (code) => die(new Error(`the embedded database worker exited (code ${code})`)));
   }
 
-  static async open(dir: string, releaseLock: () => void): Promise<PgliteWorkerDatabase> {
+  static async open(dir: string, releaseLock: () => void, signal?: AbortSignal): Promise<PgliteWorkerDatabase> {
     const worker = new Worker(new URL('./pglite-worker-boot.js', import.meta.url), { workerData: { dir } });
+    // Stopping while the database starts (first start: initdb takes seconds) ends the
+    // worker at once; a first start is made in a scratch directory, so nothing is left half-made.
+    const stop = () => void worker.terminate();
+    signal?.addEventListener('abort', stop, { once: true });
     const ready = await new Promise<WorkerReply>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`the embedded database worker exited (code ${code}) while opening ${dir}`)));
-    });
+      worker.once('exit', (code) => reject(new Error(signal?.aborted ? 'opening the embedded database was cancelled' : `the embedded database worker exited (code ${code}) while opening ${dir}`)));
+    }).finally(() => signal?.removeEventListener('abort', stop));
     if ('type' in ready && ready.type === 'failed') {
       await worker.terminate();
       throw new Error(`cannot open the embedded database ${dir}: ${ready.error.message}`);
@@ -303,10 +307,12 @@ export interface OpenOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   log: Logger;
+  /** Cancels opening (the gateway is shutting down). */
+  signal?: AbortSignal;
 }
 
 /** Opens PostgreSQL when a URL is configured, otherwise the embedded PGlite under `<dataDir>/pglite`. */
-export async function openDatabase({ databaseUrl, dataDir, log }: OpenOptions): Promise<Database> {
+export async function openDatabase({ databaseUrl, dataDir, log, signal }: OpenOptions): Promise<Database> {
   if (databaseUrl) {
     const db = new PostgresDatabase(databaseUrl, log);
     try {
@@ -321,7 +327,7 @@ export async function openDatabase({ databaseUrl, dataDir, log }: OpenOptions): 
   mkdirSync(dataDir, { recursive: true });
   const release = lockEmbedded(dir);
   try {
-    return await PgliteWorkerDatabase.open(dir, release);
+    return await PgliteWorkerDatabase.open(dir, release, signal);
   } catch (err) {
     release();
     throw err;

@@ -6,6 +6,8 @@
 //
 // PGlite is one session: its own mutex serializes queries, and a transaction holds it from
 // `begin` to `commit`/`rollback`, so queries from outside the transaction wait their turn.
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 
@@ -91,7 +93,23 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   }
 }
 
+/**
+ * A new database is created in a scratch directory and renamed into place once initdb has
+ * finished, so a process stopped during its first start never leaves a half-made one.
+ */
+async function initialize(): Promise<void> {
+  if (existsSync(join(dir, 'PG_VERSION'))) return;
+  const scratch = `${dir}.init`;
+  rmSync(scratch, { recursive: true, force: true });
+  const fresh = new PGlite(scratch);
+  await fresh.waitReady;
+  await fresh.close();
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(scratch, dir);
+}
+
 try {
+  await initialize();
   db = new PGlite(dir);
   await db.waitReady;
   await db.exec(`set timezone to 'UTC'`);

@@ -42,6 +42,7 @@ export class DatabaseRuntime {
   private running: RuntimeParts | undefined;
   private retry: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
+  private readonly closing = new AbortController();
 
   constructor(private readonly o: RuntimeOptions) {}
 
@@ -102,6 +103,7 @@ export class DatabaseRuntime {
     const wasRunning = this.running;
     this.state = 'closed';
     if (this.retry) clearTimeout(this.retry);
+    this.closing.abort();
     if (this.opening) await this.opening.catch(() => undefined);
     this.running = undefined;
     if (wasRunning) await shutdown(wasRunning);
@@ -110,7 +112,7 @@ export class DatabaseRuntime {
   private async open(): Promise<RuntimeParts> {
     const { log } = this.o;
     const started = Date.now();
-    const db = await openDatabase({ databaseUrl: this.o.databaseUrl, dataDir: this.o.dataDir, log });
+    const db = await openDatabase({ databaseUrl: this.o.databaseUrl, dataDir: this.o.dataDir, log, signal: this.closing.signal });
     try {
       if (db.kind === 'pglite') {
         const result = await migrate(db);

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeFeedSuite } from './changes-suite.js';
 import { ChangesHarness } from '../helpers/changes.js';
+import { startGateway } from '../helpers/gateway.js';
 
 describe('change feed on pglite', () => changeFeedSuite('pglite'));
 
@@ -13,6 +14,21 @@ describe('embedded database worker', () => {
     await h.start();
   });
   afterAll(async () => h?.close());
+
+  it('stops at once when shut down during its first start, and starts cleanly the next time', async () => {
+    const fresh = await ChangesHarness.create('pglite');
+    try {
+      const gw = await startGateway({ dbStart: 'eager', dataDir: fresh.embeddedDir });
+      const stopping = Date.now();
+      await gw.stop(); // initdb takes seconds; shutdown must not wait for it
+      expect(Date.now() - stopping).toBeLessThan(1500);
+      await fresh.start();
+      const [{ v }] = (await fresh.sql<{ v: number }>('select max(version)::int as v from realtime.fanout_migrations')) as [{ v: number }];
+      expect(v).toBeGreaterThan(0);
+    } finally {
+      await fresh.close();
+    }
+  });
 
   it('keeps the gateway thread free while the database works', async () => {
     const { db } = await h.parts();
