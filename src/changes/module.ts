@@ -22,6 +22,7 @@ export function registerChanges(gateway: Gateway): void {
     dataDir: config.dataDir,
     start: config.dbStart,
     replayMs: config.changesReplayMs,
+    consumer: config.changesConsumer,
     hub: gateway.hub,
     metrics: gateway.metrics,
     log: log.child({ component: 'changes' }),

@@ -29,6 +29,8 @@ export interface RuntimeOptions {
   dataDir: string;
   start: 'eager' | 'lazy';
   replayMs: number;
+  /** Cursor name: one per gateway sharing a database. */
+  consumer: string;
   hub: Hub;
   metrics: GatewayMetrics;
   log: Logger;
@@ -137,6 +139,7 @@ export class DatabaseRuntime {
         replayMs: this.o.replayMs,
       });
       const consumer = new OutboxConsumer(db, (rows) => dispatcher.process(rows), log, {
+        consumer: this.o.consumer,
         onError: () => this.o.metrics.errors.labels('database').inc(),
         // Without the event trigger (a non-superuser migrated), tables added to the
         // publication are picked up here within seconds.

@@ -8,6 +8,8 @@ import { ChangesHarness, eventually } from '../helpers/changes.js';
 import { openDatabase } from '../../src/changes/database.js';
 import { OutboxConsumer } from '../../src/changes/outbox.js';
 import { createLogger } from '../../src/core/log.js';
+import { databaseRuntime } from '../../src/changes/module.js';
+import { startGateway } from '../helpers/gateway.js';
 
 describe('change feed on postgres', () => changeFeedSuite('postgres'));
 
@@ -80,6 +82,31 @@ describe('change feed on postgres: concurrent transactions', () => {
     await h.exec(`alter publication supabase_realtime drop table public.late`);
     const [t] = await h.sql<{ n: number }>(`select count(*)::int as n from pg_trigger where tgname = 'fanout_capture' and tgrelid = 'public.late'::regclass`);
     expect(t!.n).toBe(0);
+  });
+
+  it('serves two gateways on one database, each with its own cursor, each to its own subscribers', async () => {
+    const second = await startGateway({ databaseUrl: h.databaseUrl, dbStart: 'eager', changesReplayMs: 0, changesConsumer: 'second' });
+    try {
+      await databaseRuntime(second.gateway)!.parts();
+      const anon = await h.claims(h.gw!.keys.anon);
+      const here = await h.subscribe([{ event: 'INSERT', schema: 'public', table: 'events', filter: 'topic=eq.both' }], anon);
+      const there: unknown[] = [];
+      const r = await second.gateway.database!.changeFeed.subscribe({
+        channel: 'c',
+        claims: await second.gateway.auth.verify(second.keys.anon),
+        bindings: [{ id: 1, params: { event: 'INSERT', schema: 'public', table: 'events', filter: 'topic=eq.both' } }],
+        deliver: (_ids, data) => there.push(data.record!.id),
+      });
+      expect(r.ok).toBe(true);
+      await h.sql(`insert into public.events values (30, 'both')`);
+      await eventually(() => expect(there).toEqual([30]));
+      await eventually(() => expect(here.got.map((d) => d.data.record!.id)).toEqual([30]));
+      const cursors = await h.sql<{ consumer: string }>('select consumer from realtime.fanout_cursor order by 1');
+      expect(cursors.map((c) => c.consumer)).toEqual(['default', 'second']);
+    } finally {
+      await second.stop();
+      await h.sql(`delete from realtime.fanout_cursor where consumer = 'second'`);
+    }
   });
 
   it('keeps delivering after the LISTEN connection is killed', async () => {
