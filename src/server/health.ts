@@ -22,7 +22,9 @@ export function registerHealth(gateway: Gateway): void {
   readiness.setDefault('database', () => {
     const db = gateway.database;
     if (!db) return { ready: true, detail: 'not configured' };
-    return db.changeFeed.ready ? { ready: true, detail: 'change feed connected' } : { ready: false, detail: 'change feed is not connected to its database' };
+    if (db.changeFeed.ready) return { ready: true, detail: 'change feed connected' };
+    const why = db.changeFeed.error?.message;
+    return { ready: false, detail: why ? `change feed is not connected to its database: ${why}` : 'change feed is not connected to its database' };
   });
 
   // The in-memory bus is always connected. A Redis or NATS bus module replaces this

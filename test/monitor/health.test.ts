@@ -1,9 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { TEST_SECRET, startGateway, type TestGateway } from '../helpers/gateway.js';
 import type { DatabaseServices } from '../../src/changes/types.js';
 import { ReadinessChecks } from '../../src/server/readiness.js';
 import type { ManagedConnection } from '../../src/server/connections.js';
-import { FeedClient } from './helpers.js';
+import { FeedClient, waitFor } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { gatewayModules } from '../../src/server/modules.js';
+import { registerChanges } from '../../src/changes/module.js';
+import { createTestDatabase } from '../helpers/database.js';
+
+const FANOUT = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url));
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
@@ -22,7 +29,7 @@ async function readyz(url: string): Promise<{ status: number; body: ReadyBody }>
   return { status: res.status, body: (await res.json()) as ReadyBody };
 }
 
-/** A change feed whose readiness the test controls. */
+/** A change feed whose readiness the test controls (for states a real database cannot be held in). */
 function fakeDatabase(): DatabaseServices & { setReady(v: boolean): void } {
   let ready = false;
   return {
@@ -42,7 +49,7 @@ function fakeDatabase(): DatabaseServices & { setReady(v: boolean): void } {
 
 describe('/healthz and /readyz', () => {
   it('is alive and ready with no database module and the in-memory bus', async () => {
-    gw = await startGateway();
+    gw = await startGateway({}, { modules: gatewayModules.filter((m) => m !== registerChanges) });
     const health = await fetch(`${gw.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', pid: process.pid });
@@ -57,8 +64,34 @@ describe('/healthz and /readyz', () => {
     );
   });
 
+  it('follows the real change feed: 503 while PostgreSQL lacks the schema, ready once it is migrated', async () => {
+    const db = await createTestDatabase('fanout_monitor');
+    try {
+      gw = await startGateway({ databaseUrl: db.url, dbStart: 'eager' });
+      // Not ready while it opens, and then with the reason the open failed.
+      expect((await readyz(gw.url)).status).toBe(503);
+      const down = await waitFor('the failed start to show', async () => {
+        const r = await readyz(gw!.url);
+        return r.status === 503 && r.body.error?.message.includes('migrate') ? r : undefined;
+      });
+      expect(down.body.error?.message).toMatch(/^not ready: database \(change feed is not connected to its database: .*does not have Fanout's realtime schema: run `fanout migrate`/);
+      // `fanout migrate`, as an operator would run it; the gateway retries on its own.
+      const migrate = spawnSync(process.execPath, [FANOUT, 'migrate', '--database-url', db.url], { encoding: 'utf8', env: { ...process.env, FANOUT_JWT_SECRET: TEST_SECRET } });
+      expect(migrate.status, migrate.stderr).toBe(0);
+      const up = await waitFor('the change feed to connect', async () => {
+        const r = await readyz(gw!.url);
+        return r.status === 200 ? r : undefined;
+      }, 20_000, 200);
+      expect(up.body.checks).toContainEqual({ name: 'database', ready: true, detail: 'change feed connected' });
+    } finally {
+      await gw?.stop();
+      gw = undefined;
+      await db.drop();
+    }
+  });
+
   it('is not ready until the change feed is connected, and says so', async () => {
-    gw = await startGateway();
+    gw = await startGateway({}, { modules: gatewayModules.filter((m) => m !== registerChanges) });
     const db = fakeDatabase();
     gw.gateway.database = db;
     const down = await readyz(gw.url);
