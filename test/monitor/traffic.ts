@@ -88,3 +88,32 @@ export async function leaveRoom(member: RealtimeMember): Promise<void> {
 }
 
 export { waitFor };
+
+/** The seed's pattern: a supabase-js channel on a project with postgres_changes on its comments; counts what arrives. */
+export async function watchComments(gw: TestGateway, projectId: string): Promise<{ member: RealtimeMember; changes: () => number }> {
+  const client = createClient(gw.url, gw.keys.anon, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket as never } as never,
+  });
+  let changes = 0;
+  const channel = client
+    .channel(`project:${projectId}`)
+    .on('postgres_changes', { event: '*', schema: 'public', table: 'project_comments', filter: `project_id=eq.${projectId}` }, () => void changes++);
+  await new Promise<void>((resolve, reject) => {
+    channel.subscribe((status, err) => {
+      if (status === 'SUBSCRIBED') resolve();
+      else reject(new Error(`join project:${projectId}: ${status} ${err?.message ?? ''}`));
+    });
+  });
+  return { member: { client, channel, broadcasts: 0 }, changes: () => changes };
+}
+
+/** Adds a comment through the gateway's comments API as `token`'s user. */
+export async function postComment(gw: TestGateway, projectId: string, token: string, body: string): Promise<void> {
+  const res = await fetch(`${gw.url}/api/projects/${projectId}/comments`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ body }),
+  });
+  if (res.status !== 201) throw new Error(`POST comment answered ${res.status}: ${await res.text()}`);
+}
