@@ -3,11 +3,11 @@
 // the seed's project_comments table — in PostgreSQL (--database-url / DATABASE_URL) or in
 // the embedded PGlite database under --data-dir. Safe to run again.
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../core/config.js';
+import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/log.js';
 import { DatabaseLockedError, openDatabase } from '../changes/database.js';
 import { migrate } from '../changes/schema.js';
-import { addGatewayOptions } from './options.js';
+import { addGatewayOptions, configOrExit } from './options.js';
 
 export function registerMigrateCommand(program: Command): void {
   const cmd = program
@@ -15,16 +15,7 @@ export function registerMigrateCommand(program: Command): void {
     .description('install the realtime schema, the supabase_realtime publication and project_comments in the database (PGlite under --data-dir unless --database-url)')
     .option('--json', 'print the result as JSON');
   addGatewayOptions(cmd, ['dataDir', 'databaseUrl', 'logLevel']).action(async (flags: { json?: boolean } & Record<string, unknown>) => {
-    let config;
-    try {
-      config = loadConfig(flags);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(`fanout migrate: ${err.message}`);
-        process.exit(2);
-      }
-      throw err;
-    }
+    const config = await configOrExit('migrate', () => loadConfig(flags));
     const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, destination: process.stderr });
     let db;
     try {

@@ -15,7 +15,7 @@ import type { CloseReason, ManagedConnection } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import type { RequestContext } from '../server/router.js';
 import { HttpError } from '../server/http-errors.js';
-import { authenticate, requireServiceRole, userKeyOf } from '../content/access.js';
+import { authenticate, requireServiceRole, userKeyOf } from '../server/http-auth.js';
 
 export function sseFrame(event: string, data: unknown): Buffer {
   return Buffer.from(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);

@@ -15,7 +15,7 @@ import { SIGNAL_NAMES, describeSignal, evaluateSignal, type SignalName, type Sna
 import { DashboardFeed } from './dashboard-feed.js';
 import { registerDashboardPage } from './dashboard-page.js';
 import { TopicActivity, type BusyTopic } from './topic-activity.js';
-import { authenticate, countingErrors, requireServiceRole } from '../content/access.js';
+import { authenticate, countingErrors, requireServiceRole } from '../server/http-auth.js';
 import { AlertWebhook } from './webhook.js';
 
 /** Points a new dashboard viewer receives as history (5 minutes at the default interval). */
