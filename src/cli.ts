@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerServeCommand } from './commands/serve.js';
 import { registerKeysCommand } from './commands/keys.js';
+import { registerMigrateCommand } from './commands/migrate.js';
 import { registerLoadCommand } from './commands/load.js';
 import { registerSpikeCommand } from './commands/spike.js';
 import { registerReportCommand } from './commands/report.js';
@@ -12,6 +13,7 @@ const program = new Command('fanout')
 
 registerServeCommand(program);
 registerKeysCommand(program);
+registerMigrateCommand(program);
 registerLoadCommand(program);
 registerSpikeCommand(program);
 registerReportCommand(program);
