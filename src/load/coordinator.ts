@@ -148,10 +148,15 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
   let statusTimer: NodeJS.Timeout | undefined;
   const workerErrors: string[] = [];
   let aborted: RunResult['aborted'] = null;
+  /** Ends the wait for the run's end early (abort-on-fail, or a worker process died). */
+  let abort: (() => void) | undefined;
   try {
     pool.onMessage((msg: WorkerMessage) => {
       if (msg.type === 'tick') agg?.onTick(msg);
-      else if (msg.type === 'fatal') workerErrors.push(`worker ${msg.worker}: ${msg.message}`);
+      else if (msg.type === 'fatal') {
+        workerErrors.push(`worker ${msg.worker}: ${msg.message}`);
+        abort?.();
+      }
     });
     const planned = pool.collect('planned', 60_000);
     plans.forEach((p, i) => pool.send(i, { type: 'plan', plan: p }));
@@ -236,7 +241,6 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
 
     // Once a second: the coordinator's own health joins the merge, live status goes out, and
     // (with abortOnFail) latency thresholds are judged on the merged data so far.
-    let abort: (() => void) | undefined;
     const aborting = new Promise<void>((resolve) => (abort = resolve));
     const liveFrom = t0 + spec.rampMs + 1000;
     const liveThresholds = spec.thresholds.filter((t) => /\.(p50|p90|p99|p999|max|mean)$/.test(t.metric));
