@@ -31,8 +31,10 @@ export interface GroupResult {
   drops: number;
   peakOpen: number;
   connect: LatencySummary;
-  /** Realtime only: phx_join to ok reply (the seed's channelSubscriptionTime). */
+  /** Realtime only: phx_join to its ok reply. */
   join: LatencySummary | null;
+  /** Realtime only: from starting to connect until joined — what subscribe() → SUBSCRIBED takes in supabase-js (the seed's channelSubscriptionTime). */
+  subscribe: LatencySummary | null;
   firstEvent: LatencySummary;
   latency: Record<string, LatencySummary>;
   delivery: Record<string, DeliveryCounts>;
@@ -232,6 +234,7 @@ function groupResult(group: GroupName, inputs: RunInputs, planned: number, stead
     peakOpen,
     connect: h.summary(`${group}.connect`),
     join: group === 'realtime' ? h.summary('realtime.join') : null,
+    subscribe: group === 'realtime' ? h.summary('realtime.subscribe') : null,
     firstEvent: h.summary(`${group}.first_event`),
     latency,
     delivery,
@@ -383,6 +386,7 @@ export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'pa
     m[`${p}.negative_latencies`] = g.negativeLatencies;
     lat(`${p}.connect`, g.connect);
     lat(`${p}.join`, g.join);
+    lat(`${p}.subscribe`, g.subscribe);
     lat(`${p}.first_event`, g.firstEvent);
     if (p === 'sse') {
       lat('sse.latency', g.latency.delivery);

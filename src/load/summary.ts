@@ -42,7 +42,8 @@ export function latencyRows(r: RunResult): Cell[][] {
     latRow('realtime comments (intended → receive)', rt?.latency.comments),
     latRow('realtime comments (commit_timestamp → receive)', rt?.latency.commentsCommit),
     latRow('realtime connect', rt?.connect),
-    latRow('realtime join (subscription)', rt?.join),
+    latRow('realtime join (phx_join → reply)', rt?.join),
+    latRow('realtime subscribe (connect + join)', rt?.subscribe),
     latRow('realtime first event', rt?.firstEvent),
     latRow('fan-out completion (last subscriber)', r.fanout.completion),
   ];

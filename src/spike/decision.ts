@@ -145,7 +145,7 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
   if (f.realtimeMatrix.length && rtFailed.length === 0) {
     primary.push({
       statement: 'Use the Supabase Realtime protocol (presence, broadcast, postgres_changes) for collaboration (bi-directional): every Realtime scenario met the criteria.',
-      rule: 'P2: Realtime carries collaboration if every Realtime scenario passes (presence p99 < 1 s, reliability ≥ 99.9%, no loss, join p99 < 1 s).',
+      rule: 'P2: Realtime carries collaboration if every Realtime scenario passes (presence p99 < 1 s, reliability ≥ 99.9%, no loss, subscription p99 < 1 s).',
       evidence: f.realtimeMatrix.map((s) => `${s.id}: presence p99 ${fmt(s.presenceP99, ' ms')}, broadcast p99 ${fmt(s.broadcastP99, ' ms')}, reliability ${fmt(s.reliability, '%')}`),
     });
   } else if (f.realtimeMatrix.length) {

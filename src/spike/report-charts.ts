@@ -127,7 +127,7 @@ export function degradationChart(report: SpikeReport, transport: 'sse' | 'realti
       yMin: 0.5,
       series: [
         { name: transport === 'sse' ? 'delivery p99' : 'presence/broadcast p99', color: transport === 'sse' ? COLORS.sse : COLORS.realtime, points: steps.map((s) => [s.load, Math.max(0.5, s.p99Ms ?? 0.5)]), pointColors: steps.map((s) => color(s.verdict)) },
-        { name: 'connect p99', color: COLORS.extra, points: steps.map((s) => [s.load, Math.max(0.5, s.connectP99Ms ?? 0.5)]), dashed: true },
+        { name: transport === 'sse' ? 'connect p99' : 'subscribe (connect + join) p99', color: COLORS.extra, points: steps.map((s) => [s.load, Math.max(0.5, s.connectP99Ms ?? 0.5)]), dashed: true },
       ],
       hlines: [{ y: limit, label: `limit ${limit} ms` }],
       vlines: d.firstFail !== null ? [{ x: d.firstFail, label: `degrades at ${d.firstFail}` }] : [],

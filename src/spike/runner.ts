@@ -269,7 +269,9 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
           const failures = verdict === 'invalid' ? result.generator.reasons : result.thresholds.filter((t) => criteria.includes(t.metric) && t.status !== 'pass').map((t) => `${t.metric} ${t.actual ?? 'no data'} (needs ${t.op} ${t.value})`);
           const g = transport === 'sse' ? result.groups.sse : result.groups.realtime;
           const p99 = transport === 'sse' ? (g?.latency.delivery?.p99 ?? null) : Math.max(g?.latency.presence?.p99 ?? 0, g?.latency.broadcast?.p99 ?? 0) || null;
-          steps.push({ load, scenarioId: id, verdict, failures, p99Ms: p99, connectP99Ms: g?.connect.p99 ?? null });
+          // For Realtime the user-visible wait is the subscription (connect + join).
+          const waitP99 = transport === 'sse' ? (g?.connect.p99 ?? null) : (result.groups.realtime?.subscribe?.p99 ?? null);
+          steps.push({ load, scenarioId: id, verdict, failures, p99Ms: p99, connectP99Ms: waitP99 });
           return { load, verdict, failures };
         },
         { start: ramp.start, factor: ramp.factor, max: ramp.max, refine: ramp.refine, maxSteps: ramp.maxSteps, resolution: Math.max(10, Math.round(ramp.start / 4)) },

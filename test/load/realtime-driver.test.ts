@@ -36,7 +36,8 @@ describe.each(['raw', 'supabase-js'] as const)('Realtime load with the %s client
     const r = await runLoad(spec(client), { baselineMs: 300 });
     const g = r.groups.realtime!;
     expect(g.established).toBe(12);
-    expect(g.join!.count).toBeGreaterThanOrEqual(12);
+    expect(g.subscribe!.count).toBeGreaterThanOrEqual(12);
+    expect(g.subscribe!.p99!).toBeLessThan(10_000);
     if (hasComments) expect(g.errors).toEqual({});
     // Each user's first track reaches the members of its channel (including itself).
     expect(g.delivery.presence!.received).toBeGreaterThanOrEqual(12);

@@ -64,6 +64,7 @@ describe('fanout spike (ci profile)', () => {
         const g = r.groups.realtime!;
         expect(g.established, s.id).toBeGreaterThan(0);
         expect(g.join?.count ?? 0, s.id).toBeGreaterThan(0);
+        expect(g.subscribe?.count ?? 0, s.id).toBeGreaterThanOrEqual(g.join?.count ?? 0);
         expect(g.latency.presence?.count ?? 0, s.id).toBeGreaterThan(0);
         if (r.config.realtime.docRate > 0 && r.durationS >= 2) expect(g.latency.broadcast?.count ?? 0, s.id).toBeGreaterThan(0);
       }

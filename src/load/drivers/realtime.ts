@@ -96,6 +96,8 @@ export class RealtimeUser implements RealtimeDriver {
   private joinRef: string | undefined;
   private joinStarted = 0;
   private connectStarted = 0;
+  /** When this user started trying to be subscribed (first connect, or the drop it is recovering from). */
+  private subscribeSince = 0;
   private heartbeatRef: string | undefined;
   private lastHeartbeatAt = 0;
   private attempts = 0;
@@ -134,6 +136,7 @@ export class RealtimeUser implements RealtimeDriver {
   }
 
   start(): void {
+    this.subscribeSince = performance.now();
     this.connect();
   }
 
@@ -347,6 +350,8 @@ export class RealtimeUser implements RealtimeDriver {
     const rec = this.ctx.recorder;
     const now = this.ctx.now();
     rec.histograms.recordMs('realtime.join', performance.now() - this.joinStarted);
+    // What a supabase-js app waits for between subscribe() and SUBSCRIBED: connecting plus joining.
+    rec.histograms.recordMs('realtime.subscribe', performance.now() - this.subscribeSince);
     rec.count('realtime.join.ok');
     if (!this.everJoined) {
       this.everJoined = true;
@@ -430,6 +435,7 @@ export class RealtimeUser implements RealtimeDriver {
       return;
     }
     if (prev === 'joined') {
+      this.subscribeSince = performance.now();
       this.ledger.disconnected(now);
       rec.count('realtime.drops');
       for (const t of rec.trackersOf(this.subscriber)) t.markDisconnected();
@@ -458,6 +464,7 @@ export class RealtimeUser implements RealtimeDriver {
   /** The channel is down but the socket is up. */
   private channelDown(): void {
     const now = this.ctx.now();
+    this.subscribeSince = performance.now();
     this.ledger.disconnected(now);
     this.ctx.recorder.count('realtime.drops');
     this.ctx.recorder.gauge('realtime.joined', -1);

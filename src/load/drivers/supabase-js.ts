@@ -111,7 +111,8 @@ export class SupabaseJsUser implements RealtimeDriver {
       if (this.state === 'closed' || this.ctx.stopping) return;
       const now = this.ctx.now();
       if (status === 'SUBSCRIBED') {
-        rec.histograms.recordMs('realtime.join', performance.now() - started);
+        // supabase-js hides the socket: subscribe() → SUBSCRIBED is connect plus join.
+        rec.histograms.recordMs('realtime.subscribe', performance.now() - started);
         rec.count('realtime.join.ok');
         if (!this.ever) {
           this.ever = true;
