@@ -123,7 +123,9 @@ export function svgChart(spec: ChartSpec): string {
   for (const v of spec.vlines ?? []) {
     const x = tx(v.x);
     parts.push(`<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${m.t}" y2="${m.t + ph}" stroke="${v.color ?? '#6b7280'}" stroke-dasharray="3 3"/>`);
-    parts.push(`<text x="${(x + 3).toFixed(1)}" y="${m.t + 12}" fill="${v.color ?? '#6b7280'}">${esc(v.label)}</text>`);
+    // Labels near the right edge go to the left of their line, so they are not cut off.
+    const right = x > m.l + pw * 0.75;
+    parts.push(`<text x="${(right ? x - 3 : x + 3).toFixed(1)}" y="${m.t + 12}" text-anchor="${right ? 'end' : 'start'}" fill="${v.color ?? '#6b7280'}">${esc(v.label)}</text>`);
   }
   for (const s of spec.series) {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!spec.xLog || x > 0));

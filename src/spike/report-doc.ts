@@ -84,7 +84,7 @@ export function buildDocument(report: SpikeReport): Block[] {
       ['supabaseRealtime.recommendedLimit (added)', fig(l.supabaseRealtime.recommendedLimit), l.supabaseRealtime.recommendedLimit.basis],
       ['hybrid.maxTotalConnections', fig(l.hybrid.maxTotalConnections), l.hybrid.maxTotalConnections.basis],
       ...Object.entries(l.hybrid.resourceUsageProfile).map(([k, f]) => [`hybrid.resourceUsageProfile.${k}`, fig(f), f.basis]),
-      ['hybrid.scalingStrategy', l.hybrid.scalingStrategy, 'decision rules S1–S4 below'],
+      ['hybrid.scalingStrategy', l.hybrid.scalingStrategy, 'decision rules S1–S5 below'],
     ],
   });
 
