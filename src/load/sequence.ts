@@ -43,6 +43,7 @@ export class SequenceTracker {
   private readonly missing = new Set<number>();
   private overflowLost = 0;
   private disconnected = false;
+  private ended = false;
   private readonly counts = emptyCounts();
 
   /**
@@ -98,6 +99,11 @@ export class SequenceTracker {
     this.disconnected = false;
   }
 
+  /** The subscriber left on purpose (churn): nothing published afterwards was due to it. */
+  end(): void {
+    this.ended = true;
+  }
+
   /** The connection dropped; what is skipped until the next message may be an expected miss. */
   markDisconnected(): void {
     this.disconnected = true;
@@ -118,7 +124,7 @@ export class SequenceTracker {
     const out = { ...this.counts };
     const excluded = new Set(notPublished);
     let tail = 0;
-    if (lastPublished !== undefined && this.highest !== undefined && lastPublished > this.highest) {
+    if (!this.ended && lastPublished !== undefined && this.highest !== undefined && lastPublished > this.highest) {
       tail = lastPublished - this.highest;
       for (const s of excluded) if (s > this.highest && s <= lastPublished) tail--;
     }

@@ -143,6 +143,13 @@ describe('loss, duplicate and reorder detection', () => {
     expect(t.finish(7).lost).toBe(3);
   });
 
+  it('a subscriber that left on purpose is not owed what was published after it left', () => {
+    const t = new SequenceTracker();
+    feed(t, [1, 2, 4]);
+    t.end();
+    expect(t.finish(9)).toMatchObject({ lost: 1 }); // 3 was lost while it listened; 5–9 came after it left
+  });
+
   it('a snapshot sets the baseline without counting a delivery', () => {
     const t = new SequenceTracker();
     t.baseline(10);

@@ -62,6 +62,18 @@ describe('SSE load against a faulty server', () => {
     expect(r.metrics['sse.latency.p99']).toBe(lat.delivery!.p99);
   });
 
+  it('sustained pattern: connections end and are replaced, which is churn, not instability or loss', async () => {
+    const r = await runLoad(spec({ pattern: 'sustained', durationMs: 4500, sse: { connections: 8, streams: 2, ratePerStream: 5, path: 'content', reconnect: true } }), { baselineMs: 300 });
+    const sse = r.groups.sse!;
+    // Lifetimes are 1–3 s in a 4.5 s run: every connection was replaced at least once.
+    expect(sse.connectAttempts).toBeGreaterThanOrEqual(16);
+    expect(sse.reconnects).toBe(0);
+    expect(sse.drops).toBe(0);
+    expect(sse.stabilityPct).toBe(100);
+    expect(sse.deliveryTotal.lost).toBe(0);
+    expect(sse.deliveryTotal.duplicates).toBe(0);
+  });
+
   it('counts drops, reconnects and downtime when the server cuts every stream', async () => {
     const cut = spec({
       sse: { connections: 6, streams: 1, ratePerStream: 5, path: 'content', reconnect: true },

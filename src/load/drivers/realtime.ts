@@ -485,6 +485,7 @@ export class RealtimeUser implements RealtimeDriver {
   private churn(round: number): void {
     if (round !== this.round || this.state !== 'joined' || this.ctx.stopping) return;
     this.close();
+    for (const t of this.ctx.recorder.trackersOf(this.subscriber)) t.end();
     this.ctx.recorder.count('realtime.churned');
     this.round++;
     this.ledger = this.ctx.recorder.ledger(G);

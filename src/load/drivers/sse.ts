@@ -232,6 +232,7 @@ export class SseConnection {
   private churn(round: number): void {
     if (round !== this.round || this.state !== 'open' || this.ctx.stopping) return;
     this.close();
+    for (const t of this.ctx.recorder.trackersOf(this.subscriber)) t.end();
     this.ctx.recorder.count('sse.churned');
     this.round++;
     this.ledger = this.ctx.recorder.ledger(G);
