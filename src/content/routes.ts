@@ -101,6 +101,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
     '/api/content/:contentId',
     countingErrors(metrics, async (ctx) => {
       const { item } = await authorizeContentRead(auth, registry, ctx);
+      await hub.prepare([contentTopic(item.id)]);
       const { epoch, offset } = hub.position(contentTopic(item.id));
       sendJson(ctx.res, 200, { ...contentState(item), lastEventId: formatPosition(epoch, offset), ...itemLinks(item) });
     }),
@@ -126,7 +127,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
       } else if (userId !== undefined && userId !== existing.ownerId) {
         throw new HttpError(409, 'owner_mismatch', `content ${contentId} belongs to another user; "userId" may only name its owner`);
       }
-      const msg = progress.publish(contentId, event, fields);
+      const msg = await progress.send(contentId, event, fields);
       metrics.received('rest', Number(req.headers['content-length'] ?? 0));
       sendJson(res, created ? 201 : 200, { contentId, event, seq: msg.offset, id: formatPosition(msg.epoch, msg.offset), ts: msg.ts, created });
     }),

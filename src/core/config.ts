@@ -46,7 +46,9 @@ export const optionTable = {
   databaseUrl: { flag: '--database-url <url>', env: 'DATABASE_URL', schema: z.string().url().optional(), default: undefined, help: 'PostgreSQL URL for postgres_changes (embedded PGlite when unset)' },
   bus: { flag: '--bus <kind>', env: 'FANOUT_BUS', schema: z.enum(['memory', 'redis', 'nats']), default: 'memory', help: 'message bus between gateway processes' },
   redisUrl: { flag: '--redis-url <url>', env: 'REDIS_URL', schema: z.string().url(), default: 'redis://127.0.0.1:6379', help: 'Redis URL for --bus redis' },
-  natsUrl: { flag: '--nats-url <url>', env: 'NATS_URL', schema: z.string().min(1), default: 'nats://127.0.0.1:4222', help: 'NATS URL for --bus nats' },
+  natsUrl: { flag: '--nats-url <url>', env: 'NATS_URL', schema: z.string().min(1), default: 'nats://127.0.0.1:4222', help: 'NATS URL (or comma-separated URLs) for --bus nats' },
+  busPrefix: { flag: '--bus-prefix <name>', env: 'FANOUT_BUS_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ -'), default: 'fanout', help: 'prefix of every bus key, stream and subject: gateways with the same prefix form one cluster' },
+  busNodeTimeoutMs: { flag: '--bus-node-timeout-ms <ms>', env: 'FANOUT_BUS_NODE_TIMEOUT_MS', schema: ms(300, 600_000), default: 15_000, help: 'a gateway whose bus heartbeat is older than this is dead: the others remove its presence members' },
 } as const;
 
 type OptionTable = typeof optionTable;

@@ -416,8 +416,25 @@ export class Channel implements Subscriber {
       if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: data });
       return;
     }
-    publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this);
-    if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+    const sent = publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this);
+    if (!ctx.gateway.hub.clustered) {
+      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+      return;
+    }
+    // Through a cluster bus: ack only once the bus took it; if it could not, say so (never a silent drop).
+    return sent.then(
+      () => {
+        if (this.config.ack && !this.isClosed()) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+      },
+      (err: unknown) => {
+        ctx.error('bus_unavailable');
+        ctx.log.warn({ err, channel: this.sub }, 'broadcast not sent: the bus is unavailable');
+        if (!this.isClosed()) {
+          if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: 'bus_unavailable' });
+          else this.pushSystem('broadcast', 'error', 'the message was not sent: the gateway lost its connection to the cluster bus');
+        }
+      },
+    );
   }
 
   // ---------------------------------------------------------------- presence

@@ -82,6 +82,11 @@ export class LongPoll implements ManagedConnection, Subscriber {
     this.answer({ events: [event], lastEventId: formatPosition(m.epoch, m.offset), more: false });
   }
 
+  /** Cluster mode: the topic's messages are no longer continuous here; the client polls again from its id. */
+  interrupted(): void {
+    this.close('resync');
+  }
+
   tick(now: number): void {
     if (!this.done && now >= this.deadline) this.answer({ events: [], lastEventId: formatPosition(this.after.epoch, this.after.offset), more: false });
   }

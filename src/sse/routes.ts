@@ -94,6 +94,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
       const topic = contentTopic(item.id);
       const starts = streamStarts(req, query, 1, 'start');
+      await hub.prepare([topic]);
       const finished = item.status !== 'running';
       // Already has the final event: 204 is how SSE tells EventSource to stop reconnecting.
       if (finished && samePosition(starts[0]!, hub.position(topic))) {
@@ -120,7 +121,9 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       if (connectionId !== undefined && !CONNECTION_ID.test(connectionId)) {
         throw new HttpError(400, 'invalid_connection_id', 'connectionId must be 1-128 of A-Z a-z 0-9 _ . : -');
       }
-      open(req, res, claims, userId, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
+      const starts = streamStarts(req, query, 1, 'now');
+      await hub.prepare([userTopic(userId)]);
+      open(req, res, claims, userId, [userTopic(userId)], starts, undefined, connectionId === undefined ? {} : { connectionId });
     }),
   );
 
@@ -140,7 +143,9 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
         if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
       }
-      open(req, res, claims, undefined, topics, streamStarts(req, query, topics.length, 'now'), undefined);
+      const starts = streamStarts(req, query, topics.length, 'now');
+      await hub.prepare(topics);
+      open(req, res, claims, undefined, topics, starts, undefined);
     }),
   );
 
@@ -151,6 +156,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const { req, res, query } = rc;
       const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
       const topic = contentTopic(item.id);
+      await hub.prepare([topic]);
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : { epoch: hub.position(topic).epoch, offset: 0 };
       const waitRaw = query.get('wait');

@@ -96,6 +96,7 @@ const CLOSE_MESSAGES: Record<CloseReason, string> = {
   token_expired: 'the key used to open this stream has expired; reconnect with a fresh token',
   idle: 'the stream was idle for too long',
   kicked: 'the stream was closed by the server',
+  resync: 'the gateway lost messages of this stream on its cluster bus; reconnect and resume with Last-Event-ID (you are told reset if they cannot be replayed)',
 };
 
 const OPEN = 0;
@@ -214,6 +215,11 @@ export class SseStream implements ManagedConnection, Subscriber {
   /** Hub delivery (live). */
   deliver(m: HubMessage): void {
     this.send(m, true);
+  }
+
+  /** Cluster mode: the topic's messages are no longer continuous here; the client resumes (or is reset) on reconnect. */
+  interrupted(): void {
+    this.close('resync');
   }
 
   /**
