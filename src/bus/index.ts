@@ -7,7 +7,7 @@ import type { Logger } from '../core/log.js';
 import type { GatewayMetrics } from '../server/metrics.js';
 import type { Router } from '../server/router.js';
 import { sendJson } from '../server/http-errors.js';
-// import { NatsBus } from './nats.js';
+import { NatsBus } from './nats.js';
 import { RedisBus } from './redis.js';
 import type { Bus } from './types.js';
 
@@ -26,7 +26,7 @@ export function createBus(config: GatewayConfig, log: Logger): Bus | undefined {
     case 'redis':
       return new RedisBus({ ...common, url: config.redisUrl });
     case 'nats':
-      throw new Error('nats: not yet');
+      return new NatsBus({ ...common, servers: config.natsUrl });
   }
 }
 
