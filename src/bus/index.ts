@@ -18,6 +18,7 @@ export function createBus(config: GatewayConfig, log: Logger): Bus | undefined {
     historySize: config.historySize,
     historyTtlMs: config.historyTtlMs,
     nodeTimeoutMs: config.busNodeTimeoutMs,
+    recordTtlMs: config.contentTtlMs,
     log: log.child({ component: 'bus' }),
   };
   switch (config.bus) {

@@ -14,6 +14,7 @@ import {
   type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
+  type RecordStore,
   type TopicSnapshot,
 } from './types.js';
 
@@ -31,6 +32,7 @@ export class MemoryCluster {
   /** node → last heartbeat (ms) */
   readonly heartbeats = new Map<string, number>();
   readonly cleaned = new Set<string>();
+  readonly records = new Map<string, { value: string; expires: number }>();
 
   constructor(readonly historySize: number) {}
 
@@ -75,6 +77,7 @@ export class MemoryCluster {
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
   readonly presence: PresenceStore;
+  readonly records: RecordStore;
   private handlers: BusHandlers | undefined;
   private up = true;
   private queue: BusEnvelope[] = [];
@@ -86,6 +89,21 @@ export class MemoryBus implements Bus {
     nodeTimeoutMs: number,
   ) {
     this.presence = new MemoryPresence(cluster, nodeId, nodeTimeoutMs, () => this.up);
+    const check = () => {
+      if (!this.up) throw new BusUnavailableError('memory', this.detail);
+    };
+    this.records = {
+      get: (key) => {
+        check();
+        const r = cluster.records.get(key);
+        return Promise.resolve(r && r.expires > Date.now() ? r.value : undefined);
+      },
+      set: (key, value, ttlMs) => {
+        check();
+        cluster.records.set(key, { value, expires: Date.now() + ttlMs });
+        return Promise.resolve();
+      },
+    };
   }
 
   get connected(): boolean {

@@ -46,6 +46,7 @@ import {
   type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
+  type RecordStore,
   type TopicSnapshot,
 } from './types.js';
 
@@ -91,12 +92,14 @@ interface Session {
   topics: KV;
   members: KV;
   nodes: KV;
+  records: KV;
 }
 
 export class NatsBus implements Bus {
   readonly kind = 'nats' as const;
   readonly nodeId: string;
   readonly presence: PresenceStore;
+  readonly records: RecordStore;
   private session: Session | undefined;
   private handlers: BusHandlers | undefined;
   private feed: ConsumerMessages | undefined;
@@ -114,7 +117,27 @@ export class NatsBus implements Bus {
     this.nodeId = options.nodeId ?? randomBytes(6).toString('hex');
     this.stream = `${options.prefix}_hist`;
     this.stateTtl = topicStateTtlMs(options);
-    this.presence = new NatsPresence(this, options.nodeTimeoutMs);
+    this.presence = new NatsPresence(this);
+    this.records = {
+      get: async (key) => {
+        const s = this.live();
+        try {
+          const e = await s.records.get(topicToken(key));
+          return e && e.operation === 'PUT' ? e.string() : undefined;
+        } catch (err) {
+          throw this.unavailable(err);
+        }
+      },
+      // The bucket's TTL (recordTtlMs) applies; NATS 2.9 has no per-key TTL.
+      set: async (key, value) => {
+        const s = this.live();
+        try {
+          await s.records.put(topicToken(key), value);
+        } catch (err) {
+          throw this.unavailable(err);
+        }
+      },
+    };
   }
 
   get connected(): boolean {
@@ -160,7 +183,7 @@ export class NatsBus implements Bus {
         pingInterval: 5_000,
         maxPingOut: 2,
       });
-      this.session = { nc, js: nc.jetstream(), jsm: await nc.jetstreamManager(), topics: undefined!, members: undefined!, nodes: undefined! };
+      this.session = { nc, js: nc.jetstream(), jsm: await nc.jetstreamManager(), topics: undefined!, members: undefined!, nodes: undefined!, records: undefined! };
       void this.watchStatus(nc);
       nc.subscribe(`${this.options.prefix}.e.>`, { callback: (err, msg) => !err && this.onEphemeral(msg.subject, msg.string()) });
       await this.setup(false);
@@ -225,6 +248,7 @@ export class NatsBus implements Bus {
     session.topics = await kv('topics', this.stateTtl);
     session.members = await kv('presence', this.stateTtl);
     session.nodes = await kv('nodes', this.options.nodeTimeoutMs);
+    session.records = await kv('records', this.options.recordTtlMs);
     await this.startFeed(session);
   }
 
@@ -416,10 +440,7 @@ class NatsPresence implements PresenceStore {
   /** Nodes seen alive at the last heartbeat; a node that disappears from the bucket is dead. */
   private known = new Set<string>();
 
-  constructor(
-    private readonly bus: NatsBus,
-    private readonly nodeTimeoutMs: number,
-  ) {}
+  constructor(private readonly bus: NatsBus) {}
 
   private key(node: string, topic: string, ref: string): string {
     return `m.${node}.${topicToken(topic)}.${ref}`;

@@ -26,6 +26,7 @@ import {
   type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
+  type RecordStore,
   type TopicSnapshot,
 } from './types.js';
 
@@ -109,6 +110,7 @@ export class RedisBus implements Bus {
   readonly kind = 'redis' as const;
   readonly nodeId: string;
   readonly presence: PresenceStore;
+  readonly records: RecordStore;
   private readonly cmd: Redis;
   private readonly sub: Redis;
   private readonly pattern: string;
@@ -153,6 +155,25 @@ export class RedisBus implements Bus {
     this.sub.on('ready', () => void this.subscribe());
     this.sub.on('pmessage', (_pattern: string, channel: string, text: string) => this.onMessage(channel, text));
     this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, this.stateTtl, () => this.unavailable());
+    const recordKey = (key: string) => `${this.keyPrefix}r:${key}`;
+    this.records = {
+      get: async (key) => {
+        if (this.cmd.status !== 'ready') throw this.unavailable();
+        try {
+          return (await this.cmd.get(recordKey(key))) ?? undefined;
+        } catch (err) {
+          throw this.unavailable(err);
+        }
+      },
+      set: async (key, value, ttlMs) => {
+        if (this.cmd.status !== 'ready') throw this.unavailable();
+        try {
+          await this.cmd.set(recordKey(key), value, 'PX', ttlMs);
+        } catch (err) {
+          throw this.unavailable(err);
+        }
+      },
+    };
   }
 
   get connected(): boolean {

@@ -79,6 +79,13 @@ export interface PresenceStore {
   takeOver(node: string): Promise<Map<string, PresenceEntry[]>>;
 }
 
+/** Small shared records with a time to live (content items, so every node knows who owns what). */
+export interface RecordStore {
+  get(key: string): Promise<string | undefined>;
+  /** Stores `value` under `key` for `ttlMs` (NATS: the bucket's TTL, `BusOptions.recordTtlMs`). */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+}
+
 export interface Bus {
   readonly kind: BusKind;
   /** This process's node id on the bus. */
@@ -88,6 +95,7 @@ export interface Bus {
   /** Why it is not connected (or "connected"), for /readyz and logs. */
   readonly detail: string;
   readonly presence: PresenceStore;
+  readonly records: RecordStore;
   /** Connects (retrying in the background if the bus is not reachable yet) and starts the live feed. */
   start(handlers: BusHandlers): Promise<void>;
   /**
@@ -129,6 +137,8 @@ export interface BusOptions {
   nodeTimeoutMs: number;
   /** This node's id (random when unset). */
   nodeId?: string;
+  /** How long a shared record lives after its last write (content items: `contentTtlMs`). */
+  recordTtlMs: number;
 }
 
 /** How long an idle topic's epoch and offset are kept on the bus (the epoch must outlive the history it names). */

@@ -88,9 +88,11 @@ export class ContentProgress {
    */
   async send(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): Promise<HubMessage> {
     if (!this.hub.clustered) return this.publish(contentId, event, fields, options);
+    await this.registry.refresh(contentId);
     const { item, data, ts } = this.check(contentId, event, fields, options);
     const message = await this.hub.send(contentTopic(contentId), event, data, { ts });
     updateItem(item, event, data, ts);
+    await this.registry.save(item);
     await this.hub.send(userTopic(item.ownerId), event, data, { ts });
     return message;
   }

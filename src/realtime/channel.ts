@@ -508,7 +508,22 @@ export class Channel implements Subscriber {
   }
 
   private pushPresenceState(): void {
-    this.socket.push(this.joinRef, null, this.topic, 'presence_state', this.socket.ctx.presence.stateJson(this.hubTopic));
+    const { presence, gateway, log } = this.socket.ctx;
+    if (!gateway.bus) {
+      this.socket.push(this.joinRef, null, this.topic, 'presence_state', presence.stateJson(this.hubTopic));
+      return;
+    }
+    // Cluster: the members of every node, read from the bus's presence store. Diffs that arrive
+    // first are held by the client until the state comes (Phoenix presence's pending diffs).
+    presence.clusterStateJson(this.hubTopic).then(
+      (json) => {
+        if (this.state === 'joined') this.socket.push(this.joinRef, null, this.topic, 'presence_state', json);
+      },
+      (err: unknown) => {
+        log.warn({ err, channel: this.sub }, 'presence_state not sent: the bus is unavailable');
+        if (this.state === 'joined') this.pushSystem('presence', 'error', 'presence state is unavailable: the gateway lost its connection to the cluster bus');
+      },
+    );
   }
 
   // ---------------------------------------------------------------- access_token

@@ -140,6 +140,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       for (const topic of topics) {
         const parsed = parseProgressTopic(topic);
         if (!parsed) throw new HttpError(400, 'invalid_topic', `topic ${JSON.stringify(topic.slice(0, 200))} is not valid: use content:<contentId> or user:<userId>`);
+        if (parsed.kind === 'content') await services.registry.refresh(parsed.id);
         const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
         if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
       }
