@@ -202,9 +202,9 @@ export class NatsBus implements Bus {
         this.reconnecting = true;
         this.handlers?.status?.(false, `disconnected from ${String(s.data)}; reconnecting`);
       } else if (s.type === Events.Reconnect) {
-        this.reconnecting = false;
-        // The server may have come back without our stream (memory storage, a new server): set up again.
-        void this.setup(true).catch((err: unknown) => (this.lastError = (err as Error).message));
+        // The server may have come back without our stream (a new server), or with JetStream not
+        // ready yet: set up again (retrying) before saying we are connected.
+        void this.retrySetup(0);
       } else if (s.type === Events.Error) {
         this.lastError = String(s.data);
       }
@@ -216,6 +216,7 @@ export class NatsBus implements Bus {
     this.setupRun ??= (async () => {
       try {
         await this.setupOnce();
+        this.reconnecting = false;
         if (resync) this.handlers?.resync();
         this.handlers?.status?.(true, this.detail);
       } finally {

@@ -37,7 +37,7 @@ export async function startCluster(
   overrides: Partial<GatewayConfig> = {},
   urls: { redisUrl?: string; natsUrl?: string } = {},
 ): Promise<Cluster> {
-  const prefix = randomPrefix();
+  const prefix = overrides.busPrefix ?? randomPrefix();
   const memory = kind === 'memory' ? new MemoryCluster(overrides.historySize ?? 1000) : undefined;
   const base: Partial<GatewayConfig> = {
     bus: kind,
