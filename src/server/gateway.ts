@@ -10,7 +10,8 @@ import type { GatewayConfig } from '../core/config.js';
 import { Hub } from '../core/hub.js';
 import { Auth, loadSecret, type SecretSource } from '../core/auth.js';
 import { createLogger, scrubSecrets, type Logger } from '../core/log.js';
-import { Router } from './router.js';
+import { Router, nextRequestId } from './router.js';
+import { AccessLog } from './access-log.js';
 import { ConnectionManager } from './connections.js';
 import { HttpError, errorBody, sendError } from './http-errors.js';
 import { gatewayModules } from './modules.js';
@@ -18,6 +19,7 @@ import { GatewayMetrics } from './metrics.js';
 import type { DatabaseServices } from '../changes/types.js';
 import type { Bus } from '../bus/types.js';
 import { BusMetrics, createBus, startBus } from '../bus/index.js';
+import { ReadinessChecks } from './readiness.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -32,6 +34,8 @@ export interface Gateway {
   readonly metrics: GatewayMetrics;
   /** The cluster bus (`--bus redis|nats`); undefined when the gateway runs alone (`--bus memory`). */
   readonly bus: Bus | undefined;
+  /** Named checks `/readyz` evaluates; a module owning an external dependency registers one (see readiness.ts). */
+  readonly readiness: ReadinessChecks;
   /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
   database: DatabaseServices | undefined;
   /** `http://host:port` once listening. */
@@ -71,7 +75,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   else if (secret.origin === 'file') log.info({ path: secret.path }, 'using the development JWT secret from the data directory (FANOUT_JWT_SECRET is not set)');
 
   const bus = options.bus ?? createBus(config, log);
-  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics });
+  const connections = new ConnectionManager(config);
+  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics, connections });
   const busMetrics = bus ? new BusMetrics(metrics, bus) : undefined;
   const hub = new Hub({
     historySize: config.historySize,
@@ -84,19 +89,23 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   const auth = new Auth(secret.secret);
   const router = new Router(log);
-  const connections = new ConnectionManager(config);
   hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
   const shutdownHooks: (() => Promise<void> | void)[] = [];
   const upgrades = new Map<string, UpgradeHandler>();
 
+  const accessLog = new AccessLog(log, metrics);
+
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!router.handle(req, res)) {
+    const requestId = nextRequestId();
+    accessLog.track(req, res, requestId);
+    if (!router.handle(req, res, requestId)) {
       sendError(res, new HttpError(404, 'not_found', `no route for ${req.method} ${scrubSecrets((req.url ?? '/').split('?')[0]!)}`));
     }
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    accessLog.upgrade(req, nextRequestId());
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname.replace(/\/+$/, '');
     const handler = upgrades.get(path);
     if (handler) return handler(req, socket, head);
@@ -154,6 +163,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     connections,
     metrics,
     bus,
+    readiness: new ReadinessChecks(),
     database: undefined,
     get url() {
       return url;
