@@ -6,6 +6,7 @@ import type { Hub } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
 import type { GatewayMetrics } from '../server/metrics.js';
 import type { Router } from '../server/router.js';
+import type { ReadinessChecks } from '../server/readiness.js';
 import { sendJson } from '../server/http-errors.js';
 import { NatsBus } from './nats.js';
 import { RedisBus } from './redis.js';
@@ -34,14 +35,12 @@ export function createBus(config: GatewayConfig, log: Logger): Bus | undefined {
 /** Bus metrics, registered in the gateway's registry. */
 export class BusMetrics {
   readonly connected: Gauge;
-  readonly failures: Counter;
   readonly replicaProblems: Counter;
   readonly resyncs: Counter;
 
   constructor(metrics: GatewayMetrics, bus: Bus) {
     const registers = [metrics.registry];
     this.connected = new Gauge({ name: 'fanout_bus_connected', help: '1 while the cluster bus is connected', labelNames: ['bus'], registers, collect: () => this.connected.labels(bus.kind).set(bus.connected ? 1 : 0) });
-    this.failures = new Counter({ name: 'fanout_bus_unavailable_total', help: 'publishes or loads refused because the bus was unavailable', registers });
     this.replicaProblems = new Counter({ name: 'fanout_bus_replica_problems_total', help: 'replica gaps the bus could not fill, failed loads and epoch changes, by kind', labelNames: ['kind'], registers });
     this.resyncs = new Counter({ name: 'fanout_bus_resyncs_total', help: 'times the live feed came back after an interruption and every replica was re-checked', registers });
   }
@@ -53,10 +52,11 @@ export interface BusAttachment {
   log: Logger;
   metrics: BusMetrics;
   router: Router;
+  readiness: ReadinessChecks;
 }
 
 /** Starts the bus with the hub as its receiver and publishes its state at `GET /api/bus`. */
-export async function startBus({ bus, hub, log, metrics, router }: BusAttachment): Promise<void> {
+export async function startBus({ bus, hub, log, metrics, router, readiness }: BusAttachment): Promise<void> {
   let wasConnected = true;
   await bus.start({
     message: (envelope) => hub.receive(envelope),
@@ -72,5 +72,7 @@ export async function startBus({ bus, hub, log, metrics, router }: BusAttachment
     },
   });
   if (!bus.connected) log.warn({ bus: bus.kind, detail: bus.detail }, 'bus not reachable at start-up; retrying in the background');
+  // /readyz: not ready while the bus is down (publishes would answer 503, resumes could not be proven).
+  readiness.set('bus', () => ({ ready: bus.connected, detail: `${bus.kind} node ${bus.nodeId}: ${bus.detail}` }));
   router.on('GET', '/api/bus', ({ res }) => sendJson(res, bus.connected ? 200 : 503, { kind: bus.kind, node: bus.nodeId, connected: bus.connected, detail: bus.detail }));
 }

@@ -225,7 +225,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   };
 
   if (bus) {
-    await startBus({ bus, hub, log, metrics: busMetrics!, router });
+    await startBus({ bus, hub, log, metrics: busMetrics!, router, readiness: gateway.readiness });
     // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
     shutdownHooks.push(() => bus.close());
   }
