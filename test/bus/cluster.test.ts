@@ -66,6 +66,10 @@ describe.each(KINDS)('a cluster of three gateways on the %s bus', (kind) => {
     expect((await post(`${b.url}/api/content/${id}/progress`, b.keys.service_role, { progress: 8 })).status).toBe(200);
     await waitFor(() => resumed.frames().filter((f) => f.fields.event === 'progress').length === 5, 'the live event after the replay');
     resumed.destroy();
+    // The long-poll fallback on the third node answers from the same positions.
+    const poll = await http('GET', `${a.url}/api/content/${id}/progress/poll?after=${encodeURIComponent(lastId)}&wait=0`, { token: a.keys.service_role });
+    expect(poll.status).toBe(200);
+    expect((poll.json.events as { data: { seq: number } }[]).map((e) => e.data.seq)).toEqual([4, 5, 6, 7, 8]);
     const state = await http('GET', `${c.url}/api/content/${id}`, { token: c.keys.service_role });
     expect(state.json).toMatchObject({ progress: 8, status: 'running', lastEventId: expect.stringMatching(/:8$/) as unknown });
   });

@@ -46,6 +46,9 @@ describe.each(['redis', 'nats'] as const)('the %s bus going down and coming back
       const status = await http('GET', `${a.url}/api/bus`);
       expect(status.status).toBe(503);
       expect(status.json).toMatchObject({ kind, connected: false });
+      const ready = await http('GET', `${a.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(ready.json.error?.message).toMatch(new RegExp(`not ready: bus \\(${kind} node`));
       const rest = await fetch(`${a.url}/realtime/v1/api/broadcast`, {
         method: 'POST',
         headers: { apikey: token, 'content-type': 'application/json' },
@@ -59,6 +62,7 @@ describe.each(['redis', 'nats'] as const)('the %s bus going down and coming back
       await server.start();
       await waitFor(() => a.gateway.bus!.connected && b.gateway.bus!.connected, 'both nodes reconnected', 20_000);
       expect((await http('GET', `${b.url}/api/bus`)).json).toMatchObject({ connected: true });
+      expect((await http('GET', `${b.url}/readyz`)).status).toBe(200);
       for (let i = 3; i <= 5; i++) {
         const r = await http('POST', `${a.url}/api/content/${id}/progress`, { token, body: { progress: i } });
         expect(r.status, JSON.stringify(r.json)).toBe(200);

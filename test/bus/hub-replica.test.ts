@@ -4,7 +4,7 @@
 // history no longer covers, or a topic recreated on the bus, interrupts the subscribers
 // (they resume and are told reset) instead of skipping silently.
 import { describe, expect, it } from 'vitest';
-import { Hub, type HubMessage, type Subscriber } from '../../src/core/hub.js';
+import { Hub, type HubMessage, type Subscriber, type WireEncoder } from '../../src/core/hub.js';
 import { MemoryCluster, type MemoryBus } from '../../src/bus/memory.js';
 import { BusUnavailableError } from '../../src/bus/types.js';
 import { waitFor } from '../sse/helpers.js';
@@ -130,6 +130,25 @@ describe('hub replicas on a memory cluster', () => {
     await waitFor(() => rb.interruptions === 1, 'the interruption');
     expect(b.hub.position('t').epoch).not.toBe(before);
     expect(b.hub.since('t', { epoch: before, offset: 1 })).toMatchObject({ kind: 'reset', reason: 'epoch' });
+  });
+
+  it('encodes a message once per node, however many subscribers it has there', async () => {
+    const cluster = new MemoryCluster(100);
+    const [a, b] = [await node(cluster), await node(cluster)];
+    let encodes = 0;
+    const counting: WireEncoder<string> = {
+      name: 'counting',
+      encode: (m) => {
+        encodes++;
+        return JSON.stringify(m.data);
+      },
+    };
+    const frames: string[] = [];
+    for (let i = 0; i < 5; i++) b.hub.subscribe('wide', { deliver: (m) => void frames.push(m.encode(counting)) });
+    await a.hub.send('wide', 'e', { n: 1 }, { retain: false });
+    await a.hub.send('wide', 'e', { n: 2 }, { retain: false });
+    await waitFor(() => frames.length === 10, 'ten deliveries on B');
+    expect(encodes).toBe(2);
   });
 
   it('keeps the origin of a publish across the bus (so a sender can skip its own echo), and refuses while cut off', async () => {
