@@ -5,7 +5,9 @@
 // on node B. Latency is the server's publish time (`ts`, stamped on A into the payload) to
 // receipt in this process, for every delivery, in an HDR histogram; the publisher runs
 // open-loop at each rate. Every stream's `seq` is checked: lost, duplicate or reordered
-// deliveries are counted. Figures, not a pass/fail test: the machine is shared.
+// deliveries are counted. The gateways open no database (--db-start lazy): the embedded
+// PGlite's start-up would compete for the CPU with the first measurements. Figures, not a
+// pass/fail test: the machine is shared.
 //
 //   npm run bench:bus -- [--buses memory,redis,nats] [--rates 100,500,1000] [--seconds 5] [--streams 20] [--json]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -53,7 +55,7 @@ interface Node {
 
 function startNode(extra: string[]): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-busbench-'));
-  const proc = spawn(process.execPath, [`${root}/bin/fanout.js`, 'serve', '--port', '0', '--data-dir', dir, '--log-level', 'info', '--max-connections-per-user', '100000', ...extra], {
+  const proc = spawn(process.execPath, [`${root}/bin/fanout.js`, 'serve', '--port', '0', '--data-dir', dir, '--log-level', 'info', '--max-connections-per-user', '100000', '--db-start', 'lazy', ...extra], {
     cwd: root,
     env: { ...process.env, FANOUT_JWT_SECRET: SECRET },
     stdio: ['ignore', 'pipe', 'inherit'],
