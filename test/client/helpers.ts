@@ -1,0 +1,161 @@
+// Helpers for the client-library tests: network faults between the client and a real
+// gateway, and a recorder that checks what a subscription delivered.
+//
+// - `startTcpProxy`: a TCP proxy whose connections a test can cut (a dropped network),
+//   that can refuse new connections for a while (the network stays down), and can be
+//   pointed at another gateway (a deploy: the old instance drains, the new one answers).
+// - `startBufferingProxy`: an HTTP proxy that, while `buffering` is on, holds response
+//   bodies until 64 KB have accumulated or the response ends — what nginx does with
+//   `proxy_buffering on` to an SSE stream: the headers pass, the events do not.
+import { createServer as createHttpServer, request, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { FanoutMessage, Subscription } from '../../src/client/index.js';
+import type { MessageData } from '../../src/client/types.js';
+
+export interface TcpProxy {
+  url: string;
+  /** Drops every open connection. */
+  cut(): void;
+  /** While blocked, new connections are closed at once. */
+  block(on: boolean): void;
+  /** Sends new connections to another upstream. */
+  retarget(url: string): void;
+  connections(): number;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
+  let target = new URL(targetUrl);
+  let blocked = false;
+  const sockets = new Set<Socket>();
+  const pairs = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    if (blocked) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    pairs.add(client);
+    const forget = (): void => {
+      sockets.delete(client);
+      sockets.delete(upstream);
+      pairs.delete(client);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', forget).on('error', forget);
+    upstream.on('close', forget).on('error', forget);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut: () => {
+      for (const s of sockets) s.destroy();
+    },
+    block: (on) => void (blocked = on),
+    retarget: (url) => void (target = new URL(url)),
+    connections: () => pairs.size,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface BufferingProxy {
+  url: string;
+  /** On: hold response bodies (64 KB or the end); off: pass them through as they come. */
+  buffering: boolean;
+  /** Requests seen, by path (`/v1/stream`, `/v1/poll`, …). */
+  requests: Map<string, number>;
+  close(): Promise<void>;
+}
+
+const BUFFER_BYTES = 64 * 1024;
+
+export async function startBufferingProxy(targetUrl: string, buffering = true): Promise<BufferingProxy> {
+  const target = new URL(targetUrl);
+  const open = new Set<ServerResponse>();
+  const proxy: BufferingProxy = { url: '', buffering, requests: new Map(), close: async () => undefined };
+  const server: HttpServer = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    proxy.requests.set(path, (proxy.requests.get(path) ?? 0) + 1);
+    const holdBody = proxy.buffering;
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: false }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      res.flushHeaders();
+      open.add(res);
+      let held: Buffer[] = [];
+      let heldBytes = 0;
+      up.on('data', (chunk: Buffer) => {
+        if (!holdBody) return void res.write(chunk);
+        held.push(chunk);
+        heldBytes += chunk.length;
+        if (heldBytes >= BUFFER_BYTES) {
+          res.write(Buffer.concat(held));
+          held = [];
+          heldBytes = 0;
+        }
+      });
+      up.on('end', () => {
+        if (held.length) res.write(Buffer.concat(held));
+        res.end();
+      });
+      up.on('error', () => res.destroy());
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502).end();
+      else res.destroy();
+    });
+    res.on('close', () => {
+      open.delete(res);
+      upstream.destroy();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  proxy.close = () =>
+    new Promise<void>((resolve) => {
+      for (const res of open) res.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return proxy;
+}
+
+/** Everything a subscription delivered, in order. */
+export interface Recorder<T extends MessageData = MessageData> {
+  messages: FanoutMessage<T>[];
+  seqs(topic?: string): number[];
+  resets: { topic: string; reason: string; state: unknown }[];
+  errors: string[];
+  ends: string[];
+  states: string[];
+}
+
+export function record<T extends MessageData>(sub: Subscription<T>): Recorder<T> {
+  const r: Recorder<T> = {
+    messages: [],
+    seqs: (topic) => r.messages.filter((m) => topic === undefined || m.topic === topic).map((m) => m.seq),
+    resets: [],
+    errors: [],
+    ends: [],
+    states: [],
+  };
+  sub.on('message', (m) => void r.messages.push(m));
+  sub.on('reset', (x) => void r.resets.push({ topic: x.topic, reason: x.reason, state: x.state }));
+  sub.on('error', (e) => void r.errors.push(e.code));
+  sub.on('end', (e) => void r.ends.push(e.reason));
+  sub.on('state', (s) => void r.states.push(s));
+  return r;
+}
+
+/** 1..n */
+export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
