@@ -90,6 +90,8 @@ export class TabGroup implements Coordinator {
   private timer: ReturnType<typeof setInterval> | undefined;
   private lastBeat: number;
   private claims: Map<string, number> | undefined;
+  /** The tab last heard announcing itself as leader. */
+  private leaderTab: string | undefined;
   private readonly onPageHide = (): void => this.close();
   /** Leader changes seen by this tab (becoming leader, stepping down): for tests and stats. */
   leaderships = 0;
@@ -240,9 +242,12 @@ export class TabGroup implements Coordinator {
       },
     };
     this.wantsByTab.set(this.tabId, this.options.wants());
+    // The previous leader is gone (its lock was released, or it stopped beating): its wants too.
+    if (this.leaderTab !== undefined) this.wantsByTab.delete(this.leaderTab);
     this.source = this.options.source(this.options.handoverMs, tap);
     this.post({ t: 'leader', from: this.tabId, rank: this.rank, state: this.source.state });
     this.recompute();
+    if (this.options.election === 'locks') void this.prune();
   }
 
   private stepDown(): void {
@@ -331,6 +336,7 @@ export class TabGroup implements Coordinator {
     }
     this.lastBeat = Date.now();
     this.claims = undefined;
+    this.leaderTab = from;
     if (announced) {
       // A new leader: tell it where this tab's subscriptions are, so it resumes early enough for them.
       this.postWant();

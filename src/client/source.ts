@@ -23,7 +23,7 @@
 // duplicates.
 import { Backoff, Wakeup } from './backoff.js';
 import { FanoutHttpError, httpError, isAbort, type FetchLike, type TokenSource } from './http.js';
-import { formatStart, parseCursor, parsePosition, startsNoLater, type Position, type Start } from './position.js';
+import { formatStart, parseCursor, parsePosition, type Position, type Start } from './position.js';
 import { SseParser, type SseEvent } from './sse-parser.js';
 import type { ConnectionState, FanoutErrorInfo, FanoutMessage, MessageData, ResetInfo } from './types.js';
 
@@ -238,9 +238,9 @@ export class Source {
   }
 
   /**
-   * Replaces the topic set. A new topic starts at the given start; a topic the server has
-   * not confirmed a position for yet may be moved earlier; a confirmed topic keeps its
-   * own cursor (subscriptions behind it catch up by themselves).
+   * Replaces the topic set. A new topic starts at the given start, and so does a topic the
+   * server has not confirmed a position for yet; a confirmed topic keeps its own cursor
+   * (subscriptions behind it catch up by themselves).
    */
   setTopics(wanted: ReadonlyMap<string, Start>): void {
     if (this.closed) return;
@@ -250,7 +250,9 @@ export class Source {
       if (!cur) {
         this.topics.set(topic, { start, confirmed: false });
         changed = true;
-      } else if (!cur.confirmed && !startsNoLater(cur.start, start)) {
+      } else if (!cur.confirmed && formatStart(cur.start) !== formatStart(start)) {
+        // Not connected with it yet: follow the wanted start, earlier or later (a new
+        // cross-tab leader replaces the stale positions it knew with fresh ones).
         cur.start = start;
         changed = true;
       }

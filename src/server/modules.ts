@@ -5,6 +5,7 @@ import { registerInfo } from './info.js';
 import { registerContent } from '../content/index.js';
 import { registerSse } from '../sse/index.js';
 import { registerRealtime } from '../realtime/module.js';
+import { registerWeb } from '../web/module.js';
 
 // Realtime stays last: it reads `gateway.database`, which the changes module sets.
-export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerRealtime];
+export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerWeb, registerRealtime];
