@@ -112,21 +112,25 @@ async function main(): Promise<void> {
   fanout.on('state', showState);
   setInterval(showState, 1000);
 
+  // Each generation is followed once (its progress() subscription), whoever noticed it
+  // first: this tab's POST, or the user feed (which may deliver the first event before
+  // the POST has even answered). The bar shows the generation this tab started last.
   const followed = new Set<string>();
-  const follow = (contentId: string, mine: boolean): void => {
+  let mine: string | undefined;
+  const follow = (contentId: string): void => {
     if (followed.has(contentId)) return;
     followed.add(contentId);
-    const onEvent = (m: FanoutMessage<ProgressData>): void => {
-      const p = m.data.progress ?? (m.event === 'complete' ? 100 : undefined);
-      updateJob(contentId, p, m.event === 'progress' ? 'running' : m.event);
-      if (mine) showBar(p ?? 0, m.event === 'progress' ? 'running' : m.event, m.event === 'complete' ? 'complete — 100 %' : m.event === 'failed' ? 'failed' : `${Math.round(p ?? 0)} % ${m.data.stage ?? ''}`);
-    };
     fanout.progress(contentId, {
-      onMessage: onEvent,
+      onMessage: (m: FanoutMessage<ProgressData>) => {
+        const p = m.data.progress ?? (m.event === 'complete' ? 100 : undefined);
+        const status = m.event === 'progress' ? 'running' : m.event;
+        updateJob(contentId, p, status);
+        if (contentId === mine) showBar(p ?? 0, status, m.event === 'complete' ? 'complete — 100 %' : m.event === 'failed' ? 'failed' : `${Math.round(p ?? 0)} % ${m.data.stage ?? ''}`);
+      },
       onReset: (r) => {
         const state = r.state as { progress?: number; status?: string } | null;
         updateJob(contentId, state?.progress ?? undefined, state?.status ?? 'running');
-        if (mine) showBar(state?.progress ?? 0, state?.status ?? 'running', `${state?.progress ?? 0} % (resynced)`);
+        if (contentId === mine) showBar(state?.progress ?? 0, state?.status ?? 'running', `${state?.progress ?? 0} % (resynced)`);
       },
     });
   };
@@ -135,7 +139,7 @@ async function main(): Promise<void> {
   fanout.userProgress(undefined, {
     onMessage: (m) => {
       const contentId = m.data.contentId;
-      if (typeof contentId === 'string') follow(contentId, false);
+      if (typeof contentId === 'string') follow(contentId);
     },
   });
 
@@ -151,8 +155,10 @@ async function main(): Promise<void> {
         });
         const body = (await res.json()) as { contentId?: string; error?: { message: string } };
         if (!res.ok || !body.contentId) throw new Error(body.error?.message ?? `POST /api/content answered ${res.status}`);
-        showBar(0, 'running', 'starting…');
-        follow(body.contentId, true);
+        mine = body.contentId;
+        const row = document.querySelector<HTMLElement>(`#jobs li[data-content-id="${CSS.escape(mine)}"]`);
+        showBar(Number(row?.dataset.progress ?? 0), row?.dataset.status ?? 'running', 'starting…');
+        follow(mine);
       } catch (err) {
         problem(`Could not start a generation: ${(err as Error).message}`);
       } finally {
