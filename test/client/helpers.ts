@@ -70,6 +70,10 @@ export interface BufferingProxy {
   url: string;
   /** On: hold response bodies (64 KB or the end); off: pass them through as they come. */
   buffering: boolean;
+  /** Off: refuse WebSocket upgrades with 502 (a proxy or firewall without WebSocket support). */
+  websockets: boolean;
+  /** Drops the WebSockets already passed through. */
+  cutWebSockets(): void;
   /** Requests seen, by path (`/v1/stream`, `/v1/poll`, …). */
   requests: Map<string, number>;
   close(): Promise<void>;
@@ -77,10 +81,20 @@ export interface BufferingProxy {
 
 const BUFFER_BYTES = 64 * 1024;
 
-export async function startBufferingProxy(targetUrl: string, buffering = true): Promise<BufferingProxy> {
+export async function startBufferingProxy(targetUrl: string, buffering = true, websockets = true): Promise<BufferingProxy> {
   const target = new URL(targetUrl);
   const open = new Set<ServerResponse>();
-  const proxy: BufferingProxy = { url: '', buffering, requests: new Map(), close: async () => undefined };
+  const tunnels = new Set<Socket>();
+  const proxy: BufferingProxy = {
+    url: '',
+    buffering,
+    websockets,
+    cutWebSockets: () => {
+      for (const s of tunnels) s.destroy();
+    },
+    requests: new Map(),
+    close: async () => undefined,
+  };
   const server: HttpServer = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
     proxy.requests.set(path, (proxy.requests.get(path) ?? 0) + 1);
@@ -117,10 +131,33 @@ export async function startBufferingProxy(targetUrl: string, buffering = true): 
     });
     req.pipe(upstream);
   });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (!proxy.websockets) {
+      socket.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    const upstream = connect(Number(target.port), target.hostname);
+    tunnels.add(socket).add(upstream);
+    const forget = (): void => {
+      tunnels.delete(socket);
+      tunnels.delete(upstream);
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.on('close', forget).on('error', forget);
+    upstream.on('close', forget).on('error', forget);
+    const lines = [`${req.method} ${req.url} HTTP/1.1`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    upstream.write(lines.join('\r\n') + '\r\n\r\n');
+    if (head.length) upstream.write(head);
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   proxy.close = () =>
     new Promise<void>((resolve) => {
+      proxy.cutWebSockets();
       for (const res of open) res.destroy();
       server.closeAllConnections();
       server.close(() => resolve());
