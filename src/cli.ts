@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerServeCommand } from './commands/serve.js';
 import { registerKeysCommand } from './commands/keys.js';
+import { registerMigrateCommand } from './commands/migrate.js';
 
 const program = new Command('fanout')
   .description('Fanout: a self-hosted real-time gateway (SSE progress streams + Supabase Realtime) and the lab that measures it')
@@ -9,5 +10,6 @@ const program = new Command('fanout')
 
 registerServeCommand(program);
 registerKeysCommand(program);
+registerMigrateCommand(program);
 
 await program.parseAsync(process.argv);

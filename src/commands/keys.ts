@@ -1,9 +1,9 @@
 // `fanout keys`: prints the project's anon and service_role keys (HS256 JWTs signed
 // with the gateway secret), the values a Supabase client takes as its anon key.
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../core/config.js';
+import { loadConfig } from '../core/config.js';
 import { Auth, loadSecret } from '../core/auth.js';
-import { addGatewayOptions } from './options.js';
+import { addGatewayOptions, configOrExit } from './options.js';
 
 export function registerKeysCommand(program: Command): void {
   const cmd = program
@@ -12,16 +12,7 @@ export function registerKeysCommand(program: Command): void {
     .option('--json', 'print {"anon": "...", "service_role": "..."}')
     .option('--user <id>', 'also print a one-hour token for an authenticated user with this id');
   addGatewayOptions(cmd, ['dataDir']).action(async (flags: { json?: boolean; user?: string } & Record<string, unknown>) => {
-    let config;
-    try {
-      config = loadConfig(flags);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(`fanout keys: ${err.message}`);
-        process.exit(2);
-      }
-      throw err;
-    }
+    const config = await configOrExit('keys', () => loadConfig(flags));
     const secret = loadSecret(config.jwtSecret, config.dataDir);
     const auth = new Auth(secret.secret);
     const keys: Record<string, string> = { ...(await auth.projectKeys()) };

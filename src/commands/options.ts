@@ -1,7 +1,7 @@
 // Adds the gateway's option table to a commander command, so `--help` lists every
 // flag with its environment variable and default.
 import type { Command } from 'commander';
-import { optionTable } from '../core/config.js';
+import { ConfigError, optionTable } from '../core/config.js';
 
 export function addGatewayOptions(cmd: Command, only?: readonly (keyof typeof optionTable)[]): Command {
   for (const [name, opt] of Object.entries(optionTable)) {
@@ -11,4 +11,20 @@ export function addGatewayOptions(cmd: Command, only?: readonly (keyof typeof op
     cmd.option(opt.flag, `${opt.help} [env ${opt.env}${dflt}]`);
   }
   return cmd;
+}
+
+/**
+ * Runs a command's configuration step; a ConfigError (a bad flag, variable or file)
+ * ends the process with exit code 2 and the message that names the bad value.
+ */
+export async function configOrExit<T>(command: string, load: () => T | Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`fanout ${command}: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
 }

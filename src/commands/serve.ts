@@ -1,25 +1,17 @@
 // `fanout serve`: starts the gateway and drains it on SIGTERM/SIGINT.
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../core/config.js';
+import { loadConfig } from '../core/config.js';
 import { createGateway } from '../server/gateway.js';
-import { addGatewayOptions } from './options.js';
+import { addGatewayOptions, configOrExit } from './options.js';
 
 export function registerServeCommand(program: Command): void {
   const cmd = program
     .command('serve')
     .description('start the gateway (embedded defaults: in-memory hub, PGlite database under --data-dir)');
   addGatewayOptions(cmd).action(async (flags: Record<string, unknown>) => {
-    let config;
-    try {
-      config = loadConfig(flags);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(`fanout serve: ${err.message}`);
-        process.exit(2);
-      }
-      throw err;
-    }
-    const gateway = await createGateway(config);
+    const config = await configOrExit('serve', () => loadConfig(flags));
+    // Modules validate their own files (e.g. --alerts) while the gateway is assembled.
+    const gateway = await configOrExit('serve', () => createGateway(config));
     await gateway.listen();
     let stopping = false;
     const stop = (signal: string): void => {

@@ -1,68 +1,14 @@
-// Who may do what with content progress. Keys arrive the ways `tokenFromRequest` accepts
-// (EventSource cannot set headers, so the query forms matter). Missing or invalid keys
-// answer 401 with Supabase's wording; a valid key without the right answers 403.
-import type { IncomingMessage } from 'node:http';
-import { AuthError, isServiceRole, tokenFromRequest, type Auth, type Claims } from '../core/auth.js';
+// Who may read content progress: a user reads their own content's progress;
+// service_role reads everyone's.
+import { isServiceRole, type Claims } from '../core/auth.js';
 import { HttpError } from '../server/http-errors.js';
-import type { GatewayMetrics } from '../server/metrics.js';
-import type { RouteHandler } from '../server/router.js';
-
-const AUTH_ERROR_CODES = { missing: 'missing_api_key', expired: 'token_expired', malformed: 'invalid_token', signature: 'invalid_token', claims: 'invalid_token' } as const;
-
-/** Verifies the request's key and returns its claims, or throws the 401 to answer. */
-export async function authenticate(auth: Auth, req: IncomingMessage, query: URLSearchParams): Promise<Claims> {
-  try {
-    return await auth.verify(tokenFromRequest(req.headers, query));
-  } catch (err) {
-    if (err instanceof AuthError) throw new HttpError(401, AUTH_ERROR_CODES[err.kind], err.message, { 'www-authenticate': 'Bearer' });
-    throw err;
-  }
-}
-
-/**
- * The key a connection counts against in the per-user cap: the user whose progress it
- * carries. A user's token reads only their own, so that is the token's `sub`; a
- * service_role stream on behalf of one user (`readsFor`) counts against that user, so a
- * backend relaying many users' streams is not capped as one user. Otherwise the role.
- */
-export function userKeyOf(claims: Claims, readsFor?: string): string {
-  if (readsFor !== undefined && isServiceRole(claims)) return readsFor;
-  return claims.sub ?? claims.role;
-}
 
 /** A user reads their own content's progress; service_role reads everyone's. */
 export function canReadUser(claims: Claims, ownerId: string): boolean {
   return isServiceRole(claims) || (claims.sub !== undefined && claims.sub === ownerId);
 }
 
-export function requireServiceRole(claims: Claims, action: string): void {
-  if (!isServiceRole(claims)) throw new HttpError(403, 'forbidden', `${action} requires the service_role key`);
-}
-
 /** 403 naming what was refused, for a user reading another user's progress. */
 export function forbiddenRead(what: string): HttpError {
   return new HttpError(403, 'forbidden', `this key may not read ${what}: a user reads only their own content (service_role reads all)`);
-}
-
-/** The `fanout_errors_total` kind for an HTTP error status. */
-export function errorKind(status: number): string {
-  if (status === 401 || status === 403) return 'auth';
-  if (status === 404) return 'not_found';
-  if (status === 409) return 'conflict';
-  if (status === 429) return 'rate_limit';
-  if (status === 503) return 'unavailable';
-  if (status >= 500) return 'internal';
-  return 'bad_request';
-}
-
-/** Wraps a route so every error it answers is counted by kind before the router sends it. */
-export function countingErrors(metrics: GatewayMetrics, handler: RouteHandler): RouteHandler {
-  return async (ctx) => {
-    try {
-      await handler(ctx);
-    } catch (err) {
-      metrics.errors.labels(err instanceof HttpError ? errorKind(err.status) : 'internal').inc();
-      throw err;
-    }
-  };
 }

@@ -10,12 +10,14 @@ import type { GatewayConfig } from '../core/config.js';
 import { Hub } from '../core/hub.js';
 import { Auth, loadSecret, type SecretSource } from '../core/auth.js';
 import { createLogger, scrubSecrets, type Logger } from '../core/log.js';
-import { Router } from './router.js';
+import { Router, nextRequestId } from './router.js';
+import { AccessLog } from './access-log.js';
 import { ConnectionManager } from './connections.js';
 import { HttpError, errorBody, sendError } from './http-errors.js';
 import { gatewayModules } from './modules.js';
 import { GatewayMetrics } from './metrics.js';
 import type { DatabaseServices } from '../changes/types.js';
+import { ReadinessChecks } from './readiness.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -28,6 +30,8 @@ export interface Gateway {
   readonly router: Router;
   readonly connections: ConnectionManager;
   readonly metrics: GatewayMetrics;
+  /** Named checks `/readyz` evaluates; a module owning an external dependency registers one (see readiness.ts). */
+  readonly readiness: ReadinessChecks;
   /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
   database: DatabaseServices | undefined;
   /** `http://host:port` once listening. */
@@ -68,19 +72,24 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const auth = new Auth(secret.secret);
   const router = new Router(log);
   const connections = new ConnectionManager(config);
-  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics });
+  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics, connections });
   hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
   const shutdownHooks: (() => Promise<void> | void)[] = [];
   const upgrades = new Map<string, UpgradeHandler>();
 
+  const accessLog = new AccessLog(log, metrics);
+
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!router.handle(req, res)) {
+    const requestId = nextRequestId();
+    accessLog.track(req, res, requestId);
+    if (!router.handle(req, res, requestId)) {
       sendError(res, new HttpError(404, 'not_found', `no route for ${req.method} ${scrubSecrets((req.url ?? '/').split('?')[0]!)}`));
     }
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    accessLog.upgrade(req, nextRequestId());
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname.replace(/\/+$/, '');
     const handler = upgrades.get(path);
     if (handler) return handler(req, socket, head);
@@ -137,6 +146,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     router,
     connections,
     metrics,
+    readiness: new ReadinessChecks(),
     database: undefined,
     get url() {
       return url;

@@ -4,6 +4,15 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Transport } from './connections.js';
 
+/** Every transport, so the connection gauge reports 0 rather than no series; a new Transport fails to compile here until listed. */
+const TRANSPORT_NAMES: Record<Transport, true> = { sse: true, poll: true, ws: true, dashboard: true };
+export const TRANSPORTS = Object.keys(TRANSPORT_NAMES) as Transport[];
+
+/** Where the connection gauge reads its values at scrape time (the gateway's ConnectionManager). */
+export interface ConnectionCounts {
+  count(transport: Transport): number;
+}
+
 export type Direction = 'in' | 'out';
 
 /** Latency buckets in seconds: fine below 100 ms where the targets are, coarse above. */
@@ -12,8 +21,17 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075,
 export class GatewayMetrics {
   readonly registry = new Registry();
 
-  /** Set at scrape time from the connection manager. */
-  readonly connections = new Gauge({ name: 'fanout_connections', help: 'open long-lived connections by transport', labelNames: ['transport'], registers: [this.registry] });
+  /** Read at scrape time from the connection manager, so it can never drift from what is really open. */
+  readonly connections = new Gauge({
+    name: 'fanout_connections',
+    help: 'open long-lived connections by transport',
+    labelNames: ['transport'],
+    registers: [this.registry],
+    collect: () => {
+      if (!this.connectionCounts) return;
+      for (const t of TRANSPORTS) this.connections.labels(t).set(this.connectionCounts.count(t));
+    },
+  });
   readonly connectionsOpened = new Counter({ name: 'fanout_connections_opened_total', help: 'connections accepted, by transport', labelNames: ['transport'], registers: [this.registry] });
   readonly connectionsRejected = new Counter({ name: 'fanout_connections_rejected_total', help: 'connections refused by a cap or while draining, by transport and reason', labelNames: ['transport', 'reason'], registers: [this.registry] });
   readonly messages = new Counter({ name: 'fanout_messages_total', help: 'messages by transport and direction (in = received from clients/publishers, out = written to subscribers)', labelNames: ['transport', 'direction'], registers: [this.registry] });
@@ -31,7 +49,23 @@ export class GatewayMetrics {
   /** Per-transport children, so the fan-out loop does no label lookups. */
   private readonly children = new Map<string, { observe(v: number): void; inc(v?: number): void }>();
 
-  constructor(options: { processMetrics?: boolean } = {}) {
+  private readonly connectionCounts: ConnectionCounts | undefined;
+
+  constructor(options: { processMetrics?: boolean; connections?: ConnectionCounts } = {}) {
+    this.connectionCounts = options.connections;
+    // Series exist (at 0) from the first scrape, so `rate()` and dashboards see the first event too.
+    for (const t of TRANSPORTS) {
+      this.connectionsOpened.inc({ transport: t }, 0);
+      this.slowConsumerDisconnects.inc({ transport: t }, 0);
+      if (t === 'dashboard') continue;
+      this.deliveryLatency.zero({ transport: t });
+      for (const direction of ['in', 'out']) {
+        this.messages.inc({ transport: t, direction }, 0);
+        this.bytes.inc({ transport: t, direction }, 0);
+      }
+    }
+    this.messages.inc({ transport: 'rest', direction: 'in' }, 0);
+    this.bytes.inc({ transport: 'rest', direction: 'in' }, 0);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: '', eventLoopMonitoringPrecision: 10 });
   }
 

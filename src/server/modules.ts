@@ -4,8 +4,11 @@ import type { GatewayModule } from './gateway.js';
 import { registerInfo } from './info.js';
 import { registerContent } from '../content/index.js';
 import { registerSse } from '../sse/index.js';
+import { registerChanges } from '../changes/module.js';
 import { registerRealtime } from '../realtime/module.js';
+import { registerHealth } from './health.js';
+import { registerMonitor } from '../monitor/module.js';
 import { registerWeb } from '../web/module.js';
 
-// Realtime stays last: it reads `gateway.database`, which the changes module sets.
-export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerWeb, registerRealtime];
+// registerChanges sets gateway.database; Realtime stays last because it reads it.
+export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerChanges, registerHealth, registerMonitor, registerWeb, registerRealtime];

@@ -3,7 +3,7 @@
 // request hanging or answer in a different error shape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import FindMyWay from 'find-my-way';
-import type { Logger } from '../core/log.js';
+import { scrubSecrets, type Logger } from '../core/log.js';
 import { HttpError, sendError } from './http-errors.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS';
@@ -28,6 +28,11 @@ interface RouteStore {
 
 let requestCounter = 0;
 
+/** A process-unique request id, short enough for logs (the access log and error bodies quote it). */
+export function nextRequestId(): string {
+  return (++requestCounter).toString(36);
+}
+
 export class Router {
   private readonly fmw = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 256 });
   private readonly methodsByPath = new Map<string, Set<Method>>();
@@ -44,7 +49,7 @@ export class Router {
   }
 
   /** Dispatches a request; returns false when no route matched so the caller can answer 404. */
-  handle(req: IncomingMessage, res: ServerResponse): boolean {
+  handle(req: IncomingMessage, res: ServerResponse, requestId = nextRequestId()): boolean {
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     let path: string;
     try {
@@ -64,7 +69,7 @@ export class Router {
     const store = found.store as RouteStore;
     const params: Record<string, string> = {};
     for (const [k, v] of Object.entries(found.params)) if (v !== undefined) params[k] = v;
-    const ctx: RequestContext = { req, res, params, url, query: url.searchParams, requestId: (++requestCounter).toString(36) };
+    const ctx: RequestContext = { req, res, params, url, query: url.searchParams, requestId };
     try {
       const result = store.handler(ctx);
       if (result instanceof Promise) result.catch((err: unknown) => this.fail(ctx, err));
@@ -79,7 +84,7 @@ export class Router {
       sendError(ctx.res, err);
       return;
     }
-    this.log.error({ err, requestId: ctx.requestId, method: ctx.req.method, path: ctx.url.pathname }, 'unhandled error in route');
+    this.log.error({ err, requestId: ctx.requestId, method: ctx.req.method, path: scrubSecrets(ctx.url.pathname) }, 'unhandled error in route');
     sendError(ctx.res, new HttpError(500, 'internal', `internal error (request ${ctx.requestId})`));
   }
 }

@@ -20,7 +20,9 @@ export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789';
 
 export async function startGateway(overrides: Partial<GatewayConfig> = {}, options: GatewayOptions = {}): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), 'fanout-test-'));
-  const config = loadConfig({}, {}, { port: 0, host: '127.0.0.1', dataDir, jwtSecret: TEST_SECRET, logLevel: 'silent', ...overrides });
+  // dbStart lazy: gateways that never touch the database do not open one (PGlite's start-up
+  // costs seconds of CPU); tests of the database side ask for 'eager'.
+  const config = loadConfig({}, {}, { port: 0, host: '127.0.0.1', dataDir, jwtSecret: TEST_SECRET, logLevel: 'silent', dbStart: 'lazy', ...overrides });
   const logger = createLogger({ level: process.env.FANOUT_TEST_LOG ?? 'silent', pretty: false, destination: process.stderr });
   const gateway = await createGateway(config, { logger, ...options });
   await gateway.listen();

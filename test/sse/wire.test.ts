@@ -43,9 +43,10 @@ describe('delivery metrics', () => {
     hub.publish('big', 'progress', {});
     hub.publish('small', 'progress', {});
     const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values as { value: number; labels: Record<string, unknown>; metricName?: string }[];
-    const messages = (await value('fanout_messages_total')).find((v) => v.labels.transport === 'sse')!.value;
-    const bytes = (await value('fanout_bytes_total')).find((v) => v.labels.transport === 'sse')!.value;
-    const count = (await value('fanout_delivery_latency_seconds')).find((v) => v.metricName === 'fanout_delivery_latency_seconds_count')!.value;
+    const sseOut = (v: { labels: Record<string, unknown> }) => v.labels.transport === 'sse' && v.labels.direction === 'out';
+    const messages = (await value('fanout_messages_total')).find(sseOut)!.value;
+    const bytes = (await value('fanout_bytes_total')).find(sseOut)!.value;
+    const count = (await value('fanout_delivery_latency_seconds')).find((v) => v.metricName === 'fanout_delivery_latency_seconds_count' && v.labels.transport === 'sse')!.value;
     expect(messages).toBe(subscribers + 10);
     expect(bytes).toBe(subscribers * 100 + 10 * 50);
     expect(count).toBe(LATENCY_SAMPLES_PER_MESSAGE + 10);

@@ -1,0 +1,36 @@
+// The gateway module for the database side of Realtime: opens the database (PGlite by
+// default, PostgreSQL with DATABASE_URL), runs the change feed, and provides the change
+// feed and the private-channel authorizer to the Realtime channels through
+// `gateway.database`. Registered before the Realtime module, which reads that slot.
+import type { Gateway } from '../server/gateway.js';
+import { DatabaseChannelAuthorizer } from './authorizer.js';
+import { registerCommentRoutes } from './comments.js';
+import { DatabaseChangeFeed } from './feed.js';
+import { DatabaseRuntime } from './runtime.js';
+
+const runtimes = new WeakMap<Gateway, DatabaseRuntime>();
+
+/** The database runtime of a gateway (tests and benchmarks write through it to the embedded database). */
+export function databaseRuntime(gateway: Gateway): DatabaseRuntime | undefined {
+  return runtimes.get(gateway);
+}
+
+export function registerChanges(gateway: Gateway): void {
+  const { config, log } = gateway;
+  const runtime = new DatabaseRuntime({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    start: config.dbStart,
+    replayMs: config.changesReplayMs,
+    consumer: config.changesConsumer,
+    hub: gateway.hub,
+    metrics: gateway.metrics,
+    log: log.child({ component: 'changes' }),
+  });
+  runtimes.set(gateway, runtime);
+  const changeFeed = new DatabaseChangeFeed(runtime);
+  gateway.database = { changeFeed, authorizer: new DatabaseChannelAuthorizer(runtime, log) };
+  registerCommentRoutes(gateway, runtime);
+  gateway.onShutdown(() => runtime.close());
+  runtime.start();
+}

@@ -1,0 +1,59 @@
+// Authentication and error accounting shared by every HTTP route: keys arrive the ways
+// `tokenFromRequest` accepts (EventSource cannot set headers, so the query forms matter).
+// Missing or invalid keys answer 401 with Supabase's wording; a valid key without the
+// right answers 403.
+import type { IncomingMessage } from 'node:http';
+import { AuthError, isServiceRole, tokenFromRequest, type Auth, type Claims } from '../core/auth.js';
+import { HttpError } from './http-errors.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { RouteHandler } from './router.js';
+
+const AUTH_ERROR_CODES = { missing: 'missing_api_key', expired: 'token_expired', malformed: 'invalid_token', signature: 'invalid_token', claims: 'invalid_token' } as const;
+
+/** Verifies the request's key and returns its claims, or throws the 401 to answer. */
+export async function authenticate(auth: Auth, req: IncomingMessage, query: URLSearchParams): Promise<Claims> {
+  try {
+    return await auth.verify(tokenFromRequest(req.headers, query));
+  } catch (err) {
+    if (err instanceof AuthError) throw new HttpError(401, AUTH_ERROR_CODES[err.kind], err.message, { 'www-authenticate': 'Bearer' });
+    throw err;
+  }
+}
+
+/**
+ * The key a connection counts against in the per-user cap: the user whose progress it
+ * carries. A user's token reads only their own, so that is the token's `sub`; a
+ * service_role stream on behalf of one user (`readsFor`) counts against that user, so a
+ * backend relaying many users' streams is not capped as one user. Otherwise the role.
+ */
+export function userKeyOf(claims: Claims, readsFor?: string): string {
+  if (readsFor !== undefined && isServiceRole(claims)) return readsFor;
+  return claims.sub ?? claims.role;
+}
+
+export function requireServiceRole(claims: Claims, action: string): void {
+  if (!isServiceRole(claims)) throw new HttpError(403, 'forbidden', `${action} requires the service_role key`);
+}
+
+/** The `fanout_errors_total` kind for an HTTP error status. */
+export function errorKind(status: number): string {
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 404) return 'not_found';
+  if (status === 409) return 'conflict';
+  if (status === 429) return 'rate_limit';
+  if (status === 503) return 'unavailable';
+  if (status >= 500) return 'internal';
+  return 'bad_request';
+}
+
+/** Wraps a route so every error it answers is counted by kind before the router sends it. */
+export function countingErrors(metrics: GatewayMetrics, handler: RouteHandler): RouteHandler {
+  return async (ctx) => {
+    try {
+      await handler(ctx);
+    } catch (err) {
+      metrics.errors.labels(err instanceof HttpError ? errorKind(err.status) : 'internal').inc();
+      throw err;
+    }
+  };
+}

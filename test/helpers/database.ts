@@ -1,0 +1,35 @@
+// A PostgreSQL database of the test's own on the machine's server (127.0.0.1:5432, trust
+// auth): created with a random name, dropped (with its connections) afterwards, so test
+// files running in parallel never share tables.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const POSTGRES_ADMIN_URL = process.env.FANOUT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(prefix = 'fanout_test'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`create database ${pg.escapeIdentifier(name)}`));
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    drop: () => admin((c) => c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`)),
+  };
+}
+
+async function admin(fn: (c: pg.Client) => Promise<unknown>): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await client.connect();
+  try {
+    await fn(client);
+  } finally {
+    await client.end();
+  }
+}
