@@ -31,6 +31,9 @@ import type { FetchLike, TokenSource } from './http.js';
 
 type RealtimeOptions = NonNullable<SupabaseClientOptions<'public'>['realtime']>;
 
+/** A WebSocket class: `WebSocket` from `ws` on Node 20 (supabase-js checks its shape at run time). */
+export type WebSocketClass = new (...args: never[]) => unknown;
+
 export interface GatewayClientOptions {
   /** The gateway's URL (the same one a FanoutClient uses). */
   url: string;
@@ -39,7 +42,7 @@ export interface GatewayClientOptions {
   /** The signed-in user's JWT; supabase-js calls it whenever it needs the current one. */
   accessToken?: () => Promise<string | null> | string | null;
   /** Node 20 has no global WebSocket: pass `WebSocket` from `ws`. Browsers and Node 22+ need nothing. */
-  transport?: RealtimeOptions['transport'];
+  transport?: WebSocketClass;
   /** Extra realtime options (heartbeat, reconnect back-off, logger). */
   realtime?: Omit<RealtimeOptions, 'transport'>;
 }
@@ -49,7 +52,7 @@ export function createGatewayClient(options: GatewayClientOptions): SupabaseClie
   const accessToken = options.accessToken;
   return createClient(options.url.replace(/\/+$/, ''), options.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    realtime: { ...options.realtime, ...(options.transport ? { transport: options.transport } : {}) },
+    realtime: { ...options.realtime, ...(options.transport ? { transport: options.transport as RealtimeOptions['transport'] } : {}) },
     ...(accessToken ? { accessToken: async () => (await accessToken()) ?? options.anonKey } : {}),
   });
 }

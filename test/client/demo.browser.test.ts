@@ -2,7 +2,8 @@
 // scenario. Tab 1 starts a content generation and its progress bar, fed over SSE by the
 // client library, reaches 100 %; tab 2 sees the same generation through the ONE stream
 // both tabs share; the collaboration panel shows both tabs present and a comment from
-// one tab reaches the other. Screenshots go to test-output/.
+// one tab reaches the other (stored through the comments API, delivered by
+// postgres_changes from the embedded database). Screenshots go to test-output/.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -24,8 +25,7 @@ afterAll(async () => {
 async function openDemo(project: string, problems: string[]): Promise<Page> {
   const page = await browser.context.newPage();
   page.on('pageerror', (e) => problems.push(e.message));
-  // A 404 is how the page learns that a gateway has no comments API (it then uses broadcasts); Chromium logs it.
-  page.on('console', (m) => (m.type() === 'error' && !/Failed to load resource: .* 404/.test(m.text()) ? problems.push(m.text()) : undefined));
+  page.on('console', (m) => (m.type() === 'error' ? problems.push(m.text()) : undefined));
   await page.goto(`${gw.url}/demo?project=${project}`);
   return page;
 }
@@ -62,7 +62,8 @@ describe('/demo in two tabs', () => {
     expect(await tab2.locator('#jobs li').first().getAttribute('data-progress')).toBe('100');
     expect(gw.gateway.connections.count('sse')).toBe(1);
 
-    // Comments: sent in tab 2, shown in tab 1.
+    // Comments: sent in tab 2 (comments API), shown in tab 1 (postgres_changes).
+    expect(await tab1.locator('#comments-via').textContent()).toContain('comments API');
     await tab2.fill('#comment-input', 'Looks great from tab 2');
     await tab2.press('#comment-input', 'Enter');
     await expect.poll(() => tab1.locator('#comments li').allTextContents(), { timeout: 10_000 }).toEqual([expect.stringContaining('Looks great from tab 2')]);
