@@ -377,6 +377,17 @@ export class Source {
     return attempt;
   }
 
+  /** The key for an attempt, or the outcome that ends it: getToken() failed, or the attempt ended meanwhile. */
+  private async tokenFor(attempt: Attempt): Promise<string | Outcome> {
+    let token: string;
+    try {
+      token = await this.options.token();
+    } catch (err) {
+      return { kind: 'failed', error: info('token_error', `getToken() failed: ${err instanceof Error ? err.message : String(err)}`), opened: false };
+    }
+    return attempt.outcome ?? token;
+  }
+
   private topicQuery(topics: readonly string[]): string {
     return topics.map((t) => `topic=${encodeURIComponent(t)}`).join('&');
   }
@@ -401,13 +412,8 @@ export class Source {
     if (!probing) this.setState(this.everOpened ? 'reconnecting' : 'connecting');
     const attempt = this.begin();
     const timing = this.options.timing;
-    let token: string;
-    try {
-      token = await this.options.token();
-    } catch (err) {
-      return { kind: 'failed', error: info('token_error', `getToken() failed: ${err instanceof Error ? err.message : String(err)}`), opened: false };
-    }
-    if (attempt.outcome) return attempt.outcome;
+    const token = await this.tokenFor(attempt);
+    if (typeof token !== 'string') return token;
     const url = `${this.options.url}/v1/stream?${this.topicQuery(topics)}&lastEventId=${encodeURIComponent(starts.map(formatStart).join(','))}`;
     this.stats.connects++;
     const readyTimer = setTimeout(
@@ -528,13 +534,8 @@ export class Source {
     const topics = [...this.topics.keys()];
     const after = topics.map((t) => formatStart(this.topics.get(t)!.start)).join(',');
     const attempt = this.begin();
-    let token: string;
-    try {
-      token = await this.options.token();
-    } catch (err) {
-      return { kind: 'failed', error: info('token_error', `getToken() failed: ${err instanceof Error ? err.message : String(err)}`), opened: false };
-    }
-    if (attempt.outcome) return attempt.outcome;
+    const token = await this.tokenFor(attempt);
+    if (typeof token !== 'string') return token;
     const untilProbe = Math.floor((this.probeAt - Date.now()) / 1000);
     const wait = Math.max(0, Math.min(this.options.timing.pollWaitS, untilProbe));
     const url = `${this.options.url}/v1/poll?${this.topicQuery(topics)}&after=${encodeURIComponent(after)}&wait=${wait}`;

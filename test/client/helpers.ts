@@ -1,70 +1,15 @@
 // Helpers for the client-library tests: network faults between the client and a real
 // gateway, and a recorder that checks what a subscription delivered.
 //
-// - `startTcpProxy`: a TCP proxy whose connections a test can cut (a dropped network),
-//   that can refuse new connections for a while (the network stays down), and can be
-//   pointed at another gateway (a deploy: the old instance drains, the new one answers).
+// - `startTcpProxy` (test/helpers/tcp-proxy.ts): cut, block or retarget connections.
 // - `startBufferingProxy`: an HTTP proxy that, while `buffering` is on, holds response
 //   bodies until 64 KB have accumulated or the response ends — what nginx does with
 //   `proxy_buffering on` to an SSE stream: the headers pass, the events do not.
 import { createServer as createHttpServer, request, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { splice } from '../helpers/tcp-proxy.js';
 import type { FanoutMessage, Subscription } from '../../src/client/index.js';
 import type { MessageData } from '../../src/client/types.js';
-
-export interface TcpProxy {
-  url: string;
-  /** Drops every open connection. */
-  cut(): void;
-  /** While blocked, new connections are closed at once. */
-  block(on: boolean): void;
-  /** Sends new connections to another upstream. */
-  retarget(url: string): void;
-  connections(): number;
-  close(): Promise<void>;
-}
-
-export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
-  let target = new URL(targetUrl);
-  let blocked = false;
-  const sockets = new Set<Socket>();
-  const pairs = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    if (blocked) {
-      client.destroy();
-      return;
-    }
-    const upstream = connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    pairs.add(client);
-    const forget = (): void => {
-      sockets.delete(client);
-      sockets.delete(upstream);
-      pairs.delete(client);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', forget).on('error', forget);
-    upstream.on('close', forget).on('error', forget);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cut: () => {
-      for (const s of sockets) s.destroy();
-    },
-    block: (on) => void (blocked = on),
-    retarget: (url) => void (target = new URL(url)),
-    connections: () => pairs.size,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 export interface BufferingProxy {
   url: string;
@@ -137,21 +82,11 @@ export async function startBufferingProxy(targetUrl: string, buffering = true, w
       return;
     }
     const upstream = connect(Number(target.port), target.hostname);
-    tunnels.add(socket).add(upstream);
-    const forget = (): void => {
-      tunnels.delete(socket);
-      tunnels.delete(upstream);
-      socket.destroy();
-      upstream.destroy();
-    };
-    socket.on('close', forget).on('error', forget);
-    upstream.on('close', forget).on('error', forget);
     const lines = [`${req.method} ${req.url} HTTP/1.1`];
     for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
     upstream.write(lines.join('\r\n') + '\r\n\r\n');
     if (head.length) upstream.write(head);
-    socket.pipe(upstream);
-    upstream.pipe(socket);
+    splice(socket, upstream, tunnels);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -196,3 +131,5 @@ export function record<T extends MessageData>(sub: Subscription<T>): Recorder<T>
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
