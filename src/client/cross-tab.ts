@@ -245,7 +245,8 @@ export class TabGroup implements Coordinator {
     // The previous leader is gone (its lock was released, or it stopped beating): its wants too.
     if (this.leaderTab !== undefined) this.wantsByTab.delete(this.leaderTab);
     this.source = this.options.source(this.options.handoverMs, tap);
-    this.post({ t: 'leader', from: this.tabId, rank: this.rank, state: this.source.state });
+    tap.state('reconnecting');
+    this.post({ t: 'leader', from: this.tabId, rank: this.rank, state: 'reconnecting' });
     this.recompute();
     if (this.options.election === 'locks') void this.prune();
   }

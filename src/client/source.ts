@@ -198,6 +198,8 @@ export function toResetInfo(data: MessageData, fallback: Position | undefined): 
 export class Source {
   private readonly topics = new Map<string, TopicCursor>();
   private readonly wakeup = new Wakeup();
+  /** Cut short only by close(), not by topic changes (the hand-over wait collects those). */
+  private readonly startGate = new Wakeup();
   private readonly backoff: Backoff;
   private current: Attempt | undefined;
   private closed = false;
@@ -272,6 +274,7 @@ export class Source {
     if (this.changeTimer !== undefined) clearTimeout(this.changeTimer);
     this.current?.end({ kind: 'closed' });
     this.wakeup.wake();
+    this.startGate.wake();
     this.setState('closed');
   }
 
@@ -291,7 +294,7 @@ export class Source {
   }
 
   private async run(): Promise<void> {
-    if (this.startDelayMs > 0) await this.wakeup.wait(this.startDelayMs);
+    if (this.startDelayMs > 0) await this.startGate.wait(this.startDelayMs);
     while (!this.closed) {
       if (this.topics.size === 0) {
         this.setState('idle');

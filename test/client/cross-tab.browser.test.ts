@@ -33,6 +33,7 @@ interface TabView {
   ended: boolean;
   duplicates: number;
   catchUps: number;
+  opens: number;
 }
 
 /** Opens a tab on the gateway's origin and starts a client there following one content item. */
@@ -72,6 +73,7 @@ async function openTab(contentId: string, election: 'locks' | 'broadcast', label
         ended,
         duplicates: client.stats.duplicates,
         catchUps: client.stats.catchUps,
+        opens: client.stats.opens,
       });
     },
     { token: alice, contentId, election, label },
@@ -124,9 +126,11 @@ for (const election of ['locks', 'broadcast'] as const) {
       const leaderIndex = (await views(pages)).findIndex((x) => x.role === 'leader');
       const timer = setInterval(() => publish(), 20);
       await sleep(200);
+      const closedAt = Date.now();
       await pages[leaderIndex]!.close();
       const rest = pages.filter((_, i) => i !== leaderIndex);
-      await until(rest, (v) => v.filter((x) => x.role === 'leader').length === 1 && v.every((x) => x.state === 'open'), 'a new leader');
+      await until(rest, (v) => v.some((x) => x.role === 'leader' && x.opens > 0) && v.every((x) => x.state === 'open'), 'a new leader with its stream open');
+      console.log(`hand-over (${election}): a new leader's stream was open ${Date.now() - closedAt} ms after the leader tab closed`);
       await sleep(300);
       clearInterval(timer);
       publish('complete');
