@@ -294,10 +294,16 @@ export class TabGroup implements Coordinator {
       case 'hello':
         if (this.roleValue === 'leader') this.post({ t: 'leader', from: this.tabId, rank: this.rank, state: this.source?.state ?? 'idle' });
         return;
-      case 'want':
+      case 'want': {
         this.wantsByTab.set(msg.from, new Map(msg.topics));
-        if (this.roleValue === 'leader') this.recompute();
+        if (this.roleValue !== 'leader') return;
+        this.recompute();
+        // Tell the tab where the live topics stand, so a subscription there that starts
+        // `now` knows where now is, and one that is behind fills its gap at once.
+        const confirmed = this.source?.confirmedPositions();
+        if (confirmed?.size) this.post({ t: 'ev', from: this.tabId, ev: { k: 'checkpoint', positions: [...confirmed] } });
         return;
+      }
       case 'bye':
         this.wantsByTab.delete(msg.from);
         if (this.roleValue === 'leader') this.recompute();

@@ -239,6 +239,13 @@ export class Source {
     return new Map([...this.topics].map(([t, c]) => [t, c.start]));
   }
 
+  /** The positions the server has confirmed: everything up to each has been delivered (a checkpoint). */
+  confirmedPositions(): Map<string, Position> {
+    const out = new Map<string, Position>();
+    for (const [topic, c] of this.topics) if (c.confirmed && typeof c.start === 'object') out.set(topic, c.start);
+    return out;
+  }
+
   /**
    * Replaces the topic set. A new topic starts at the given start, and so does a topic the
    * server has not confirmed a position for yet; a confirmed topic keeps its own cursor

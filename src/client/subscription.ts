@@ -158,7 +158,8 @@ export class Subscription<T extends MessageData = MessageData> {
     const track = this.tracks.get(topic);
     if (!track || this.isClosed || track.catching) return;
     const pos = track.pos;
-    if (pos === 'now' || (pos === 'start' && at.offset === 0)) {
+    if (pos === 'now') return this.settle(track, at);
+    if (pos === 'start' && at.offset === 0) {
       track.pos = at;
       return;
     }
@@ -171,10 +172,7 @@ export class Subscription<T extends MessageData = MessageData> {
     const pos = track.pos;
     // Already at or past where the stream continues: nothing was lost for this subscriber.
     if (typeof pos === 'object' && pos.epoch === reset.position.epoch && pos.offset >= reset.position.offset) return;
-    if (pos === 'now') {
-      track.pos = reset.position;
-      return;
-    }
+    if (pos === 'now') return this.settle(track, reset.position);
     // The reset answered someone's position, maybe not ours: ask for ours (the server
     // replays it, or answers the reset that applies to us).
     void this.catchUp(track);
@@ -201,7 +199,7 @@ export class Subscription<T extends MessageData = MessageData> {
   joinLive(topic: string, current: Position): void {
     const track = this.tracks.get(topic);
     if (!track || track.catching) return;
-    if (track.pos === 'now') track.pos = current;
+    if (track.pos === 'now') this.settle(track, current);
     else this.checkpoint(topic, current);
   }
 
@@ -225,9 +223,20 @@ export class Subscription<T extends MessageData = MessageData> {
     track.held.push({ message, position });
   }
 
-  /** Applies one event in order: deliver, drop as a duplicate, or start filling a gap. */
+  /**
+   * A `now` subscription learns where "now" is (a checkpoint, a reset, the live position
+   * of a topic it joined): events held until then that are at or before it were replays
+   * for someone else and are dropped; later ones are delivered.
+   */
+  private settle(track: Track, at: Position): void {
+    track.pos = at;
+    this.drainHeld(track);
+  }
+
+  /** Applies one event in order: deliver, drop as a duplicate, hold it, or start filling a gap. */
   private apply(track: Track, message: FanoutMessage, position: Position | undefined): void {
     const verdict = this.relation(track.pos, position);
+    if (verdict === 'wait') return this.hold(track, message, position);
     if (verdict === 'duplicate') {
       this.statsValue.duplicates++;
       this.host.count('duplicates');
@@ -242,9 +251,10 @@ export class Subscription<T extends MessageData = MessageData> {
     this.emitMessage(track, message);
   }
 
-  private relation(pos: Start, p: Position | undefined): 'next' | 'duplicate' | 'gap' {
+  private relation(pos: Start, p: Position | undefined): 'next' | 'duplicate' | 'gap' | 'wait' {
     if (!p) return 'next'; // not retained: no position to order by
-    if (pos === 'now') return 'next';
+    // Before the connection says where "now" is, an event may be a replay for another subscriber.
+    if (pos === 'now') return 'wait';
     if (pos === 'start') return p.offset === 1 ? 'next' : 'gap';
     if (pos.epoch !== p.epoch) return 'gap';
     if (p.offset <= pos.offset) return 'duplicate';
@@ -314,11 +324,16 @@ export class Subscription<T extends MessageData = MessageData> {
     } finally {
       track.catching = false;
     }
+    this.drainHeld(track);
+  }
+
+  /** Applies the events held while filling a gap (or waiting to learn where "now" is). */
+  private drainHeld(track: Track): void {
     const held = track.held;
     track.held = [];
     for (let i = 0; i < held.length; i++) {
       if (this.isClosed || !this.tracks.has(track.topic)) return;
-      if (track.catching) {
+      if (track.catching || track.pos === 'now') {
         // A held event revealed another gap: keep the rest for after that catch-up.
         track.held.push(...held.slice(i));
         return;

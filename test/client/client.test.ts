@@ -131,6 +131,19 @@ describe('one connection, deduplicated and reference-counted subscriptions', () 
     expect(c.stats.connects).toBeGreaterThanOrEqual(2);
     expect(sseStreams()).toBe(1);
   });
+
+  it('starts a "now" subscription where the server says now is, even when the stream replays history for another', async () => {
+    const c = client();
+    const a = content();
+    for (let i = 0; i < 5; i++) a.publish();
+    const history = record(c.progress(a.id)); // from the start: the stream replays 1..5
+    const live = record(c.subscribe([`content:${a.id}`])); // from now
+    await waitFor(() => history.messages.length === 5 && c.state === 'open', 'the replay');
+    a.publish();
+    await waitFor(() => live.messages.length === 1 && history.messages.length === 6, 'the next event');
+    expect(live.seqs()).toEqual([6]);
+    expect(history.seqs()).toEqual([1, 2, 3, 4, 5, 6]);
+  });
 });
 
 describe('reconnection', () => {

@@ -112,6 +112,20 @@ describe('Subscription ordering', () => {
     expect(sub.closed).toBe(true);
   });
 
+  it('holds events until it learns where "now" is, then drops what came before', () => {
+    const { sub, seen } = setup('now');
+    sub.deliver(...msg(3)); // a replay for another subscriber of the topic
+    sub.deliver(...msg(4));
+    expect(seen).toEqual([]);
+    sub.checkpoint('content:x', { epoch: E, offset: 4 });
+    sub.deliver(...msg(5));
+    expect(seen).toEqual([5]);
+    const live = setup('now');
+    live.sub.deliver(...msg(8));
+    live.sub.joinLive('content:x', { epoch: E, offset: 7 }); // joined a live topic at 7: 8 is new
+    expect(live.seen).toEqual([8]);
+  });
+
   it('ignores a reset it is already past, and asks for its own position otherwise', async () => {
     const reset = { topic: 'content:x', reason: 'expired', message: '', position: { epoch: E, offset: 3 }, state: { progress: 30 } };
     const ahead = setup({ epoch: E, offset: 5 });
