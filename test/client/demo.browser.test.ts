@@ -79,4 +79,36 @@ describe('/demo in two tabs', () => {
     await tab1.close();
     await waitFor(() => gw.gateway.connections.count('sse') === 0 && gw.gateway.connections.count('ws') === 0, 'every connection to close');
   });
+
+  it('degrades the collaboration panel when a tab cannot open a WebSocket, while its progress over SSE carries on', async () => {
+    const problems: string[] = [];
+    const project = `q${Date.now().toString(36)}`;
+    const healthy = await openDemo(project, problems);
+    const blocked = await browser.context.newPage();
+    blocked.on('pageerror', (e) => problems.push(e.message));
+    // Every WebSocket this tab opens to the gateway is closed at once, like a proxy without WebSocket support.
+    await blocked.routeWebSocket(/\/realtime\/v1\/websocket/, (ws) => ws.close({ code: 1011, reason: 'blocked by the test' }));
+    await blocked.goto(`${gw.url}/demo?project=${project}`);
+
+    await expect.poll(() => attr(healthy, '#collab-mode', 'data-mode'), { timeout: 15_000 }).toBe('realtime');
+    await expect.poll(() => attr(blocked, '#collab-mode', 'data-mode'), { timeout: 20_000 }).toBe('degraded');
+    expect(await blocked.locator('#degraded').textContent()).toContain('presence');
+    expect(await attr(healthy, '#presence', 'data-count')).toBe('1');
+
+    // Comments still flow both ways: the degraded tab posts with the API and polls the list.
+    await healthy.fill('#comment-input', 'from the connected tab');
+    await healthy.press('#comment-input', 'Enter');
+    await expect.poll(() => blocked.locator('#comments li').allTextContents(), { timeout: 15_000 }).toEqual([expect.stringContaining('from the connected tab')]);
+    await blocked.fill('#comment-input', 'from the degraded tab');
+    await blocked.press('#comment-input', 'Enter');
+    await expect.poll(() => healthy.locator('#comments li').count(), { timeout: 10_000 }).toBe(2);
+
+    // Progress over SSE is not affected by the WebSocket failure.
+    await blocked.click('#generate');
+    await expect.poll(() => attr(blocked, '#progress', 'data-status'), { timeout: 20_000 }).toBe('complete');
+    await blocked.screenshot({ path: screenshot('demo-degraded.png') });
+    expect(problems).toEqual([]);
+    await blocked.close();
+    await healthy.close();
+  });
 });
