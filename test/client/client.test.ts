@@ -170,6 +170,29 @@ describe('reconnection', () => {
     expect(r.resets).toEqual([]);
   });
 
+  it('notices a stalled connection by its silence (no heartbeat) and reconnects without loss', async () => {
+    const quiet = await startGateway({ heartbeatMs: 300 }, { sweepMs: 50 });
+    cleanups.push(() => quiet.stop());
+    const p = await startTcpProxy(quiet.url);
+    cleanups.push(() => p.close());
+    const c = client({ url: p.url, apiKey: await quiet.userToken('alice'), timing: { idleTimeoutMs: 1500 } });
+    const { progress } = contentOf(quiet.gateway);
+    const id = progress.create('alice').id;
+    const r = record(c.progress(id));
+    await waitFor(() => c.state === 'open', 'open');
+    progress.publish(id, 'progress', { progress: 1 });
+    await waitFor(() => r.messages.length === 1, 'the first event');
+    p.freeze(); // bytes stop; nothing closes
+    progress.publish(id, 'progress', { progress: 2 });
+    const errors: string[] = [];
+    c.on('error', (e) => void errors.push(e.code));
+    await waitFor(() => errors.includes('idle_timeout'), 'the idle timeout', 10_000);
+    await waitFor(() => r.messages.length === 2 && c.state === 'open', 'the resumed stream');
+    progress.publish(id, 'complete');
+    await waitFor(() => r.ends.length === 1, 'complete');
+    expect(r.seqs()).toEqual([1, 2, 3]);
+  });
+
   it('reports a reset with the current state when history no longer covers the gap, then continues', async () => {
     const p = await proxy();
     const c = client({ url: p.url });

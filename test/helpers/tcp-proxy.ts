@@ -1,7 +1,8 @@
 // A TCP proxy in front of a gateway for network-fault tests: `cut()` drops every open
 // connection (a dropped network), `block(true)` refuses new ones (the network stays
 // down), `retarget(url)` sends new connections to another gateway (a deploy: the old
-// instance drains, the new one answers).
+// instance drains, the new one answers), `freeze()` stalls the open connections without
+// closing them (TCP still thinks they are fine; only silence tells).
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export interface TcpProxy {
@@ -12,6 +13,8 @@ export interface TcpProxy {
   block(on: boolean): void;
   /** Sends new connections to another upstream. */
   retarget(url: string): void;
+  /** Stops passing bytes on the open connections without closing them (a stalled network path). */
+  freeze(): void;
   /** Connections currently passing through. */
   connections(): number;
   close(): Promise<void>;
@@ -54,6 +57,9 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     },
     block: (on) => void (blocked = on),
     retarget: (url) => void (target = new URL(url)),
+    freeze: () => {
+      for (const s of sockets) s.unpipe();
+    },
     connections: () => sockets.size / 2,
     close: () =>
       new Promise<void>((resolve) => {
