@@ -13,16 +13,17 @@
 // for requests from a loopback address. A production gateway (FANOUT_JWT_SECRET set)
 // answers 404 unless an operator turned it on explicitly.
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Gateway } from '../server/gateway.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { bundle } from './bundles.js';
+import { CONTENT_TYPES, serveStatic } from '../server/static-files.js';
 
 const WEB_DIR = new URL('../../web/demo/', import.meta.url);
 
 const PAGES: { path: string; file: string; type: string }[] = [
-  { path: '/demo', file: 'index.html', type: 'text/html; charset=utf-8' },
-  { path: '/demo/style.css', file: 'style.css', type: 'text/css; charset=utf-8' },
+  { path: '/demo', file: 'index.html', type: CONTENT_TYPES.html },
+  { path: '/demo/style.css', file: 'style.css', type: CONTENT_TYPES.css },
 ];
 
 const SCRIPTS: { path: string; name: string }[] = [
@@ -30,14 +31,6 @@ const SCRIPTS: { path: string; name: string }[] = [
   { path: '/client/fanout-collaboration.js', name: 'fanout-collaboration.js' },
   { path: '/demo/demo.js', name: 'demo.js' },
 ];
-
-const SECURITY_HEADERS = {
-  // Same-origin only: the page loads its own files and talks to its own gateway (HTTP and WebSocket).
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-cache',
-};
 
 const DEMO_USER = /^[A-Za-z0-9_-]{1,40}$/;
 const SESSION_TTL_S = 3600;
@@ -47,31 +40,24 @@ function isLoopback(req: IncomingMessage): boolean {
   return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
 }
 
-function send(res: ServerResponse, type: string, body: Uint8Array | Buffer, head: boolean): void {
-  res.writeHead(200, { 'content-type': type, 'content-length': body.byteLength, ...SECURITY_HEADERS });
-  res.end(head ? undefined : body);
-}
-
 export function registerWeb(gateway: Gateway): void {
   const { router, config, log } = gateway;
 
-  for (const { path, file, type } of PAGES) {
-    const body = readFileSync(new URL(file, WEB_DIR));
-    router.on(['GET', 'HEAD'], path, ({ req, res }) => send(res, type, body, req.method === 'HEAD'));
-  }
-
-  for (const { path, name } of SCRIPTS) {
-    router.on(['GET', 'HEAD'], path, async ({ req, res }) => {
-      let body: Uint8Array;
-      try {
-        body = await bundle(name)!;
-      } catch (err) {
-        log.error({ err, bundle: name }, 'building a browser bundle failed');
-        throw new HttpError(500, 'bundle_failed', `building ${name} failed: ${(err as Error).message.split('\n')[0]}`);
-      }
-      send(res, 'text/javascript; charset=utf-8', body, req.method === 'HEAD');
-    });
-  }
+  serveStatic(router, [
+    ...PAGES.map(({ path, file, type }) => ({ path, type, body: readFileSync(new URL(file, WEB_DIR)) })),
+    ...SCRIPTS.map(({ path, name }) => ({
+      path,
+      type: CONTENT_TYPES.js,
+      body: async () => {
+        try {
+          return await bundle(name)!;
+        } catch (err) {
+          log.error({ err, bundle: name }, 'building a browser bundle failed');
+          throw new HttpError(500, 'bundle_failed', `building ${name} failed: ${(err as Error).message.split('\n')[0]}`);
+        }
+      },
+    })),
+  ]);
 
   const sessionEnabled = (req: IncomingMessage): boolean => {
     if (config.demoSession === 'on') return true;
