@@ -28,6 +28,13 @@ export const CLOSE_GRACE_MS = 5_000;
 /** Where a stream starts in a topic: after a position the client sent, at the start of history, or now. */
 export type StreamStart = Position | 'start' | 'now';
 
+/** The position a start names in a topic: `now` is its current position, `start` offset 0 of its epoch. */
+export function startPosition(hub: Hub, topic: string, start: StreamStart): Position {
+  if (start === 'now') return hub.position(topic);
+  if (start === 'start') return { epoch: hub.position(topic).epoch, offset: 0 };
+  return start;
+}
+
 /** Per-gateway state every stream shares (one object, referenced by each stream). */
 export interface StreamContext {
   readonly hub: Hub;
@@ -181,10 +188,7 @@ export class SseStream implements ManagedConnection, Subscriber {
     metrics.connectionsOpened.labels('sse').inc();
     res.cork();
     res.write(`retry: ${this.ctx.retryMs}\n\n`);
-    const cursor: Position[] = this.topics.map((topic, i) => {
-      const start = starts[i]!;
-      return start === 'now' ? hub.position(topic) : start === 'start' ? { epoch: hub.position(topic).epoch, offset: 0 } : start;
-    });
+    const cursor: Position[] = this.topics.map((topic, i) => startPosition(hub, topic, starts[i]!));
     if (this.topics.length > 1) this.cursor = cursor;
     let resumed = true;
     for (let i = 0; i < this.topics.length && this.state === OPEN; i++) {
