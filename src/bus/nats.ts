@@ -38,6 +38,7 @@ import { decodeBody, encodeBody } from './codec.js';
 import { backoffMs } from './redis.js';
 import {
   BusUnavailableError,
+  PRESENCE_TTL_MS,
   topicStateTtlMs,
   type Bus,
   type BusEnvelope,
@@ -247,7 +248,7 @@ export class NatsBus implements Bus {
     }
     const kv = (name: string, ttl: number) => js.views.kv(`${this.options.prefix}_${name}`, { history: 1, ttl, storage: StorageType.File });
     session.topics = await kv('topics', this.stateTtl);
-    session.members = await kv('presence', this.stateTtl);
+    session.members = await kv('presence', PRESENCE_TTL_MS);
     session.nodes = await kv('nodes', this.options.nodeTimeoutMs);
     session.records = await kv('records', this.options.recordTtlMs);
     await this.startFeed(session);

@@ -19,6 +19,7 @@ import type { Logger } from '../core/log.js';
 import { decodeBody, encodeBody } from './codec.js';
 import {
   BusUnavailableError,
+  PRESENCE_TTL_MS,
   topicStateTtlMs,
   type Bus,
   type BusHandlers,
@@ -154,7 +155,7 @@ export class RedisBus implements Bus {
     this.cmd.on('ready', () => this.announce());
     this.sub.on('ready', () => void this.subscribe());
     this.sub.on('pmessage', (_pattern: string, channel: string, text: string) => this.onMessage(channel, text));
-    this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, this.stateTtl, () => this.unavailable());
+    this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, PRESENCE_TTL_MS, () => this.unavailable());
     const recordKey = (key: string) => `${this.keyPrefix}r:${key}`;
     this.records = {
       get: async (key) => {

@@ -141,6 +141,12 @@ export interface BusOptions {
   recordTtlMs: number;
 }
 
+/**
+ * How long a member's presence entry is kept after it was tracked: a safety net only (members
+ * leave by untrack, socket close or their node's death), long enough for a tab left open for days.
+ */
+export const PRESENCE_TTL_MS = 7 * 24 * 3600_000;
+
 /** How long an idle topic's epoch and offset are kept on the bus (the epoch must outlive the history it names). */
 export function topicStateTtlMs(options: BusOptions): number {
   return Math.max(options.historyTtlMs * 2, 24 * 3600_000);

@@ -70,6 +70,9 @@ describe.each(KINDS)('a cluster of three gateways on the %s bus', (kind) => {
     const poll = await http('GET', `${a.url}/api/content/${id}/progress/poll?after=${encodeURIComponent(lastId)}&wait=0`, { token: a.keys.service_role });
     expect(poll.status).toBe(200);
     expect((poll.json.events as { data: { seq: number } }[]).map((e) => e.data.seq)).toEqual([4, 5, 6, 7, 8]);
+    const multi = await http('GET', `${b.url}/v1/poll?topic=content:${id}&after=${encodeURIComponent(lastId)}&wait=0`, { token: b.keys.service_role });
+    expect(multi.status).toBe(200);
+    expect((multi.json.events as { data: { seq: number } }[]).map((e) => e.data.seq)).toEqual([4, 5, 6, 7, 8]);
     const state = await http('GET', `${c.url}/api/content/${id}`, { token: c.keys.service_role });
     expect(state.json).toMatchObject({ progress: 8, status: 'running', lastEventId: expect.stringMatching(/:8$/) as unknown });
   });

@@ -15,6 +15,7 @@ import { Auth } from '../../src/core/auth.js';
 import { TEST_SECRET, type TestGateway } from '../helpers/gateway.js';
 import { closeClients, joined, supabase } from '../realtime/helpers.js';
 import { http, openClient, seqs, waitFor } from '../sse/helpers.js';
+import type { MemoryBus } from '../../src/bus/memory.js';
 import { cleanBus, privateServer, randomPrefix, startCluster, NATS_URL, REDIS_URL } from './helpers.js';
 
 const children: ChildProcess[] = [];
@@ -112,6 +113,30 @@ it('fills in what a node missed while its Redis subscription was cut, before any
     await cluster.stop();
   }
 }, 60_000);
+
+it('closes a stream whose missed messages the cluster history no longer holds, and its client resumes into `reset`', async () => {
+  const cluster = await startCluster('memory', 2, { historySize: 3, retryMs: 100 });
+  try {
+    const [a, b] = cluster.nodes as [TestGateway, TestGateway];
+    const user = 'gap-too-big';
+    const onB = openClient(`${b.url}/v1/stream?topic=user:${user}`, b.keys.service_role);
+    await waitFor(() => onB.of('ready').length === 1, 'ready on B');
+    await a.gateway.hub.send(`user:${user}`, 'progress', { progress: 1 });
+    await waitFor(() => onB.of('progress').length === 1, 'first event');
+    const busB = b.gateway.bus as MemoryBus;
+    busB.setConnected(false);
+    for (let i = 2; i <= 8; i++) await a.gateway.hub.send(`user:${user}`, 'progress', { progress: i }); // history keeps 6..8
+    busB.setConnected(true);
+    // The stream is told why it ends; the client reconnects with its Last-Event-ID and is told reset.
+    await waitFor(() => onB.of('error').some((e) => e.data.code === 'resync'), 'the resync close');
+    await waitFor(() => onB.of('reset').length === 1, 'reset after reconnecting', 15_000);
+    expect(onB.of('reset')[0]!.data).toMatchObject({ reason: 'expired' });
+    expect(onB.of('progress').map((e) => e.data.progress)).toEqual([1]); // 2..8 were never shown as if continuous
+    onB.close();
+  } finally {
+    await cluster.stop();
+  }
+});
 
 /** Starts `fanout serve` in a child process on the given bus; resolves with its URL. */
 function serveChild(args: string[], dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
