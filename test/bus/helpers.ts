@@ -3,7 +3,7 @@
 // test can kill), each under its own random prefix so parallel runs never collide, and
 // everything the prefix created removed afterwards.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,7 +129,7 @@ export async function privateServer(kind: 'redis' | 'nats'): Promise<PrivateServ
   const server: PrivateServer = {
     url,
     async start() {
-      const proc = spawn(kind === 'redis' ? 'redis-server' : 'nats-server', args, { stdio: 'ignore' });
+      const proc = spawn(serverBinary(kind), args, { stdio: 'ignore' });
       child = proc;
       await waitForPort(port);
     },
@@ -147,6 +147,13 @@ export async function privateServer(kind: 'redis' | 'nats'): Promise<PrivateServ
   };
   await server.start();
   return server;
+}
+
+/** The server binary: on PATH, or where Debian installs it (nats-server lives in /usr/sbin, not always on PATH). */
+function serverBinary(kind: 'redis' | 'nats'): string {
+  const name = kind === 'redis' ? 'redis-server' : 'nats-server';
+  for (const dir of ['/usr/bin', '/usr/sbin', '/usr/local/bin']) if (existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+  return name;
 }
 
 async function waitForPort(port: number): Promise<void> {
