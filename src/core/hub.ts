@@ -244,8 +244,10 @@ export class Hub {
       const { epoch, offset } = await bus.publish({ topic: topicName, event, data, ts, node: bus.nodeId, ref }, opts.retain ?? true);
       return new HubMessage(topicName, epoch, offset, event, data, ts, opts.origin);
     } catch (err) {
+      // The bus reports its own failures as BusUnavailableError; anything else (a payload that
+      // cannot be serialized, say) is the caller's problem and keeps its own type.
       this.origins.delete(ref);
-      throw err instanceof BusUnavailableError ? err : new BusUnavailableError(bus.kind, (err as Error).message, { cause: err });
+      throw err;
     }
   }
 

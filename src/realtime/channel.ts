@@ -7,6 +7,7 @@ import type { Claims } from '../core/auth.js';
 import type { HubMessage, Subscriber } from '../core/hub.js';
 import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, PostgresChangesParams } from '../changes/types.js';
 import { channelTopic, publishBroadcast, type BroadcastData } from './channel-topics.js';
+import { BusUnavailableError } from '../bus/types.js';
 import type { BroadcastPush, PhoenixMessage } from './codec.js';
 import { backoff, joinAuthReason } from './context.js';
 import { bindingId, parseJoinPayload, type JoinConfig } from './join-config.js';
@@ -427,8 +428,13 @@ export class Channel implements Subscriber {
         if (this.config.ack && !this.isClosed()) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
       },
       (err: unknown) => {
-        ctx.error('bus_unavailable');
-        ctx.log.warn({ err, channel: this.sub }, 'broadcast not sent: the bus is unavailable');
+        const busDown = err instanceof BusUnavailableError;
+        ctx.error(busDown ? 'bus_unavailable' : 'internal');
+        ctx.log.warn({ err, channel: this.sub }, busDown ? 'broadcast not sent: the bus is unavailable' : 'broadcast not sent');
+        if (!busDown) {
+          if (this.config.ack && !this.isClosed()) this.socket.reply(this.joinRef, ref, this.topic, 'error', {});
+          return;
+        }
         if (!this.isClosed()) {
           if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: 'bus_unavailable' });
           else this.pushSystem('broadcast', 'error', 'the message was not sent: the gateway lost its connection to the cluster bus');
