@@ -37,6 +37,9 @@ describe.each(['redis', 'nats'] as const)('the %s bus going down and coming back
       await waitFor(() => onB.of('ready').length === 1, 'ready on B');
       for (let i = 1; i <= 2; i++) expect((await http('POST', `${a.url}/api/content/${id}/progress`, { token, body: { progress: i } })).status).toBe(200);
       await waitFor(() => onB.of('progress').length === 2, 'two events on B');
+      const heard: unknown[] = [];
+      const sender = await joined(supabase(a).channel(`room-${kind}`, { config: { broadcast: { ack: true } } }));
+      await joined(supabase(b).channel(`room-${kind}`).on('broadcast', { event: 'note' }, (m) => heard.push(m.payload)));
 
       await server.kill();
       await waitFor(() => !a.gateway.bus!.connected && !b.gateway.bus!.connected, 'both nodes see the bus down', 15_000);
@@ -56,6 +59,8 @@ describe.each(['redis', 'nats'] as const)('the %s bus going down and coming back
         body: JSON.stringify({ messages: [{ topic: 'x', event: 'e', payload: {} }] }),
       });
       expect(rest.status).toBe(503);
+      // A Realtime broadcast with ack is answered with an error, not acknowledged and dropped.
+      expect(await sender.send({ type: 'broadcast', event: 'note', payload: { n: 1 } })).toBe('error');
       // A new stream needs the bus to know where the cluster is: refused, so the client retries elsewhere or later.
       const stream = await http('GET', `${b.url}/api/content/${id}/progress`, { token });
       expect(stream.status).toBe(503);
@@ -69,6 +74,9 @@ describe.each(['redis', 'nats'] as const)('the %s bus going down and coming back
         expect(r.status, JSON.stringify(r.json)).toBe(200);
       }
       await waitFor(() => onB.of('progress').length === 5, 'all five events on B', 15_000);
+      expect(await sender.send({ type: 'broadcast', event: 'note', payload: { n: 2 } })).toBe('ok');
+      await waitFor(() => heard.length === 1, 'the broadcast after recovery on B');
+      expect(heard).toEqual([{ n: 2 }]);
       expect(seqs(onB.of('progress'))).toEqual([1, 2, 3, 4, 5]);
       expect(onB.of('progress').map((e) => e.data.progress)).toEqual([1, 2, 3, 4, 5]); // the refused 99 never appears
       onB.close();
