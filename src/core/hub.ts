@@ -233,11 +233,7 @@ export class Hub {
    */
   send(topicName: string, event: string, data: unknown, opts: PublishOptions = {}): Promise<HubMessage> {
     if (this.bus) return this.publishToBus(this.bus, topicName, event, data, opts);
-    try {
-      return Promise.resolve(this.publish(topicName, event, data, opts));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return Promise.resolve(this.publish(topicName, event, data, opts));
   }
 
   private async publishToBus(bus: Bus, topicName: string, event: string, data: unknown, opts: PublishOptions): Promise<HubMessage> {
