@@ -230,6 +230,8 @@ export class Hub {
    * cluster the message is handed to the bus, which numbers it, and every node (this one
    * too) delivers it when the bus hands it back. Rejects with `BusUnavailableError` when
    * the bus cannot take it: the caller reports that (HTTP 503), the message is not lost silently.
+   * Alone, what `publish` throws is thrown here too, synchronously (the Realtime channel turns
+   * that into `phx_error` at once).
    */
   send(topicName: string, event: string, data: unknown, opts: PublishOptions = {}): Promise<HubMessage> {
     if (this.bus) return this.publishToBus(this.bus, topicName, event, data, opts);
