@@ -67,6 +67,18 @@ export class FeedSubscription {
   }
 }
 
+/** Publishes a `realtime.send()` row as a text broadcast to its channel (undefined when the row names no topic or event). */
+export function publishDatabaseBroadcast(hub: Hub, row: CapturedRow): Promise<unknown> | undefined {
+  const r = row.record ?? {};
+  if (typeof r.topic !== 'string' || typeof r.event !== 'string') return undefined;
+  return publishBroadcast(hub, r.topic, r.private === true, {
+    event: r.event,
+    payload: r.payload,
+    id: typeof r.id === 'string' ? r.id : undefined,
+    frame: 'text',
+  });
+}
+
 /** JSON with sorted keys: equal claims give equal strings whatever order the token listed them in. */
 export function stableJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
@@ -206,14 +218,7 @@ export class ChangeDispatcher {
   }
 
   private publishBroadcast(row: CapturedRow): void {
-    const r = row.record ?? {};
-    if (typeof r.topic !== 'string' || typeof r.event !== 'string') return;
-    publishBroadcast(this.o.hub, r.topic, r.private === true, {
-      event: r.event,
-      payload: r.payload,
-      id: typeof r.id === 'string' ? r.id : undefined,
-      frame: 'text',
-    });
+    publishDatabaseBroadcast(this.o.hub, row)?.catch((err: unknown) => this.o.log.warn({ err }, 'realtime.send broadcast not published: the bus is unavailable'));
   }
 
   /** Steps 1–4 for a run of changes, for every subscription or (replay) for one. */

@@ -2,6 +2,7 @@
 // default, PostgreSQL with DATABASE_URL), runs the change feed, and provides the change
 // feed and the private-channel authorizer to the Realtime channels through
 // `gateway.database`. Registered before the Realtime module, which reads that slot.
+import { Gauge } from 'prom-client';
 import type { Gateway } from '../server/gateway.js';
 import { DatabaseChannelAuthorizer } from './authorizer.js';
 import { registerCommentRoutes } from './comments.js';
@@ -17,6 +18,11 @@ export function databaseRuntime(gateway: Gateway): DatabaseRuntime | undefined {
 
 export function registerChanges(gateway: Gateway): void {
   const { config, log } = gateway;
+  // In a cluster sharing one database, exactly one gateway reads the outbox (src/changes/leader.ts).
+  const leader = gateway.bus
+    ? new Gauge({ name: 'fanout_changes_leader', help: '1 while this gateway leads the cluster change feed (reads the outbox for every node)', registers: [gateway.metrics.registry] })
+    : undefined;
+  leader?.set(0);
   const runtime = new DatabaseRuntime({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -26,6 +32,7 @@ export function registerChanges(gateway: Gateway): void {
     hub: gateway.hub,
     metrics: gateway.metrics,
     log: log.child({ component: 'changes' }),
+    onLeader: (leading) => leader?.set(leading ? 1 : 0),
   });
   runtimes.set(gateway, runtime);
   const changeFeed = new DatabaseChangeFeed(runtime);

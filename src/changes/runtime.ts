@@ -15,13 +15,22 @@ import { Catalog } from './catalog.js';
 import { openDatabase, type Database } from './database.js';
 import { ChangeDispatcher } from './dispatcher.js';
 import { OutboxConsumer } from './outbox.js';
+import { ChangeFeedLeader, ChangeFollower, publishWindow } from './leader.js';
+import type { CapturedRow } from './outbox.js';
 import { LATEST_VERSION, migrate, schemaVersion, syncCaptureTriggers } from './schema.js';
+
+/** What reads the outbox: this gateway's own consumer, or (in a cluster) the leader election around one. */
+export interface FeedReader {
+  stop(): Promise<void>;
+  /** Resolves once everything committed before the call has been handled (tests). */
+  settle(): Promise<void>;
+}
 
 export interface RuntimeParts {
   db: Database;
   catalog: Catalog;
   dispatcher: ChangeDispatcher;
-  consumer: OutboxConsumer;
+  consumer: FeedReader;
 }
 
 export interface RuntimeOptions {
@@ -34,6 +43,8 @@ export interface RuntimeOptions {
   hub: Hub;
   metrics: GatewayMetrics;
   log: Logger;
+  /** Cluster mode: told when this gateway becomes or stops being the change-feed leader. */
+  onLeader?: (leading: boolean) => void;
 }
 
 const RETRY_MS = 5000;
@@ -138,14 +149,41 @@ export class DatabaseRuntime {
         match: { codePointCollation: await catalog.codePointCollation() },
         replayMs: this.o.replayMs,
       });
-      const consumer = new OutboxConsumer(db, (rows) => dispatcher.process(rows), log, {
-        consumer: this.o.consumer,
-        onError: () => this.o.metrics.errors.labels('database').inc(),
-        // Without the event trigger (a non-superuser migrated), tables added to the
-        // publication are picked up here within seconds.
-        maintenance: () => syncCaptureTriggers(db),
-      });
-      await consumer.start();
+      const outbox = (handle: (rows: CapturedRow[]) => Promise<void>) =>
+        new OutboxConsumer(db, handle, log, {
+          consumer: this.o.consumer,
+          onError: () => this.o.metrics.errors.labels('database').inc(),
+          // Without the event trigger (a non-superuser migrated), tables added to the
+          // publication are picked up here within seconds.
+          maintenance: () => syncCaptureTriggers(db),
+        });
+      let consumer: FeedReader;
+      if (this.o.hub.clustered && db.kind === 'postgres' && this.o.databaseUrl) {
+        // A cluster sharing this database: one leader reads the outbox and publishes to the bus; every node dispatches.
+        const hub = this.o.hub;
+        const follower = new ChangeFollower(hub, dispatcher, log);
+        follower.start();
+        const leader = new ChangeFeedLeader({
+          databaseUrl: this.o.databaseUrl,
+          consumer: this.o.consumer,
+          makeConsumer: () => outbox((rows) => publishWindow(hub, rows)),
+          log,
+          onChange: this.o.onLeader,
+        });
+        leader.start();
+        consumer = {
+          settle: () => leader.settle(),
+          stop: async () => {
+            follower.stop();
+            await leader.stop();
+          },
+        };
+      } else {
+        if (this.o.hub.clustered) log.warn('the embedded database is this gateway’s own: its changes reach only its own subscribers (give the cluster one DATABASE_URL)');
+        const own = outbox((rows) => dispatcher.process(rows));
+        await own.start();
+        consumer = own;
+      }
       log.info({ database: db.kind, location: db.location, ms: Date.now() - started }, 'change feed running');
       return { db, catalog, dispatcher, consumer };
     } catch (err) {

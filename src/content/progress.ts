@@ -71,8 +71,34 @@ export class ContentProgress {
    * Publishes one event for a content item to its topic and its owner's topic and
    * returns the content-topic message (its offset is the event's `seq` on the item's
    * stream). `complete` and `failed` finish the item; later publishes answer 409.
+   * Synchronous, for a gateway that runs alone; `send` works in a cluster too.
    */
   publish(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): HubMessage {
+    const { item, data, ts } = this.check(contentId, event, fields, options);
+    updateItem(item, event, data, ts);
+    const message = this.hub.publish(contentTopic(contentId), event, data, { ts });
+    this.hub.publish(userTopic(item.ownerId), event, data, { ts });
+    return message;
+  }
+
+  /**
+   * `publish` through the cluster bus when there is one (alone, the same as `publish`).
+   * Rejects with a 503 `BusUnavailableError` when the bus cannot take the event; the item's
+   * state is then left as it was.
+   */
+  async send(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): Promise<HubMessage> {
+    if (!this.hub.clustered) return this.publish(contentId, event, fields, options);
+    await this.registry.refresh(contentId);
+    const { item, data, ts } = this.check(contentId, event, fields, options);
+    const message = await this.hub.send(contentTopic(contentId), event, data, { ts });
+    updateItem(item, event, data, ts);
+    await this.registry.save(item);
+    await this.hub.send(userTopic(item.ownerId), event, data, { ts });
+    return message;
+  }
+
+  /** Validates an event for an item that exists and still runs; returns the message data. */
+  private check(contentId: string, event: string, fields: ProgressFields, options: PublishOptions): { item: ContentItem; data: Record<string, unknown>; ts: number } {
     const checked = progressBodySchema.safeParse({ ...fields, event });
     if (!checked.success) throw new HttpError(400, 'invalid_progress', `invalid progress event: ${describeIssues(checked.error)}`);
     const item = this.registry.get(contentId);
@@ -83,13 +109,14 @@ export class ContentProgress {
     const { event: _event, userId: _userId, ...rest } = checked.data;
     const data: Record<string, unknown> = { contentId, ...rest };
     if (event === 'complete' && data.progress === undefined) data.progress = 100;
-    const ts = options.ts ?? Date.now();
-    if (typeof data.progress === 'number') item.progress = data.progress;
-    if (typeof data.stage === 'string') item.stage = data.stage;
-    if (FINAL_EVENTS.has(event)) item.status = event === 'complete' ? 'complete' : 'failed';
-    item.updatedAt = ts;
-    const message = this.hub.publish(contentTopic(contentId), event, data, { ts });
-    this.hub.publish(userTopic(item.ownerId), event, data, { ts });
-    return message;
+    return { item, data, ts: options.ts ?? Date.now() };
   }
+}
+
+/** The item's latest state after `event`. */
+function updateItem(item: ContentItem, event: string, data: Record<string, unknown>, ts: number): void {
+  if (typeof data.progress === 'number') item.progress = data.progress;
+  if (typeof data.stage === 'string') item.stage = data.stage;
+  if (FINAL_EVENTS.has(event)) item.status = event === 'complete' ? 'complete' : 'failed';
+  item.updatedAt = ts;
 }

@@ -3,7 +3,12 @@
 // client gets back in a `reset` event (or from GET /api/content/:id) when history can no
 // longer replay what it missed. Finished items are forgotten `contentTtlMs` after their
 // last event, so the registry stays bounded on a long-running gateway.
+//
+// In a cluster, items are also kept as records on the bus (`RecordStore`), so a stream
+// opened on any node finds an item created on another: reads `refresh` the item from the
+// bus first, and every change is `save`d back.
 import { HttpError } from '../server/http-errors.js';
+import type { RecordStore } from '../bus/types.js';
 
 export type ContentStatus = 'running' | 'complete' | 'failed';
 
@@ -51,7 +56,28 @@ export interface RegistryLimits {
 export class ContentRegistry {
   private readonly items = new Map<string, ContentItem>();
 
-  constructor(private readonly limits: RegistryLimits) {}
+  constructor(
+    private readonly limits: RegistryLimits,
+    /** The cluster's shared records; absent when the gateway runs alone. */
+    private readonly records?: RecordStore,
+  ) {}
+
+  /** Cluster: takes the item's latest state from the bus (it may have been created or advanced on another node). */
+  async refresh(contentId: string): Promise<void> {
+    if (!this.records) return;
+    const raw = await this.records.get(recordKey(contentId));
+    if (raw === undefined) return;
+    const shared = JSON.parse(raw) as ContentItem;
+    const local = this.items.get(contentId);
+    if (!local) this.items.set(contentId, { ...shared, id: contentId });
+    else if (shared.updatedAt >= local.updatedAt) Object.assign(local, { status: shared.status, progress: shared.progress, stage: shared.stage, updatedAt: shared.updatedAt });
+  }
+
+  /** Cluster: writes the item's state to the bus, for the other nodes. */
+  async save(item: ContentItem): Promise<void> {
+    if (!this.records) return;
+    await this.records.set(recordKey(item.id), JSON.stringify(item), this.limits.contentTtlMs);
+  }
 
   get size(): number {
     return this.items.size;
@@ -87,4 +113,8 @@ export class ContentRegistry {
     const cutoff = now - this.limits.contentTtlMs;
     for (const [id, item] of this.items) if (item.status !== 'running' && item.updatedAt < cutoff) this.items.delete(id);
   }
+}
+
+function recordKey(contentId: string): string {
+  return `content:${contentId}`;
 }

@@ -48,6 +48,7 @@ export function contentIdParam(raw: string | undefined): string {
 export async function authorizeContentRead(auth: Auth, registry: ContentRegistry, { req, query, params }: RequestContext): Promise<{ claims: Claims; item: ContentItem }> {
   const claims = await authenticate(auth, req, query);
   const contentId = contentIdParam(params.contentId);
+  await registry.refresh(contentId);
   const item = registry.require(contentId);
   if (!canReadUser(claims, item.ownerId)) throw forbiddenRead(`content ${contentId}`);
   return { claims, item };
@@ -90,6 +91,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
       const simulate = body.simulate ?? true;
       if (simulate) simulator.checkCapacity();
       const item = progress.create(ownerId, body.contentId);
+      await registry.save(item);
       const plan = { steps: body.steps ?? DEFAULT_STEPS, intervalMs: body.intervalMs ?? DEFAULT_INTERVAL_MS, failAtStep: body.failAtStep };
       if (simulate) simulator.start(item.id, plan);
       const links = itemLinks(item);
@@ -102,6 +104,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
     '/api/content/:contentId',
     countingErrors(metrics, async (ctx) => {
       const { item } = await authorizeContentRead(auth, registry, ctx);
+      await hub.prepare([contentTopic(item.id)]);
       const { epoch, offset } = hub.position(contentTopic(item.id));
       sendJson(ctx.res, 200, { ...contentState(item), lastEventId: formatPosition(epoch, offset), ...itemLinks(item) });
     }),
@@ -119,15 +122,16 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
       if (!parsed.success) throw new HttpError(400, 'invalid_progress', `invalid progress event: ${describeIssues(parsed.error)}`);
       const { event = 'progress', userId, ...fields } = parsed.data;
       let created = false;
+      await registry.refresh(contentId);
       const existing = registry.get(contentId);
       if (!existing) {
         if (!userId) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist; pass "userId" (its owner) to create it with this event`);
-        progress.create(userId, contentId);
+        await registry.save(progress.create(userId, contentId));
         created = true;
       } else if (userId !== undefined && userId !== existing.ownerId) {
         throw new HttpError(409, 'owner_mismatch', `content ${contentId} belongs to another user; "userId" may only name its owner`);
       }
-      const msg = progress.publish(contentId, event, fields);
+      const msg = await progress.send(contentId, event, fields);
       metrics.received('rest', Number(req.headers['content-length'] ?? 0));
       sendJson(res, created ? 201 : 200, { contentId, event, seq: msg.offset, id: formatPosition(msg.epoch, msg.offset), ts: msg.ts, created });
     }),

@@ -24,6 +24,7 @@ export function stageFor(progress: number): string {
 
 export class ContentSimulator {
   private readonly jobs = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
 
   constructor(
     private readonly progress: ContentProgress,
@@ -50,30 +51,40 @@ export class ContentSimulator {
 
   /** Cancels every running job (gateway shutdown). */
   stop(): void {
+    this.stopped = true;
     for (const timer of this.jobs.values()) clearTimeout(timer);
     this.jobs.clear();
   }
 
   private step(contentId: string, plan: SimulationPlan, step: number): void {
     this.jobs.delete(contentId);
-    try {
-      if (step > plan.steps) {
-        this.progress.publish(contentId, 'complete', { stage: 'done', message: 'generation finished' });
-        return;
-      }
-      const progress = Math.round((100 * step) / plan.steps);
-      if (plan.failAtStep === step) {
-        this.progress.publish(contentId, 'failed', { progress, stage: stageFor(progress), message: `simulated failure at step ${step} of ${plan.steps}` });
-        return;
-      }
-      this.progress.publish(contentId, 'progress', { progress, stage: stageFor(progress), step, steps: plan.steps });
-    } catch (err) {
-      // The item may have been finished by another publisher; the job simply ends.
-      this.log.debug({ err, contentId, step }, 'simulated job stopped');
-      return;
+    // Published synchronously when the gateway runs alone; through the bus in a cluster.
+    this.publishStep(contentId, plan, step).then(
+      (more) => {
+        if (!more || this.stopped) return;
+        const timer = setTimeout(() => this.step(contentId, plan, step + 1), plan.intervalMs);
+        timer.unref();
+        this.jobs.set(contentId, timer);
+      },
+      (err: unknown) => {
+        // The item may have been finished by another publisher, or the bus is down: the job ends.
+        this.log.debug({ err, contentId, step }, 'simulated job stopped');
+      },
+    );
+  }
+
+  /** Publishes one step; true when the job goes on. */
+  private async publishStep(contentId: string, plan: SimulationPlan, step: number): Promise<boolean> {
+    if (step > plan.steps) {
+      await this.progress.send(contentId, 'complete', { stage: 'done', message: 'generation finished' });
+      return false;
     }
-    const timer = setTimeout(() => this.step(contentId, plan, step + 1), plan.intervalMs);
-    timer.unref();
-    this.jobs.set(contentId, timer);
+    const progress = Math.round((100 * step) / plan.steps);
+    if (plan.failAtStep === step) {
+      await this.progress.send(contentId, 'failed', { progress, stage: stageFor(progress), message: `simulated failure at step ${step} of ${plan.steps}` });
+      return false;
+    }
+    await this.progress.send(contentId, 'progress', { progress, stage: stageFor(progress), step, steps: plan.steps });
+    return true;
   }
 }

@@ -26,6 +26,7 @@ export const optionTable = {
   drainTimeoutMs: { flag: '--drain-timeout-ms <ms>', env: 'FANOUT_DRAIN_TIMEOUT_MS', schema: ms(0, 600_000), default: 10_000, help: 'on SIGTERM, how long to wait for connections to leave before exiting' },
   maxTopicsPerStream: { flag: '--max-topics-per-stream <n>', env: 'FANOUT_MAX_TOPICS_PER_STREAM', schema: int(1, 1000), default: 64, help: 'most topics one /v1/stream connection may subscribe to' },
   sseShareStreams: { flag: '--sse-share-streams <on|off>', env: 'FANOUT_SSE_SHARE_STREAMS', schema: z.enum(['on', 'off']), default: 'off', help: 'let streams of the same (user, content) share one hub subscription' },
+  demoSession: { flag: '--demo-session <auto|on|off>', env: 'FANOUT_DEMO_SESSION', schema: z.enum(['auto', 'on', 'off']), default: 'auto', help: 'GET /demo/session hands out user keys for the demo page: auto = only to loopback clients while on the development secret; on = to anyone (any user can be impersonated)' },
   contentTtlMs: { flag: '--content-ttl-ms <ms>', env: 'FANOUT_CONTENT_TTL_MS', schema: ms(1000, 30 * 24 * 3600_000), default: 3600_000, help: 'how long a finished content item stays known (GET, streams) after its last event' },
   maxContentItems: { flag: '--max-content-items <n>', env: 'FANOUT_MAX_CONTENT_ITEMS', schema: int(1, 100_000_000), default: 1_000_000, help: 'cap on content items tracked at once (503 beyond it)' },
   maxBodyBytes: { flag: '--max-body-bytes <n>', env: 'FANOUT_MAX_BODY_BYTES', schema: int(1, 1 << 30), default: 1 << 20, help: 'largest accepted request body (413 beyond it)' },
@@ -51,7 +52,9 @@ export const optionTable = {
   changesReplayMs: { flag: '--changes-replay-ms <ms>', env: 'FANOUT_CHANGES_REPLAY_MS', schema: ms(0, 3600_000), default: 30_000, help: 'after start-up, how long changes (including those committed while the gateway was down) are kept for subscribers that reconnect' },
   bus: { flag: '--bus <kind>', env: 'FANOUT_BUS', schema: z.enum(['memory', 'redis', 'nats']), default: 'memory', help: 'message bus between gateway processes' },
   redisUrl: { flag: '--redis-url <url>', env: 'REDIS_URL', schema: z.string().url(), default: 'redis://127.0.0.1:6379', help: 'Redis URL for --bus redis' },
-  natsUrl: { flag: '--nats-url <url>', env: 'NATS_URL', schema: z.string().min(1), default: 'nats://127.0.0.1:4222', help: 'NATS URL for --bus nats' },
+  natsUrl: { flag: '--nats-url <url>', env: 'NATS_URL', schema: z.string().min(1), default: 'nats://127.0.0.1:4222', help: 'NATS URL (or comma-separated URLs) for --bus nats' },
+  busPrefix: { flag: '--bus-prefix <name>', env: 'FANOUT_BUS_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ -'), default: 'fanout', help: 'prefix of every bus key, stream and subject: gateways with the same prefix form one cluster' },
+  busNodeTimeoutMs: { flag: '--bus-node-timeout-ms <ms>', env: 'FANOUT_BUS_NODE_TIMEOUT_MS', schema: ms(300, 600_000), default: 15_000, help: 'a gateway whose bus heartbeat is older than this is dead: the others remove its presence members' },
 } as const;
 
 type OptionTable = typeof optionTable;

@@ -4,7 +4,17 @@
 //
 // Encode once, write many: a message caches its serialization per wire format
 // (`WireEncoder`), so a fan-out to N subscribers serializes once per format, not N times.
+//
+// Two modes. Alone (no bus, `--bus memory`) the hub is the authority: it numbers offsets
+// and publishes synchronously. In a cluster (`--bus redis|nats`, or a shared MemoryBus)
+// the bus is the authority: a publish goes to the bus, which assigns the offset, and every
+// node (the publisher's too) delivers the message when the bus hands it back, so all nodes
+// see one order. For the topics a node serves with resume (`prepare`), the hub keeps a
+// replica of the bus's epoch, offsets and history, loaded from the bus and then fed by the
+// live feed; a gap in the live feed (a dropped bus connection) is filled from the bus's
+// history before anything after it is delivered, so `since` stays exact on every node.
 import { randomBytes } from 'node:crypto';
+import { BusUnavailableError, type Bus, type BusEnvelope, type TopicSnapshot } from '../bus/types.js';
 
 /** Serializes a message for one wire format. Identity of the encoder object is the cache key. */
 export interface WireEncoder<T = Buffer | string> {
@@ -15,6 +25,13 @@ export interface WireEncoder<T = Buffer | string> {
 export interface Subscriber {
   /** Called synchronously for every message published to a topic the subscriber joined. Must not throw. */
   deliver(message: HubMessage): void;
+  /**
+   * Cluster mode only: the bus lost messages of `topic` that its history can no longer
+   * replay (or the topic's epoch changed), so this subscriber's position is no longer
+   * continuous. A resumable transport should end the stream so its client resumes (and is
+   * told `reset`); without this method the subscriber just carries on.
+   */
+  interrupted?(topic: string): void;
 }
 
 /** A resumable position in one topic: the topic's epoch and the offset of the last message seen. */
@@ -90,6 +107,12 @@ class History {
     return this.count ? this.items[this.head] : undefined;
   }
 
+  clear(): void {
+    this.items = new Array<HubMessage | undefined>(Math.min(this.capacity, 16));
+    this.head = 0;
+    this.count = 0;
+  }
+
   /** Drops messages published before `cutoffTs`. */
   trimOlderThan(cutoffTs: number): void {
     while (this.count && this.items[this.head]!.ts < cutoffTs) {
@@ -118,12 +141,27 @@ class History {
   }
 }
 
+/** A new epoch: 8 random base64url characters. */
+export function newEpoch(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+/**
+ * Cluster mode only. `plain`: delivered as the bus hands messages over, no replica (Realtime
+ * channels need no positions). `loading`: the replica is being (re)loaded from the bus and
+ * live messages wait in `pending`. `live`: the replica matches the bus up to `lastOffset`.
+ */
+type SyncState = 'plain' | 'loading' | 'live';
+
 class Topic {
-  readonly epoch = randomBytes(6).toString('base64url');
+  epoch = newEpoch();
   lastOffset = 0;
   readonly subscribers = new Set<Subscriber>();
   readonly history: History;
   lastActivity = Date.now();
+  sync: SyncState = 'plain';
+  loading: Promise<void> | undefined;
+  pending: { envelope: BusEnvelope; origin: unknown }[] | undefined;
 
   constructor(
     readonly name: string,
@@ -141,26 +179,226 @@ export type ResumeResult =
 export interface HubOptions {
   historySize: number;
   historyTtlMs: number;
+  /** The cluster bus; absent, the hub runs alone (the memory bus of one process). */
+  bus?: Bus;
+  /** Told about replica gaps and failed loads (cluster mode). */
+  onProblem?: (problem: 'gap' | 'load_failed' | 'epoch_changed', topic: string, detail: unknown) => void;
 }
 
 export type PublishObserver = (message: HubMessage, subscriberCount: number) => void;
 
+/** How long a publish's origin is remembered while its message travels through the bus. */
+const ORIGIN_TTL_MS = 60_000;
+
+/** How long a cluster replica with no subscribers is kept before the node stops serving it. */
+const REPLICA_IDLE_MS = 60_000;
+
 export class Hub {
   private readonly topics = new Map<string, Topic>();
   private readonly observers: PublishObserver[] = [];
+  private readonly bus: Bus | undefined;
+  /** Cluster mode: origins of this node's publishes in flight, by publish ref. */
+  private readonly origins = new Map<number, { origin: unknown; at: number }>();
+  private refSeq = 0;
 
-  constructor(private readonly options: HubOptions) {}
+  constructor(private readonly options: HubOptions) {
+    this.bus = options.bus;
+  }
 
-  /** Publishes to a topic and delivers synchronously to its local subscribers. */
+  /** True when a bus shared with other nodes is the authority for offsets. */
+  get clustered(): boolean {
+    return this.bus !== undefined;
+  }
+
+  /**
+   * Publishes to a topic of a hub that runs alone: the message is numbered and delivered to
+   * the local subscribers before this returns. In a cluster use `send`.
+   */
   publish(topicName: string, event: string, data: unknown, opts: PublishOptions = {}): HubMessage {
+    if (this.bus) throw new Error(`hub.publish(${topicName}) on a clustered hub: use hub.send(), which goes through the bus`);
     const topic = this.topic(topicName);
     const retain = opts.retain ?? true;
     const msg = new HubMessage(topicName, topic.epoch, retain ? ++topic.lastOffset : 0, event, data, opts.ts ?? Date.now(), opts.origin);
     if (retain) topic.history.push(msg);
     topic.lastActivity = msg.ts;
+    this.fanout(topic, msg);
+    return msg;
+  }
+
+  /**
+   * Publishes in either mode. Alone it is `publish` (delivered before this returns). In a
+   * cluster the message is handed to the bus, which numbers it, and every node (this one
+   * too) delivers it when the bus hands it back. Rejects with `BusUnavailableError` when
+   * the bus cannot take it: the caller reports that (HTTP 503), the message is not lost silently.
+   * Alone, what `publish` throws is thrown here too, synchronously (the Realtime channel turns
+   * that into `phx_error` at once).
+   */
+  send(topicName: string, event: string, data: unknown, opts: PublishOptions = {}): Promise<HubMessage> {
+    if (this.bus) return this.publishToBus(this.bus, topicName, event, data, opts);
+    return Promise.resolve(this.publish(topicName, event, data, opts));
+  }
+
+  private async publishToBus(bus: Bus, topicName: string, event: string, data: unknown, opts: PublishOptions): Promise<HubMessage> {
+    const ref = ++this.refSeq;
+    const ts = opts.ts ?? Date.now();
+    if (opts.origin !== undefined) this.origins.set(ref, { origin: opts.origin, at: ts });
+    try {
+      const { epoch, offset } = await bus.publish({ topic: topicName, event, data, ts, node: bus.nodeId, ref }, opts.retain ?? true);
+      return new HubMessage(topicName, epoch, offset, event, data, ts, opts.origin);
+    } catch (err) {
+      // The bus reports its own failures as BusUnavailableError; anything else (a payload that
+      // cannot be serialized, say) is the caller's problem and keeps its own type.
+      this.origins.delete(ref);
+      throw err;
+    }
+  }
+
+  private fanout(topic: Topic, msg: HubMessage): void {
     for (const sub of topic.subscribers) sub.deliver(msg);
     for (const observe of this.observers) observe(msg, topic.subscribers.size);
-    return msg;
+  }
+
+  /**
+   * Cluster mode: makes this node's replica of each topic current (loading it from the bus
+   * the first time), so `position` and `since` answer for the whole cluster. Resolves at
+   * once when alone (returns undefined). Rejects with `BusUnavailableError` while the bus
+   * is down: the node cannot prove what the cluster holds, so it must not answer a resume.
+   */
+  prepare(topicNames: readonly string[]): Promise<void> | undefined {
+    const bus = this.bus;
+    if (!bus) return undefined;
+    if (!bus.connected) return Promise.reject(new BusUnavailableError(bus.kind, bus.detail));
+    const waits: Promise<void>[] = [];
+    for (const name of topicNames) {
+      const topic = this.topic(name);
+      topic.lastActivity = Date.now();
+      if (topic.sync === 'live') continue;
+      waits.push(topic.sync === 'loading' ? topic.loading! : this.load(bus, topic, true));
+    }
+    return waits.length ? Promise.all(waits).then(() => undefined) : Promise.resolve();
+  }
+
+  /**
+   * A live message from the bus (cluster mode). Messages of topics this node does not
+   * serve are dropped; a replica applies retained messages strictly in offset order.
+   */
+  receive(envelope: BusEnvelope): void {
+    let origin: unknown;
+    if (this.origins.size && envelope.node === this.bus?.nodeId) {
+      origin = this.origins.get(envelope.ref)?.origin;
+      this.origins.delete(envelope.ref);
+    }
+    const topic = this.topics.get(envelope.topic);
+    if (!topic) return;
+    if (envelope.offset === 0 || topic.sync === 'plain') return this.fanout(topic, messageOf(envelope, origin));
+    if (topic.sync === 'loading') {
+      topic.pending!.push({ envelope, origin });
+      return;
+    }
+    this.apply(topic, envelope, origin);
+  }
+
+  /** The live feed was interrupted: re-check every replica against the bus. */
+  resync(): void {
+    const bus = this.bus;
+    if (!bus) return;
+    for (const topic of this.topics.values()) {
+      if (topic.sync === 'live') void this.load(bus, topic, false).catch(() => undefined);
+    }
+  }
+
+  /** Applies one retained message to a live replica: the next offset is delivered, a repeat dropped, a gap filled first. */
+  private apply(topic: Topic, envelope: BusEnvelope, origin: unknown): void {
+    if (envelope.epoch === topic.epoch && envelope.offset <= topic.lastOffset) return;
+    if (envelope.epoch === topic.epoch && envelope.offset === topic.lastOffset + 1) {
+      const msg = messageOf(envelope, origin);
+      topic.lastOffset = msg.offset;
+      topic.history.push(msg);
+      this.fanout(topic, msg);
+      return;
+    }
+    // A gap (or a new epoch): hold this message and fill in from the bus's history first.
+    const bus = this.bus!;
+    const loading = this.load(bus, topic, false);
+    topic.pending!.push({ envelope, origin });
+    void loading.catch(() => undefined);
+  }
+
+  /**
+   * (Re)loads a replica from the bus: `first` loads it from scratch; otherwise it fetches what
+   * came after the replica's last offset. Live messages arriving meanwhile wait in `pending`
+   * and are applied after, in order, without duplicates.
+   */
+  private load(bus: Bus, topic: Topic, first: boolean): Promise<void> {
+    topic.sync = 'loading';
+    topic.pending = [];
+    const after = first ? 0 : topic.lastOffset;
+    const loading = bus.load(topic.name, after).then(
+      (snapshot) => this.loaded(topic, snapshot, first),
+      (err: unknown) => {
+        this.options.onProblem?.('load_failed', topic.name, err);
+        this.abandon(topic);
+        throw err instanceof BusUnavailableError ? err : new BusUnavailableError(bus.kind, (err as Error).message, { cause: err });
+      },
+    );
+    topic.loading = loading;
+    return loading;
+  }
+
+  private loaded(topic: Topic, snapshot: TopicSnapshot, first: boolean): void {
+    if (topic.sync !== 'loading') return;
+    let interrupted = false;
+    let replay: BusEnvelope[] = [];
+    if (first || snapshot.epoch !== topic.epoch) {
+      // A new replica (or the topic was recreated on the bus): its history becomes the bus's, delivered to nobody.
+      if (!first) {
+        interrupted = true;
+        this.options.onProblem?.('epoch_changed', topic.name, { from: topic.epoch, to: snapshot.epoch });
+      }
+      topic.epoch = snapshot.epoch;
+      topic.history.clear();
+      for (const m of snapshot.messages) topic.history.push(messageOf(m, undefined));
+      topic.lastOffset = snapshot.offset;
+    } else {
+      replay = snapshot.messages.filter((m) => m.offset > topic.lastOffset);
+      const next = replay[0]?.offset ?? snapshot.offset + 1;
+      if (next !== topic.lastOffset + 1) {
+        // The bus's history no longer covers the gap: the positions before it cannot be replayed.
+        interrupted = true;
+        this.options.onProblem?.('gap', topic.name, { from: topic.lastOffset, to: next });
+        topic.history.clear();
+        topic.lastOffset = next - 1;
+      }
+    }
+    if (interrupted) for (const sub of [...topic.subscribers]) sub.interrupted?.(topic.name);
+    const pending = topic.pending ?? [];
+    topic.pending = undefined;
+    topic.loading = undefined;
+    topic.sync = 'live';
+    // Replayed messages reach live subscribers too: they were published while the feed was away.
+    for (const m of replay) this.apply(topic, m, undefined);
+    pending.sort((a, b) => a.envelope.offset - b.envelope.offset);
+    for (let i = 0; i < pending.length; i++) {
+      const { envelope, origin } = pending[i]!;
+      if (isLoading(topic)) {
+        // Another gap: the rest waits for that load.
+        topic.pending!.push(...pending.slice(i));
+        return;
+      }
+      this.apply(topic, envelope, origin);
+    }
+  }
+
+  /** A replica that could not be loaded goes back to `plain`; its subscribers are told their position broke. */
+  private abandon(topic: Topic): void {
+    const pending = topic.pending ?? [];
+    topic.sync = 'plain';
+    topic.loading = undefined;
+    topic.pending = undefined;
+    topic.history.clear();
+    topic.lastOffset = 0;
+    for (const sub of [...topic.subscribers]) sub.interrupted?.(topic.name);
+    for (const { envelope, origin } of pending) this.fanout(topic, messageOf(envelope, origin));
   }
 
   subscribe(topicName: string, subscriber: Subscriber): void {
@@ -180,10 +418,15 @@ export class Hub {
     return this.topics.get(topicName)?.subscribers.size ?? 0;
   }
 
-  /** The topic's current position (creating the topic, and so its epoch, if it did not exist). */
+  /** The topic's current position (creating the topic, and so its epoch, if it did not exist). In a cluster, `prepare` it first. */
   position(topicName: string): Position {
     const t = this.topic(topicName);
+    this.assertPrepared(t);
     return { epoch: t.epoch, offset: t.lastOffset };
+  }
+
+  private assertPrepared(t: Topic): void {
+    if (this.bus && t.sync !== 'live') throw new Error(`hub topic ${t.name} was read before prepare() made its replica current`);
   }
 
   /** True if the topic currently exists (has subscribers or retained history). */
@@ -197,6 +440,7 @@ export class Hub {
    */
   since(topicName: string, from: Position, limit = Infinity): ResumeResult {
     const topic = this.topic(topicName);
+    this.assertPrepared(topic);
     const position = { epoch: topic.epoch, offset: topic.lastOffset };
     if (from.epoch !== topic.epoch) return { kind: 'reset', reason: 'epoch', position };
     if (from.offset > topic.lastOffset) return { kind: 'reset', reason: 'ahead', position };
@@ -232,8 +476,13 @@ export class Hub {
     const cutoff = now - this.options.historyTtlMs;
     for (const [name, topic] of this.topics) {
       topic.history.trimOlderThan(cutoff);
-      if (topic.subscribers.size === 0 && topic.history.size === 0 && topic.lastActivity < cutoff) this.topics.delete(name);
+      if (topic.subscribers.size || topic.sync === 'loading') continue;
+      // A cluster replica is a copy of what the bus keeps: drop it soon after its last reader left.
+      if (this.bus ? topic.lastActivity < now - Math.min(REPLICA_IDLE_MS, this.options.historyTtlMs) : topic.history.size === 0 && topic.lastActivity < cutoff) {
+        this.topics.delete(name);
+      }
     }
+    for (const [ref, { at }] of this.origins) if (at < now - ORIGIN_TTL_MS) this.origins.delete(ref);
   }
 
   private topic(name: string): Topic {
@@ -244,4 +493,13 @@ export class Hub {
     }
     return t;
   }
+}
+
+function messageOf(e: BusEnvelope, origin: unknown): HubMessage {
+  return new HubMessage(e.topic, e.epoch, e.offset, e.event, e.data, e.ts, origin);
+}
+
+/** A function, so TypeScript does not narrow `sync` across the calls that change it. */
+function isLoading(topic: Topic): boolean {
+  return topic.sync === 'loading';
 }

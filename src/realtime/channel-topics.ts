@@ -37,7 +37,10 @@ export function wireTopic(hubTopic: string): string {
   return hubTopic.startsWith(PRIVATE_PREFIX) ? `realtime:${hubTopic.slice(PRIVATE_PREFIX.length)}` : hubTopic;
 }
 
-/** Publishes a broadcast to every subscriber of the channel (not retained: broadcasts are fire-and-forget). */
-export function publishBroadcast(hub: Hub, subtopic: string, isPrivate: boolean, data: BroadcastData, origin?: unknown): HubMessage {
-  return hub.publish(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin, retain: false });
+/**
+ * Publishes a broadcast to every subscriber of the channel, on every node (not retained:
+ * broadcasts are fire-and-forget). Rejects with `BusUnavailableError` when the cluster bus is down.
+ */
+export function publishBroadcast(hub: Hub, subtopic: string, isPrivate: boolean, data: BroadcastData, origin?: unknown): Promise<HubMessage> {
+  return hub.send(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin, retain: false });
 }

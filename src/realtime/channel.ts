@@ -7,6 +7,7 @@ import type { Claims } from '../core/auth.js';
 import type { HubMessage, Subscriber } from '../core/hub.js';
 import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, PostgresChangesParams } from '../changes/types.js';
 import { channelTopic, publishBroadcast, type BroadcastData } from './channel-topics.js';
+import { BusUnavailableError } from '../bus/types.js';
 import type { BroadcastPush, PhoenixMessage } from './codec.js';
 import { backoff, joinAuthReason } from './context.js';
 import { bindingId, parseJoinPayload, type JoinConfig } from './join-config.js';
@@ -416,8 +417,30 @@ export class Channel implements Subscriber {
       if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: data });
       return;
     }
-    publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this);
-    if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+    const sent = publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this);
+    if (!ctx.gateway.hub.clustered) {
+      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+      return;
+    }
+    // Through a cluster bus: ack only once the bus took it; if it could not, say so (never a silent drop).
+    return sent.then(
+      () => {
+        if (this.config.ack && !this.isClosed()) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
+      },
+      (err: unknown) => {
+        const busDown = err instanceof BusUnavailableError;
+        ctx.error(busDown ? 'bus_unavailable' : 'internal');
+        ctx.log.warn({ err, channel: this.sub }, busDown ? 'broadcast not sent: the bus is unavailable' : 'broadcast not sent');
+        if (!busDown) {
+          if (this.config.ack && !this.isClosed()) this.socket.reply(this.joinRef, ref, this.topic, 'error', {});
+          return;
+        }
+        if (!this.isClosed()) {
+          if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: 'bus_unavailable' });
+          else this.pushSystem('broadcast', 'error', 'the message was not sent: the gateway lost its connection to the cluster bus');
+        }
+      },
+    );
   }
 
   // ---------------------------------------------------------------- presence
@@ -491,7 +514,22 @@ export class Channel implements Subscriber {
   }
 
   private pushPresenceState(): void {
-    this.socket.push(this.joinRef, null, this.topic, 'presence_state', this.socket.ctx.presence.stateJson(this.hubTopic));
+    const { presence, gateway, log } = this.socket.ctx;
+    if (!gateway.bus) {
+      this.socket.push(this.joinRef, null, this.topic, 'presence_state', presence.stateJson(this.hubTopic));
+      return;
+    }
+    // Cluster: the members of every node, read from the bus's presence store. Diffs that arrive
+    // first are held by the client until the state comes (Phoenix presence's pending diffs).
+    presence.clusterStateJson(this.hubTopic).then(
+      (json) => {
+        if (this.state === 'joined') this.socket.push(this.joinRef, null, this.topic, 'presence_state', json);
+      },
+      (err: unknown) => {
+        log.warn({ err, channel: this.sub }, 'presence_state not sent: the bus is unavailable');
+        if (this.state === 'joined') this.pushSystem('presence', 'error', 'presence state is unavailable: the gateway lost its connection to the cluster bus');
+      },
+    );
   }
 
   // ---------------------------------------------------------------- access_token

@@ -48,9 +48,10 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
   const flush = (): void => {
     for (const target of pending.splice(0)) target.flushWrites();
   };
+  const log = gateway.log.child({ module: 'realtime' });
   return {
     gateway,
-    log: gateway.log.child({ module: 'realtime' }),
+    log,
     limits: {
       maxChannelsPerClient: config.realtimeMaxChannelsPerClient,
       maxEventsPerSecond: config.realtimeMaxEventsPerSecond,
@@ -62,7 +63,7 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
       channelErrorBackoffMs: config.realtimeChannelErrorBackoffMs,
       slowConsumerBytes: config.slowConsumerBytes,
     },
-    presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n)),
+    presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus, log),
     joins: new RateCounter(config.realtimeMaxJoinsPerSecond),
     out: { messages: metrics.messages.labels('ws', 'out'), bytes: metrics.bytes.labels('ws', 'out') },
     error(kind) {

@@ -69,7 +69,7 @@ async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Prom
   return { vsn, token, claims, userKey };
 }
 
-export function registerRealtime(gateway: Gateway): void {
+export async function registerRealtime(gateway: Gateway): Promise<void> {
   const ctx = createRealtimeContext(gateway);
   const { connections, metrics } = gateway;
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: gateway.config.realtimeMaxFrameBytes });
@@ -110,5 +110,11 @@ export function registerRealtime(gateway: Gateway): void {
   });
   registerBroadcastRoutes(ctx);
   gateway.onSweep((now) => ctx.joins.tick(now));
+  if (gateway.bus) {
+    const bus = gateway.bus;
+    // Heartbeat at once, so this node's members count as alive from its first join.
+    await ctx.presence.heartbeat(bus).catch((err: unknown) => ctx.log.warn({ err }, 'first presence heartbeat failed; retrying from the sweep'));
+    gateway.onSweep((now) => ctx.presence.tick(now, gateway.config.busNodeTimeoutMs));
+  }
   gateway.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
 }

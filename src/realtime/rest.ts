@@ -177,7 +177,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
       for (const m of messages) {
         if (m.private && !allowed.get(m.topic)) continue;
         const data: BroadcastData = { event: m.event, payload: m.payload, frame: 'text', ...(m.id !== undefined ? { id: m.id } : {}) };
-        publishBroadcast(gateway.hub, m.topic, m.private, data);
+        await publishBroadcast(gateway.hub, m.topic, m.private, data);
         counter.add();
       }
     }),
@@ -220,7 +220,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
         const refusal = await canWrite(topic, claims);
         if (refusal) throw refusal;
       }
-      publishBroadcast(gateway.hub, topic, isPrivate, data);
+      await publishBroadcast(gateway.hub, topic, isPrivate, data);
       counter.add();
     }),
   );

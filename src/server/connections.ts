@@ -7,7 +7,7 @@ import { HttpError } from './http-errors.js';
 export type Transport = 'sse' | 'poll' | 'ws' | 'dashboard';
 
 /** Why the server ends a connection; transports turn this into an SSE event or a WS close. */
-export type CloseReason = 'shutdown' | 'slow_consumer' | 'token_expired' | 'idle' | 'kicked';
+export type CloseReason = 'shutdown' | 'slow_consumer' | 'token_expired' | 'idle' | 'kicked' | 'resync';
 
 export interface ManagedConnection {
   readonly id: string;

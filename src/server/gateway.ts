@@ -17,6 +17,8 @@ import { HttpError, errorBody, sendError } from './http-errors.js';
 import { gatewayModules } from './modules.js';
 import { GatewayMetrics } from './metrics.js';
 import type { DatabaseServices } from '../changes/types.js';
+import type { Bus } from '../bus/types.js';
+import { BusMetrics, createBus, startBus } from '../bus/index.js';
 import { ReadinessChecks } from './readiness.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -30,6 +32,8 @@ export interface Gateway {
   readonly router: Router;
   readonly connections: ConnectionManager;
   readonly metrics: GatewayMetrics;
+  /** The cluster bus (`--bus redis|nats`); undefined when the gateway runs alone (`--bus memory`). */
+  readonly bus: Bus | undefined;
   /** Named checks `/readyz` evaluates; a module owning an external dependency registers one (see readiness.ts). */
   readonly readiness: ReadinessChecks;
   /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
@@ -60,6 +64,8 @@ export interface GatewayOptions {
   processMetrics?: boolean;
   /** Feature modules to load; defaults to all of them. */
   modules?: GatewayModule[];
+  /** A bus to use instead of the one `config.bus` names (tests: several gateways on one in-process MemoryCluster). */
+  bus?: Bus;
 }
 
 export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
@@ -68,11 +74,21 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   if (secret.created) log.warn({ path: secret.path }, 'FANOUT_JWT_SECRET is not set: generated a development secret; set FANOUT_JWT_SECRET in production');
   else if (secret.origin === 'file') log.info({ path: secret.path }, 'using the development JWT secret from the data directory (FANOUT_JWT_SECRET is not set)');
 
-  const hub = new Hub({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
-  const auth = new Auth(secret.secret);
-  const router = new Router(log);
+  const bus = options.bus ?? createBus(config, log);
   const connections = new ConnectionManager(config);
   const metrics = new GatewayMetrics({ processMetrics: options.processMetrics, connections });
+  const busMetrics = bus ? new BusMetrics(metrics, bus) : undefined;
+  const hub = new Hub({
+    historySize: config.historySize,
+    historyTtlMs: config.historyTtlMs,
+    bus,
+    onProblem: (problem, topic, detail) => {
+      busMetrics?.replicaProblems.labels(problem).inc();
+      log.warn({ problem, topic, detail }, 'hub replica problem');
+    },
+  });
+  const auth = new Auth(secret.secret);
+  const router = new Router(log);
   hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
   const shutdownHooks: (() => Promise<void> | void)[] = [];
@@ -146,6 +162,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     router,
     connections,
     metrics,
+    bus,
     readiness: new ReadinessChecks(),
     database: undefined,
     get url() {
@@ -207,6 +224,11 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
   };
 
+  if (bus) {
+    await startBus({ bus, hub, log, metrics: busMetrics!, router, readiness: gateway.readiness });
+    // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
+    shutdownHooks.push(() => bus.close());
+  }
   for (const register of options.modules ?? gatewayModules) await register(gateway);
   return gateway;
 }

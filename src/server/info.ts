@@ -12,7 +12,10 @@ export function registerInfo(gateway: Gateway): void {
         userProgress: '/api/content/progress?userId=',
         multiTopic: '/v1/stream?topic=',
         poll: '/api/content/:contentId/progress/poll?after=&wait=',
+        multiTopicPoll: '/v1/poll?topic=&after=&wait=',
         realtime: '/realtime/v1/websocket',
+        clientLibrary: '/client/fanout-client.js',
+        demo: '/demo',
       },
     }),
   );

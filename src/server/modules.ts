@@ -8,6 +8,7 @@ import { registerChanges } from '../changes/module.js';
 import { registerRealtime } from '../realtime/module.js';
 import { registerHealth } from './health.js';
 import { registerMonitor } from '../monitor/module.js';
+import { registerWeb } from '../web/module.js';
 
 // registerChanges sets gateway.database; Realtime stays last because it reads it.
-export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerChanges, registerHealth, registerMonitor, registerRealtime];
+export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerChanges, registerHealth, registerMonitor, registerWeb, registerRealtime];

@@ -13,6 +13,12 @@
 // the JSON `data:`) is still built once per message and shared; only the short `id:` line
 // is written per connection after it. Topic names are not repeated in the id, because the
 // reconnect carries the same URL and so the same topic list.
+//
+// A client that changes its topic set (adds a topic to a live multi-topic stream)
+// has a position for the topics it already follows but none for the new one; in a
+// cursor it sends (`lastEventId`, `after`), a part may therefore also be the word
+// `start` (the beginning of the topic's history) or `now` (from the current position).
+// The server only ever sends concrete positions.
 import type { Position } from '../core/hub.js';
 import { HttpError } from '../server/http-errors.js';
 
@@ -46,4 +52,20 @@ export function parseEventId(raw: string, topicCount: number, source: string): P
     if (!m) throw new HttpError(400, 'invalid_last_event_id', `${source} ${JSON.stringify(raw.slice(0, 200))} is not a valid event id (expected "<epoch>:<offset>")`);
     return { epoch: m[1]!, offset: Number(m[2]) };
   });
+}
+
+/** A cursor part as a client may send it: a position, or where to start a topic it has no position for. */
+export type CursorStart = Position | 'start' | 'now';
+
+/**
+ * Parses a client cursor over `topicCount` topics whose parts may also be `start` or
+ * `now` (see the header comment). Throws the same 400s as `parseEventId`.
+ */
+export function parseCursor(raw: string, topicCount: number, source: string): CursorStart[] {
+  const parts = raw.split(',');
+  const tokens = parts.map((part) => part.trim());
+  if (parts.length === topicCount && tokens.every((t) => t === 'start' || t === 'now' || POSITION.test(t))) {
+    return tokens.map((t) => (t === 'start' || t === 'now' ? t : parseEventId(t, 1, source)[0]!));
+  }
+  return parseEventId(raw, topicCount, source);
 }

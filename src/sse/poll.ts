@@ -1,16 +1,22 @@
 // The long-poll fallback over the same ids and history as the streams:
-// GET /api/content/:id/progress/poll?after=<id>&wait=<seconds> answers
+//   GET /api/content/:id/progress/poll?after=<id>&wait=<seconds>          one content item
+//   GET /v1/poll?topic=a&topic=b&after=<cursor>&wait=<seconds>             many topics (the
+//       client library's fallback when SSE is blocked; ids as on /v1/stream, see event-id.ts)
+// answer
 //   {"events": [{"id", "event", "data"}], "lastEventId": "...", "state": {...}, "more": bool}
-// at once when something after `after` is retained (up to POLL_BATCH events), or a
-// `reset` event when history no longer covers the gap; otherwise it waits for the next
-// event up to `wait` seconds. A waiting poll is a managed connection (caps, drain) whose
-// deadline is checked by the shared sweep, so it needs no timer of its own.
+// at once when something after `after` is retained (up to POLL_BATCH events, in order per
+// topic, topics in the order given), or a `reset` event for each topic whose history no
+// longer covers the gap; otherwise it waits for the next event of any of its topics up
+// to `wait` seconds. An event's `id` is its position in its own topic; `lastEventId` is the
+// cursor to poll with next (one position per topic, comma-joined). A waiting poll is a
+// managed connection (caps, drain) whose deadline is checked by the shared sweep, so it
+// needs no timer of its own.
 import type { ServerResponse } from 'node:http';
 import type { HubMessage, Position, Subscriber } from '../core/hub.js';
 import type { CloseReason, ManagedConnection, Transport } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import { HttpError, sendError } from '../server/http-errors.js';
-import { formatPosition } from './event-id.js';
+import { formatCursor, formatPosition } from './event-id.js';
 import { resetData, type StreamContext } from './stream.js';
 import { pollEvent } from './wire.js';
 
@@ -32,24 +38,40 @@ export function sendPollAnswer(res: ServerResponse, answer: PollAnswer, state: u
   res.end(body);
 }
 
-/** What a poll from `after` gets right now: retained events, a reset, or nothing yet. */
-export function pollNow(ctx: StreamContext, topic: string, after: Position): PollAnswer {
-  const missed = ctx.hub.since(topic, after, POLL_BATCH);
-  if (missed.kind === 'reset') {
-    const id = formatPosition(missed.position.epoch, missed.position.offset);
-    const reset = JSON.stringify({ id, event: 'reset', data: resetData(ctx, topic, missed.reason, missed.position) });
-    return { events: [reset], lastEventId: id, more: false };
+/**
+ * What a poll from `after` (one position per topic) gets right now: retained events, a
+ * reset per topic whose gap history no longer covers, or nothing yet. `after` is not
+ * modified.
+ */
+export function pollNow(ctx: StreamContext, topics: readonly string[], after: readonly Position[]): PollAnswer {
+  const cursor = after.slice();
+  const events: string[] = [];
+  let more = false;
+  for (let i = 0; i < topics.length; i++) {
+    const topic = topics[i]!;
+    const room = POLL_BATCH - events.length;
+    if (room <= 0) {
+      const now = ctx.hub.position(topic);
+      more ||= cursor[i]!.epoch !== now.epoch || cursor[i]!.offset < now.offset;
+      continue;
+    }
+    const missed = ctx.hub.since(topic, cursor[i]!, room);
+    if (missed.kind === 'reset') {
+      cursor[i] = missed.position;
+      const id = formatPosition(missed.position.epoch, missed.position.offset);
+      events.push(JSON.stringify({ id, event: 'reset', data: resetData(ctx, topic, missed.reason, missed.position) }));
+      continue;
+    }
+    const last = missed.messages.at(-1);
+    if (!last) continue;
+    for (const m of missed.messages) events.push(m.encode(pollEvent));
+    cursor[i] = { epoch: last.epoch, offset: last.offset };
+    more ||= last.offset < ctx.hub.position(topic).offset;
   }
-  const last = missed.messages.at(-1);
-  if (!last) return { events: [], lastEventId: formatPosition(after.epoch, after.offset), more: false };
-  return {
-    events: missed.messages.map((m) => m.encode(pollEvent)),
-    lastEventId: formatPosition(last.epoch, last.offset),
-    more: last.offset < ctx.hub.position(topic).offset,
-  };
+  return { events, lastEventId: formatCursor(cursor), more };
 }
 
-/** A poll waiting for the next event of one topic. */
+/** A poll waiting for the next event of any of its topics. */
 export class LongPoll implements ManagedConnection, Subscriber {
   readonly id = nextConnectionId('poll-');
   readonly openedAt = Date.now();
@@ -59,8 +81,8 @@ export class LongPoll implements ManagedConnection, Subscriber {
     private readonly ctx: StreamContext,
     private readonly res: ServerResponse,
     readonly userKey: string,
-    private readonly topic: string,
-    private readonly after: Position,
+    private readonly topics: readonly string[],
+    private readonly after: readonly Position[],
     private readonly deadline: number,
   ) {}
 
@@ -71,19 +93,28 @@ export class LongPoll implements ManagedConnection, Subscriber {
   start(): void {
     this.ctx.connections.add(this);
     this.ctx.metrics.connectionsOpened.labels('poll').inc();
-    this.ctx.hub.subscribe(this.topic, this);
+    for (const topic of this.topics) this.ctx.hub.subscribe(topic, this);
     this.res.once('close', () => this.finish());
   }
 
   deliver(m: HubMessage): void {
     if (this.done || !m.offset) return;
+    const i = this.topics.indexOf(m.topic);
+    if (i < 0) return;
     const event = m.encode(pollEvent);
     this.ctx.metrics.delivered('poll', m.ts, event.length);
-    this.answer({ events: [event], lastEventId: formatPosition(m.epoch, m.offset), more: false });
+    const cursor = this.after.slice();
+    cursor[i] = { epoch: m.epoch, offset: m.offset };
+    this.answer({ events: [event], lastEventId: formatCursor(cursor), more: false });
+  }
+
+  /** Cluster mode: the topic's messages are no longer continuous here; the client polls again from its id. */
+  interrupted(): void {
+    this.close('resync');
   }
 
   tick(now: number): void {
-    if (!this.done && now >= this.deadline) this.answer({ events: [], lastEventId: formatPosition(this.after.epoch, this.after.offset), more: false });
+    if (!this.done && now >= this.deadline) this.answer({ events: [], lastEventId: formatCursor(this.after), more: false });
   }
 
   close(reason: CloseReason): void {
@@ -95,13 +126,14 @@ export class LongPoll implements ManagedConnection, Subscriber {
 
   private answer(answer: PollAnswer): void {
     this.finish();
-    sendPollAnswer(this.res, answer, this.ctx.stateOf(this.topic));
+    // A single-topic poll (a content item's own) carries that item's state; a multi-topic one has no single state.
+    sendPollAnswer(this.res, answer, this.topics.length === 1 ? this.ctx.stateOf(this.topics[0]!) : null);
   }
 
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    this.ctx.hub.unsubscribe(this.topic, this);
+    for (const topic of this.topics) this.ctx.hub.unsubscribe(topic, this);
     this.ctx.connections.remove(this);
   }
 }

@@ -3,8 +3,12 @@
 //   GET /api/content/progress?userId=&connectionId=  every event of a user's content (starts now)
 //   GET /v1/stream?topic=content:<id>&topic=user:<id> many topics on one connection (starts now)
 //   GET /api/content/:contentId/progress/poll?after=&wait=
+//   GET /v1/poll?topic=…&after=&wait=                 many topics, long-polled (the client library's fallback)
 // A stream resumes after `Last-Event-ID` (header, or `?lastEventId=`); without one it
-// starts where `?from=start|now` says (defaults above).
+// starts where `?from=start|now` says (defaults above). On /v1/stream and /v1/poll a
+// cursor part may be `start` or `now` for a topic the client has no position in yet, and
+// a refusal caused by one topic (400/403/404) names it in the `fanout-topic` header, so
+// a client multiplexing many topics can drop that one and keep the rest.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Claims } from '../core/auth.js';
 import type { Position } from '../core/hub.js';
@@ -15,9 +19,9 @@ import { authenticate, countingErrors, userKeyOf } from '../server/http-auth.js'
 import type { ContentServices } from '../content/index.js';
 import { authorizeContentRead } from '../content/routes.js';
 import { contentTopic, isValidUserId, parseProgressTopic, userTopic } from '../content/topics.js';
-import { parseEventId } from './event-id.js';
+import { parseCursor, parseEventId } from './event-id.js';
 import { DEFAULT_POLL_WAIT_S, LongPoll, MAX_POLL_WAIT_S, pollNow, sendPollAnswer } from './poll.js';
-import { SseStream, type StreamContext, type StreamStart } from './stream.js';
+import { SseStream, startPosition, type StreamContext, type StreamStart } from './stream.js';
 import { StreamSharing } from './sharing.js';
 
 const SSE_HEADERS = {
@@ -29,12 +33,16 @@ const SSE_HEADERS = {
 
 const CONNECTION_ID = /^[\w.:-]{1,128}$/;
 
-/** Where a new stream starts in each topic: the client's Last-Event-ID, else `?from=`, else the endpoint's default. */
-function streamStarts(req: IncomingMessage, query: URLSearchParams, topicCount: number, fallback: 'start' | 'now'): StreamStart[] {
+/**
+ * Where a new stream starts in each topic: the client's Last-Event-ID, else `?from=`, else
+ * the endpoint's default. `tokens`: the id's parts may be `start`/`now` (multi-topic endpoints).
+ */
+function streamStarts(req: IncomingMessage, query: URLSearchParams, topicCount: number, fallback: 'start' | 'now', tokens = false): StreamStart[] {
   const header = req.headers['last-event-id'];
   const fromHeader = typeof header === 'string' ? header.trim() : '';
   const raw = fromHeader || (query.get('lastEventId') ?? '').trim();
-  if (raw) return parseEventId(raw, topicCount, fromHeader ? 'Last-Event-ID' : 'lastEventId');
+  const source = fromHeader ? 'Last-Event-ID' : 'lastEventId';
+  if (raw) return tokens ? parseCursor(raw, topicCount, source) : parseEventId(raw, topicCount, source);
   const from = query.get('from') ?? fallback;
   if (from !== 'start' && from !== 'now') throw new HttpError(400, 'invalid_from', `from=${JSON.stringify(from.slice(0, 40))} must be "start" or "now"`);
   return new Array<StreamStart>(topicCount).fill(from);
@@ -95,6 +103,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
       const topic = contentTopic(item.id);
       const starts = streamStarts(req, query, 1, 'start');
+      await hub.prepare([topic]);
       const finished = item.status !== 'running';
       // Already has the final event: 204 is how SSE tells EventSource to stop reconnecting.
       if (finished && samePosition(starts[0]!, hub.position(topic))) {
@@ -121,27 +130,98 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       if (connectionId !== undefined && !CONNECTION_ID.test(connectionId)) {
         throw new HttpError(400, 'invalid_connection_id', 'connectionId must be 1-128 of A-Z a-z 0-9 _ . : -');
       }
-      open(req, res, claims, userId, [userTopic(userId)], streamStarts(req, query, 1, 'now'), undefined, connectionId === undefined ? {} : { connectionId });
+      const starts = streamStarts(req, query, 1, 'now');
+      await hub.prepare([userTopic(userId)]);
+      open(req, res, claims, userId, [userTopic(userId)], starts, undefined, connectionId === undefined ? {} : { connectionId });
     }),
   );
+
+  /** The error for one topic of a multi-topic request, naming it in a header as well as in the message. */
+  const topicError = (topic: string, err: unknown): unknown => {
+    if (!(err instanceof HttpError)) return err;
+    return new HttpError(err.status, err.code, err.message, { ...err.headers, 'fanout-topic': encodeURIComponent(topic) });
+  };
+
+  /**
+   * The topics of a multi-topic request (/v1/stream, /v1/poll), validated and authorized;
+   * for each, the content item behind it (undefined for a user topic).
+   */
+  const authorizeTopics = async (claims: Claims, query: URLSearchParams, path: string): Promise<{ topics: string[]; items: ({ finished: boolean } | undefined)[] }> => {
+    const topics = [...new Set(query.getAll('topic'))];
+    if (topics.length === 0) throw new HttpError(400, 'missing_topic', `name at least one topic: ${path}?topic=content:<id>&topic=user:<id>`);
+    if (topics.length > gateway.config.maxTopicsPerStream) {
+      throw new HttpError(400, 'too_many_topics', `${topics.length} topics requested; one stream may carry at most ${gateway.config.maxTopicsPerStream}`);
+    }
+    const items: ({ finished: boolean } | undefined)[] = [];
+    for (const topic of topics) {
+      try {
+        const parsed = parseProgressTopic(topic);
+        if (!parsed) throw new HttpError(400, 'invalid_topic', `topic ${JSON.stringify(topic.slice(0, 200))} is not valid: use content:<contentId> or user:<userId>`);
+        // In a cluster the item may have been created on another node: take its state from the bus first.
+        if (parsed.kind === 'content') await services.registry.refresh(parsed.id);
+        const item = parsed.kind === 'content' ? services.registry.require(parsed.id) : undefined;
+        if (!canReadUser(claims, item ? item.ownerId : parsed.id)) throw forbiddenRead(`topic ${topic}`);
+        items.push(item ? { finished: item.status !== 'running' } : undefined);
+      } catch (err) {
+        throw topicError(topic, err);
+      }
+    }
+    // In a cluster: this node's replica of each topic is current before any position is read.
+    await hub.prepare(topics);
+    return { topics, items };
+  };
 
   router.on(
     'GET',
     '/v1/stream',
     countingErrors(metrics, async ({ req, res, query }) => {
       const claims = await authenticate(auth, req, query);
-      const topics = [...new Set(query.getAll('topic'))];
-      if (topics.length === 0) throw new HttpError(400, 'missing_topic', 'name at least one topic: /v1/stream?topic=content:<id>&topic=user:<id>');
-      if (topics.length > gateway.config.maxTopicsPerStream) {
-        throw new HttpError(400, 'too_many_topics', `${topics.length} topics requested; one stream may carry at most ${gateway.config.maxTopicsPerStream}`);
+      const { topics, items } = await authorizeTopics(claims, query, '/v1/stream');
+      const starts = streamStarts(req, query, topics.length, 'now', true);
+      // Every topic is a finished content item and the client has its final event: nothing
+      // more will ever come, and 204 is how SSE says so (EventSource stops reconnecting).
+      if (items.every((item, i) => item?.finished && samePosition(starts[i]!, hub.position(topics[i]!)))) {
+        res.writeHead(204, { 'cache-control': 'no-store' });
+        res.end();
+        return;
       }
-      for (const topic of topics) {
-        const parsed = parseProgressTopic(topic);
-        if (!parsed) throw new HttpError(400, 'invalid_topic', `topic ${JSON.stringify(topic.slice(0, 200))} is not valid: use content:<contentId> or user:<userId>`);
-        const ownerId = parsed.kind === 'content' ? services.registry.require(parsed.id).ownerId : parsed.id;
-        if (!canReadUser(claims, ownerId)) throw forbiddenRead(`topic ${topic}`);
-      }
-      open(req, res, claims, undefined, topics, streamStarts(req, query, topics.length, 'now'), undefined);
+      open(req, res, claims, undefined, topics, starts, undefined);
+    }),
+  );
+
+  /** The `wait` parameter of a poll, in seconds. */
+  const pollWait = (query: URLSearchParams): number => {
+    const waitRaw = query.get('wait');
+    const wait = waitRaw === null ? DEFAULT_POLL_WAIT_S : Number(waitRaw);
+    if (!Number.isFinite(wait) || wait < 0 || wait > MAX_POLL_WAIT_S || waitRaw === '') {
+      throw new HttpError(400, 'invalid_wait', `wait=${JSON.stringify(waitRaw)} must be a number of seconds from 0 to ${MAX_POLL_WAIT_S}`);
+    }
+    return wait;
+  };
+
+  /** Answers a poll at once when there is something (or nothing may be waited for), else parks it. */
+  const answerPoll = (req: IncomingMessage, res: ServerResponse, userKey: string, topics: string[], after: Position[], wait: number, waitable: boolean): void => {
+    const now = pollNow(ctx, topics, after);
+    if (now.events.length > 0 || wait === 0 || !waitable) {
+      metrics.messages.labels('poll', 'out').inc(now.events.length);
+      sendPollAnswer(res, now, topics.length === 1 ? ctx.stateOf(topics[0]!) : null);
+      return;
+    }
+    if (clientGone(req, res)) return;
+    admit('poll', userKey);
+    new LongPoll(ctx, res, userKey, topics, after, Date.now() + wait * 1000).start();
+  };
+
+  router.on(
+    'GET',
+    '/v1/poll',
+    countingErrors(metrics, async ({ req, res, query }) => {
+      const claims = await authenticate(auth, req, query);
+      const { topics } = await authorizeTopics(claims, query, '/v1/poll');
+      const afterRaw = (query.get('after') ?? '').trim();
+      const after = afterRaw ? parseCursor(afterRaw, topics.length, 'after') : topics.map((): 'now' => 'now');
+      const positions = after.map((start, i) => startPosition(hub, topics[i]!, start));
+      answerPoll(req, res, userKeyOf(claims), topics, positions, pollWait(query), true);
     }),
   );
 
@@ -152,23 +232,11 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const { req, res, query } = rc;
       const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
       const topic = contentTopic(item.id);
+      await hub.prepare([topic]);
       const afterRaw = (query.get('after') ?? '').trim();
-      const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : { epoch: hub.position(topic).epoch, offset: 0 };
-      const waitRaw = query.get('wait');
-      const wait = waitRaw === null ? DEFAULT_POLL_WAIT_S : Number(waitRaw);
-      if (!Number.isFinite(wait) || wait < 0 || wait > MAX_POLL_WAIT_S || waitRaw === '') {
-        throw new HttpError(400, 'invalid_wait', `wait=${JSON.stringify(waitRaw)} must be a number of seconds from 0 to ${MAX_POLL_WAIT_S}`);
-      }
-      const now = pollNow(ctx, topic, after);
-      if (now.events.length > 0 || wait === 0 || item.status !== 'running') {
-        metrics.messages.labels('poll', 'out').inc(now.events.length);
-        sendPollAnswer(res, now, ctx.stateOf(topic));
-        return;
-      }
-      if (clientGone(req, res)) return;
-      const userKey = userKeyOf(claims, item.ownerId);
-      admit('poll', userKey);
-      new LongPoll(ctx, res, userKey, topic, after, Date.now() + wait * 1000).start();
+      const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : startPosition(hub, topic, 'start');
+      // A finished item never waits: nothing more will come.
+      answerPoll(req, res, userKeyOf(claims, item.ownerId), [topic], [after], pollWait(query), item.status === 'running');
     }),
   );
 }

@@ -14,6 +14,10 @@ class SharedGroup implements Subscriber {
     // A member may leave while this runs (a final event ends it); Set iteration allows that.
     for (const member of this.members) member.deliver(m);
   }
+
+  interrupted(topic: string): void {
+    for (const member of [...this.members]) member.interrupted?.(topic);
+  }
 }
 
 export class StreamSharing {

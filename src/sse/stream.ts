@@ -28,6 +28,13 @@ export const CLOSE_GRACE_MS = 5_000;
 /** Where a stream starts in a topic: after a position the client sent, at the start of history, or now. */
 export type StreamStart = Position | 'start' | 'now';
 
+/** The position a start names in a topic: `now` is its current position, `start` offset 0 of its epoch. */
+export function startPosition(hub: Hub, topic: string, start: StreamStart): Position {
+  if (start === 'now') return hub.position(topic);
+  if (start === 'start') return { epoch: hub.position(topic).epoch, offset: 0 };
+  return start;
+}
+
 /** Per-gateway state every stream shares (one object, referenced by each stream). */
 export interface StreamContext {
   readonly hub: Hub;
@@ -96,6 +103,7 @@ const CLOSE_MESSAGES: Record<CloseReason, string> = {
   token_expired: 'the key used to open this stream has expired; reconnect with a fresh token',
   idle: 'the stream was idle for too long',
   kicked: 'the stream was closed by the server',
+  resync: 'the gateway lost messages of this stream on its cluster bus; reconnect and resume with Last-Event-ID (you are told reset if they cannot be replayed)',
 };
 
 const OPEN = 0;
@@ -180,10 +188,7 @@ export class SseStream implements ManagedConnection, Subscriber {
     metrics.connectionsOpened.labels('sse').inc();
     res.cork();
     res.write(`retry: ${this.ctx.retryMs}\n\n`);
-    const cursor: Position[] = this.topics.map((topic, i) => {
-      const start = starts[i]!;
-      return start === 'now' ? hub.position(topic) : start === 'start' ? { epoch: hub.position(topic).epoch, offset: 0 } : start;
-    });
+    const cursor: Position[] = this.topics.map((topic, i) => startPosition(hub, topic, starts[i]!));
     if (this.topics.length > 1) this.cursor = cursor;
     let resumed = true;
     for (let i = 0; i < this.topics.length && this.state === OPEN; i++) {
@@ -214,6 +219,11 @@ export class SseStream implements ManagedConnection, Subscriber {
   /** Hub delivery (live). */
   deliver(m: HubMessage): void {
     this.send(m, true);
+  }
+
+  /** Cluster mode: the topic's messages are no longer continuous here; the client resumes (or is reset) on reconnect. */
+  interrupted(): void {
+    this.close('resync');
   }
 
   /**

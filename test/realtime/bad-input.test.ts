@@ -157,7 +157,7 @@ describe('unserializable payloads from inside the gateway', () => {
     const raw = await RawClient.connect(gw);
     await raw.join('bigint-room');
     expect(() => publishBroadcast(gw.gateway.hub, 'bigint-room', false, { event: 'bad', payload: { n: 1n }, frame: 'text' })).not.toThrow();
-    publishBroadcast(gw.gateway.hub, 'bigint-room', false, { event: 'good', payload: { n: 1 }, frame: 'text' });
+    void publishBroadcast(gw.gateway.hub, 'bigint-room', false, { event: 'good', payload: { n: 1 }, frame: 'text' });
     expect(await raw.waitFrame((f) => Array.isArray(f) && f[3] === 'broadcast', 'the good one')).toEqual([null, null, 'realtime:bigint-room', 'broadcast', { type: 'broadcast', event: 'good', payload: { n: 1 } }]);
     raw.close();
   });

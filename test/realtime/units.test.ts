@@ -34,7 +34,7 @@ describe('encode once per wire format', () => {
     const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
     let msg: HubMessage | undefined;
     hub.subscribe('realtime:r', { deliver: (m) => (msg = m) });
-    publishBroadcast(hub, 'r', false, { event: 'e', payload: { a: 1 }, frame: 'binary' });
+    void publishBroadcast(hub, 'r', false, { event: 'e', payload: { a: 1 }, frame: 'binary' });
     const first = frameFor(msg!, '2.0.0')!;
     expect(first.binary).toBe(true);
     expect(frameFor(msg!, '2.0.0')!.bytes).toBe(first.bytes); // the same Buffer, not a copy
@@ -46,7 +46,7 @@ describe('encode once per wire format', () => {
     const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
     let msg: HubMessage | undefined;
     hub.subscribe('realtime-private:p', { deliver: (m) => (msg = m) });
-    publishBroadcast(hub, 'p', true, { event: 'e', payload: Buffer.from([1]), frame: 'binary' });
+    void publishBroadcast(hub, 'p', true, { event: 'e', payload: Buffer.from([1]), frame: 'binary' });
     expect(frameFor(msg!, '2.0.0')!.bytes.subarray(5, 5 + 'realtime:p'.length).toString()).toBe('realtime:p');
     expect(frameFor(msg!, '1.0.0')).toBeNull();
   });

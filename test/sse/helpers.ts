@@ -2,9 +2,8 @@
 // reader (to see comments, `retry:` and exact frames), and a TCP proxy whose sockets a
 // test can cut to simulate a dropped network connection.
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { EventSource } from 'eventsource';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 export interface EventData {
   seq?: number;
@@ -149,39 +148,5 @@ export async function http(
 }
 
 /** A TCP proxy in front of the gateway; `cut()` drops every connection through it, like a network failure. */
-export interface DropProxy {
-  url: string;
-  cut(): void;
-  close(): Promise<void>;
-}
-
-export async function startDropProxy(targetUrl: string): Promise<DropProxy> {
-  const target = new URL(targetUrl);
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    const forget = (): void => {
-      sockets.delete(client);
-      sockets.delete(upstream);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', forget).on('error', forget);
-    upstream.on('close', forget).on('error', forget);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cut: () => {
-      for (const s of sockets) s.destroy();
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+export type DropProxy = TcpProxy;
+export const startDropProxy = startTcpProxy;

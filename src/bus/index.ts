@@ -1,0 +1,78 @@
+// Builds the bus the configuration asks for and connects it to the gateway's hub: live
+// messages and resyncs go to the hub, connection state to the log, metrics and `/api/bus`.
+import { Gauge, Counter } from 'prom-client';
+import type { GatewayConfig } from '../core/config.js';
+import type { Hub } from '../core/hub.js';
+import type { Logger } from '../core/log.js';
+import type { GatewayMetrics } from '../server/metrics.js';
+import type { Router } from '../server/router.js';
+import type { ReadinessChecks } from '../server/readiness.js';
+import { sendJson } from '../server/http-errors.js';
+import { NatsBus } from './nats.js';
+import { RedisBus } from './redis.js';
+import type { Bus } from './types.js';
+
+/** The cluster bus for `--bus redis|nats`; undefined for `memory` (the hub then runs alone). */
+export function createBus(config: GatewayConfig, log: Logger): Bus | undefined {
+  const common = {
+    prefix: config.busPrefix,
+    historySize: config.historySize,
+    historyTtlMs: config.historyTtlMs,
+    nodeTimeoutMs: config.busNodeTimeoutMs,
+    recordTtlMs: config.contentTtlMs,
+    log: log.child({ component: 'bus' }),
+  };
+  switch (config.bus) {
+    case 'memory':
+      return undefined;
+    case 'redis':
+      return new RedisBus({ ...common, url: config.redisUrl });
+    case 'nats':
+      return new NatsBus({ ...common, servers: config.natsUrl });
+  }
+}
+
+/** Bus metrics, registered in the gateway's registry. */
+export class BusMetrics {
+  readonly connected: Gauge;
+  readonly replicaProblems: Counter;
+  readonly resyncs: Counter;
+
+  constructor(metrics: GatewayMetrics, bus: Bus) {
+    const registers = [metrics.registry];
+    this.connected = new Gauge({ name: 'fanout_bus_connected', help: '1 while the cluster bus is connected', labelNames: ['bus'], registers, collect: () => this.connected.labels(bus.kind).set(bus.connected ? 1 : 0) });
+    this.replicaProblems = new Counter({ name: 'fanout_bus_replica_problems_total', help: 'replica gaps the bus could not fill, failed loads and epoch changes, by kind', labelNames: ['kind'], registers });
+    this.resyncs = new Counter({ name: 'fanout_bus_resyncs_total', help: 'times the live feed came back after an interruption and every replica was re-checked', registers });
+  }
+}
+
+export interface BusAttachment {
+  bus: Bus;
+  hub: Hub;
+  log: Logger;
+  metrics: BusMetrics;
+  router: Router;
+  readiness: ReadinessChecks;
+}
+
+/** Starts the bus with the hub as its receiver and publishes its state at `GET /api/bus`. */
+export async function startBus({ bus, hub, log, metrics, router, readiness }: BusAttachment): Promise<void> {
+  let wasConnected = true;
+  await bus.start({
+    message: (envelope) => hub.receive(envelope),
+    resync: () => {
+      metrics.resyncs.inc();
+      hub.resync();
+    },
+    status: (connected, detail) => {
+      if (connected === wasConnected) return;
+      wasConnected = connected;
+      if (connected) log.info({ bus: bus.kind, detail }, 'bus connected');
+      else log.warn({ bus: bus.kind, detail }, 'bus connection lost; publishes answer 503 until it is back');
+    },
+  });
+  if (!bus.connected) log.warn({ bus: bus.kind, detail: bus.detail }, 'bus not reachable at start-up; retrying in the background');
+  // /readyz: not ready while the bus is down (publishes would answer 503, resumes could not be proven).
+  readiness.set('bus', () => ({ ready: bus.connected, detail: `${bus.kind} node ${bus.nodeId}: ${bus.detail}` }));
+  router.on('GET', '/api/bus', ({ res }) => sendJson(res, bus.connected ? 200 : 503, { kind: bus.kind, node: bus.nodeId, connected: bus.connected, detail: bus.detail }));
+}

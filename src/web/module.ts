@@ -1,0 +1,85 @@
+// Web assets the gateway serves for browsers:
+//   GET /client/fanout-client.js           the client library as one ES module
+//   GET /client/fanout-collaboration.js    supabase-js plus the collaboration helper
+//   GET /demo                              the hybrid demo page (web/demo/)
+//   GET /demo/session                      a development-only key for the demo (see below)
+//
+// /demo/session hands a browser a user token (role `authenticated`) and the anon key, so
+// the demo runs with no sign-in. Anyone who can call it can act as any user it names, so
+// it is enabled by `--demo-session`: `off`; `on` (anyone who reaches the gateway — only
+// for a throw-away deployment); or `auto` (the default): only while the gateway runs on
+// the generated development secret (FANOUT_JWT_SECRET unset, the setting in which
+// `npx fanout keys` already prints every key to whoever has the data directory) AND only
+// for requests from a loopback address. A production gateway (FANOUT_JWT_SECRET set)
+// answers 404 unless an operator turned it on explicitly.
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Gateway } from '../server/gateway.js';
+import { HttpError, sendJson } from '../server/http-errors.js';
+import { bundle } from './bundles.js';
+import { CONTENT_TYPES, serveStatic } from '../server/static-files.js';
+
+const WEB_DIR = new URL('../../web/demo/', import.meta.url);
+
+const PAGES: { path: string; file: string; type: string }[] = [
+  { path: '/demo', file: 'index.html', type: CONTENT_TYPES.html },
+  { path: '/demo/style.css', file: 'style.css', type: CONTENT_TYPES.css },
+];
+
+const SCRIPTS: { path: string; name: string }[] = [
+  { path: '/client/fanout-client.js', name: 'fanout-client.js' },
+  { path: '/client/fanout-collaboration.js', name: 'fanout-collaboration.js' },
+  { path: '/demo/demo.js', name: 'demo.js' },
+];
+
+const DEMO_USER = /^[A-Za-z0-9_-]{1,40}$/;
+const SESSION_TTL_S = 3600;
+
+function isLoopback(req: IncomingMessage): boolean {
+  const addr = req.socket.remoteAddress ?? '';
+  return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
+}
+
+export function registerWeb(gateway: Gateway): void {
+  const { router, config, log } = gateway;
+
+  serveStatic(router, [
+    ...PAGES.map(({ path, file, type }) => ({ path, type, body: readFileSync(new URL(file, WEB_DIR)) })),
+    ...SCRIPTS.map(({ path, name }) => ({
+      path,
+      type: CONTENT_TYPES.js,
+      body: async () => {
+        try {
+          return await bundle(name)!;
+        } catch (err) {
+          log.error({ err, bundle: name }, 'building a browser bundle failed');
+          throw new HttpError(500, 'bundle_failed', `building ${name} failed: ${(err as Error).message.split('\n')[0]}`);
+        }
+      },
+    })),
+  ]);
+
+  const sessionEnabled = (req: IncomingMessage): boolean => {
+    if (config.demoSession === 'on') return true;
+    if (config.demoSession === 'off') return false;
+    return gateway.secret.origin === 'file' && isLoopback(req);
+  };
+
+  router.on('GET', '/demo/session', async ({ req, res, query }) => {
+    if (!sessionEnabled(req)) {
+      throw new HttpError(
+        404,
+        'demo_session_disabled',
+        config.demoSession === 'off'
+          ? 'demo sessions are off (--demo-session off)'
+          : 'demo sessions are only given to loopback clients of a gateway on the development secret; set --demo-session on to allow them anyway (anyone could then act as any user)',
+      );
+    }
+    const requested = query.get('user');
+    if (requested !== null && !DEMO_USER.test(requested)) throw new HttpError(400, 'invalid_user', 'user must be 1-40 of A-Z a-z 0-9 _ -');
+    const userId = requested ?? `demo-${Math.random().toString(36).slice(2, 8)}`;
+    const { anon } = await gateway.auth.projectKeys();
+    const accessToken = await gateway.auth.userToken(userId, SESSION_TTL_S);
+    sendJson(res, 200, { userId, anonKey: anon, accessToken, expiresAt: Math.floor(Date.now() / 1000) + SESSION_TTL_S });
+  });
+}

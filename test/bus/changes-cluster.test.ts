@@ -1,0 +1,100 @@
+// postgres_changes in a cluster: gateways sharing one PostgreSQL database and one bus
+// elect one leader (advisory lock) that reads the outbox; every node dispatches to its own
+// subscribers from the bus. A change committed once is delivered once to a subscriber on
+// each node (not once per node per subscriber), and when the leader stops another node
+// takes over without losing the changes committed in between.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RealtimeChannel, RealtimePostgresChangesPayload } from '@supabase/supabase-js';
+import pg from 'pg';
+import { createLogger } from '../../src/core/log.js';
+import { openDatabase } from '../../src/changes/database.js';
+import { migrate } from '../../src/changes/schema.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { closeClients, joined, supabase } from '../realtime/helpers.js';
+import { waitFor } from '../sse/helpers.js';
+import { startCluster, type Cluster } from './helpers.js';
+
+type Change = RealtimePostgresChangesPayload<Record<string, unknown>>;
+
+async function leaderGauge(gw: TestGateway): Promise<number> {
+  const metric = gw.gateway.metrics.registry.getSingleMetric('fanout_changes_leader');
+  return (await metric!.get()).values[0]?.value ?? 0;
+}
+
+describe.each(['redis', 'nats'] as const)('the change feed of a cluster on the %s bus', (kind) => {
+  let db: TestDatabase;
+  let writer: pg.Client;
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('fanout_cluster');
+    const handle = await openDatabase({ databaseUrl: db.url, dataDir: '/nonexistent', log: createLogger({ level: 'silent' }) });
+    await migrate(handle);
+    await handle.close();
+    writer = new pg.Client({ connectionString: db.url });
+    await writer.connect();
+    cluster = await startCluster(kind, 2, { databaseUrl: db.url, dbStart: 'eager', changesReplayMs: 0 });
+  }, 60_000);
+  afterAll(async () => {
+    await closeClients();
+    await cluster?.stop();
+    await writer?.end();
+    await db?.drop();
+  }, 60_000);
+
+  /** A supabase-js channel (service_role: no RLS) collecting the INSERTs of project `p`. */
+  async function watch(gw: TestGateway, project: string): Promise<{ channel: RealtimeChannel; got: Change[] }> {
+    const got: Change[] = [];
+    const system: Record<string, unknown>[] = [];
+    const channel = supabase(gw, gw.keys.service_role)
+      .channel(`project:${project}:${Math.random()}`)
+      .on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'project_comments', filter: `project_id=eq.${project}` }, (p) => got.push(p as Change))
+      .on('system', {}, (p: Record<string, unknown>) => system.push(p));
+    await joined(channel);
+    await waitFor(() => system.some((s) => s.extension === 'postgres_changes' && s.status === 'ok'), 'the postgres_changes subscription');
+    return { channel, got };
+  }
+
+  const insert = (project: string, body: string) => writer.query('insert into public.project_comments (project_id, user_id, body) values ($1, $2, $3)', [project, 'writer', body]);
+
+  it('elects exactly one leader and delivers each change once to subscribers on every node', async () => {
+    const [a, b] = cluster.nodes as [TestGateway, TestGateway];
+    const deadline = Date.now() + 15_000;
+    let leaders = 0;
+    while (Date.now() < deadline) {
+      leaders = (await leaderGauge(a)) + (await leaderGauge(b));
+      if (leaders === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(leaders).toBe(1);
+    const onA = await watch(a, 'p1');
+    const onB = await watch(b, 'p1');
+    const onB2 = await watch(b, 'p1');
+    for (let i = 1; i <= 5; i++) await insert('p1', `c${i}`);
+    await waitFor(() => onA.got.length >= 5 && onB.got.length >= 5 && onB2.got.length >= 5, 'five changes on each subscriber', 15_000);
+    await new Promise((r) => setTimeout(r, 300)); // room for any duplicate to show up
+    for (const w of [onA, onB, onB2]) expect(w.got.map((c) => (c.new as { body: string }).body)).toEqual(['c1', 'c2', 'c3', 'c4', 'c5']);
+    // One cursor for the cluster, read by the leader only.
+    const cursors = await writer.query<{ consumer: string }>('select consumer from realtime.fanout_cursor order by consumer');
+    expect(cursors.rows.map((r) => r.consumer)).toEqual(['default']);
+  });
+
+  it('hands the lead to another node when the leader stops, without losing changes committed meanwhile', async () => {
+    const nodes = cluster.nodes as TestGateway[];
+    const leaderIndex = (await leaderGauge(nodes[0]!)) === 1 ? 0 : 1;
+    const leader = nodes[leaderIndex]!;
+    const survivor = nodes[1 - leaderIndex]!;
+    const onSurvivor = await watch(survivor, 'p2');
+    await insert('p2', 'before');
+    await waitFor(() => onSurvivor.got.length === 1, 'the change before the handover');
+    await leader.stop();
+    cluster.nodes.splice(leaderIndex, 1);
+    await insert('p2', 'during');
+    await waitFor(() => onSurvivor.got.length === 2, 'the change committed while no node led', 20_000);
+    expect(await leaderGauge(survivor)).toBe(1);
+    await insert('p2', 'after');
+    await waitFor(() => onSurvivor.got.length === 3, 'the change after the handover', 15_000);
+    expect(onSurvivor.got.map((c) => (c.new as { body: string }).body)).toEqual(['before', 'during', 'after']);
+  });
+});
