@@ -228,7 +228,7 @@ open files. Latencies are HDR histograms merged across the generator's worker pr
 generator itself saturates (event-loop lag or CPU over the limits) the run is marked INVALID.
 
 Default thresholds are the seed's acceptance criteria (SSE p99 < 500 ms, connect p99 < 2 s,
-stability > 99%, presence p99 < 1 s, join p99 < 1 s, reliability >= 99.9%, no loss, memory
+stability > 99%, presence p99 < 1 s, subscribe (connect + join) p99 < 1 s, reliability >= 99.9%, no loss, memory
 < 10 MB/connection). The seed's growth benchmarks are reported and judged on request:
 --threshold "server.cpu_per_100_connections_pct<5" --threshold "bandwidth_per_connection_kbps<1".
 Metric names: see --json "metrics".
