@@ -9,11 +9,12 @@
 //   PATCH  /api/projects/:projectId/comments/:id        {"body": "..."} → 200 comment
 //   DELETE /api/projects/:projectId/comments/:id        → 204
 import type { Gateway } from '../server/gateway.js';
-import { AuthError, tokenFromRequest, type Claims } from '../core/auth.js';
+import type { Claims } from '../core/auth.js';
+import { authenticate } from '../server/http-auth.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { readJson } from '../server/body.js';
 import type { RequestContext } from '../server/router.js';
-import { sqlState, type Database } from './database.js';
+import { isConnectionFailure, sqlState, type Database } from './database.js';
 import type { DatabaseRuntime } from './runtime.js';
 
 const MAX_BODY_CHARS = 10_000;
@@ -25,13 +26,7 @@ export function registerCommentRoutes(gateway: Gateway, runtime: DatabaseRuntime
   const caller = async (ctx: RequestContext): Promise<{ claims: Claims; db: Database; projectId: string }> => {
     const projectId = ctx.params.projectId ?? '';
     if (projectId.length < 1 || projectId.length > MAX_ID_CHARS) throw new HttpError(400, 'invalid_project_id', `projectId must be 1 to ${MAX_ID_CHARS} characters`);
-    let claims: Claims;
-    try {
-      claims = await gateway.auth.verify(tokenFromRequest(ctx.req.headers, ctx.query));
-    } catch (err) {
-      if (err instanceof AuthError) throw new HttpError(401, 'unauthorized', err.message);
-      throw err;
-    }
+    const claims = await authenticate(gateway.auth, ctx.req, ctx.query);
     let db: Database;
     try {
       ({ db } = await runtime.parts());
@@ -109,6 +104,7 @@ async function asCaller(db: Database, claims: Claims, o: CommentOperation): Prom
     const message = (err as Error).message;
     if (code === '42501' || code === '22023' || code === '42P01') throw new HttpError(403, 'forbidden', message);
     if (code?.startsWith('23') || code?.startsWith('22')) throw new HttpError(400, 'invalid_body', message);
+    if (isConnectionFailure(err)) throw new HttpError(503, 'database_unavailable', `the database is unavailable: ${message}`, { 'retry-after': '5' });
     throw err;
   }
 }

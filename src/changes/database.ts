@@ -45,6 +45,19 @@ export function sqlState(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * True when a query failed because the database could not be reached or went away
+ * (connection refused or dropped, server shutting down) rather than because of the
+ * statement: the caller should answer 503 and retry, not 500.
+ */
+export function isConnectionFailure(err: unknown): boolean {
+  const code = sqlState(err);
+  if (code && (code.startsWith('08') || code.startsWith('57P'))) return true;
+  if (code && /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NOTFOUND)$/.test(code)) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|connection (is )?closed|Client has encountered a connection error|terminating connection/i.test(message);
+}
+
 /** The URL without its password, for logs and messages. */
 export function redactUrl(url: string): string {
   try {

@@ -335,8 +335,8 @@ export function changeFeedSuite(kind: DatabaseKind): void {
     it('answers bad input with a JSON error naming what was wrong', async () => {
       const u1 = await h.gw!.userToken('u1');
       const cases: [Promise<{ status: number; json?: { error?: { code: string; message: string } } }>, number, string, RegExp][] = [
-        [call('POST', '/api/projects/p1/comments', undefined, { body: 'x' }), 401, 'unauthorized', /API key is missing/],
-        [call('POST', '/api/projects/p1/comments', 'not-a-jwt', { body: 'x' }), 401, 'unauthorized', /not a valid JWT/],
+        [call('POST', '/api/projects/p1/comments', undefined, { body: 'x' }), 401, 'missing_api_key', /API key is missing/],
+        [call('POST', '/api/projects/p1/comments', 'not-a-jwt', { body: 'x' }), 401, 'invalid_token', /not a valid JWT/],
         [call('POST', '/api/projects/p1/comments', u1, '{"body": '), 400, 'invalid_json', /not valid JSON/],
         [call('POST', '/api/projects/p1/comments', u1, [1, 2]), 400, 'invalid_body', /JSON object/],
         [call('POST', '/api/projects/p1/comments', u1, {}), 400, 'invalid_body', /"body" must be a string/],
