@@ -6,7 +6,7 @@
 //
 // Queries cast what they return to text, int4, float8, bool or jsonb, so both drivers
 // hand back the same JavaScript values.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Worker } from 'node:worker_threads';
@@ -214,21 +214,36 @@ class PgliteWorkerDatabase implements Database {
   }
 
   static async open(dir: string, releaseLock: () => void, signal?: AbortSignal): Promise<PgliteWorkerDatabase> {
-    const worker = new Worker(new URL('./pglite-worker-boot.js', import.meta.url), { workerData: { dir } });
+    // A first start runs initdb in a thread of its own that then exits, returning its memory.
+    if (!existsSync(join(dir, 'PG_VERSION'))) await PgliteWorkerDatabase.startWorker(dir, 'init', signal).then((w) => w.terminate());
+    const worker = await PgliteWorkerDatabase.startWorker(dir, 'serve', signal);
+    return new PgliteWorkerDatabase(worker, dir, releaseLock);
+  }
+
+  /** Starts a worker and waits for its `ready` (or its failure). */
+  private static async startWorker(dir: string, mode: 'init' | 'serve', signal?: AbortSignal): Promise<Worker> {
+    const worker = new Worker(new URL('./pglite-worker-boot.js', import.meta.url), { workerData: { dir, mode } });
     // Stopping while the database starts (first start: initdb takes seconds) ends the
     // worker at once; a first start is made in a scratch directory, so nothing is left half-made.
     const stop = () => void worker.terminate();
     signal?.addEventListener('abort', stop, { once: true });
+    let onMessage: (msg: WorkerReply) => void = () => undefined;
+    let onError: (err: Error) => void = () => undefined;
+    let onExit: (code: number) => void = () => undefined;
     const ready = await new Promise<WorkerReply>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(signal?.aborted ? 'opening the embedded database was cancelled' : `the embedded database worker exited (code ${code}) while opening ${dir}`)));
-    }).finally(() => signal?.removeEventListener('abort', stop));
+      onMessage = resolve;
+      onError = reject;
+      onExit = (code) => reject(new Error(signal?.aborted ? 'opening the embedded database was cancelled' : `the embedded database worker exited (code ${code}) while opening ${dir}`));
+      worker.once('message', onMessage).once('error', onError).once('exit', onExit);
+    }).finally(() => {
+      signal?.removeEventListener('abort', stop);
+      worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+    });
     if ('type' in ready && ready.type === 'failed') {
       await worker.terminate();
       throw new Error(`cannot open the embedded database ${dir}: ${ready.error.message}`);
     }
-    return new PgliteWorkerDatabase(worker, dir, releaseLock);
+    return worker;
   }
 
   private call<T>(req: DistributiveOmit<WorkerRequest, 'id'>): Promise<T> {

@@ -27,7 +27,18 @@ export type WorkerReply =
   | { type: 'failed'; error: { message: string } };
 
 const port = parentPort!;
-const { dir } = workerData as { dir: string };
+/**
+ * `init` runs initdb into a fresh directory and exits; `serve` opens the database and
+ * answers queries. They are separate threads because initdb's WebAssembly instance keeps
+ * hundreds of MB that are only returned when its thread ends.
+ */
+const { dir, mode } = workerData as { dir: string; mode: 'init' | 'serve' };
+
+/**
+ * The embedded database serves one gateway: PostgreSQL's default 128 MB of shared buffers
+ * would be resident WebAssembly memory for data that fits in a few MB.
+ */
+const EMBEDDED_CONF = 'shared_buffers=16MB';
 
 interface OpenTransaction {
   tx: Transaction;
@@ -101,7 +112,7 @@ async function initialize(): Promise<void> {
   if (existsSync(join(dir, 'PG_VERSION'))) return;
   const scratch = `${dir}.init`;
   rmSync(scratch, { recursive: true, force: true });
-  const fresh = new PGlite(scratch);
+  const fresh = new PGlite(scratch, { postgresqlconf: EMBEDDED_CONF });
   await fresh.waitReady;
   await fresh.close();
   rmSync(dir, { recursive: true, force: true });
@@ -109,8 +120,12 @@ async function initialize(): Promise<void> {
 }
 
 try {
-  await initialize();
-  db = new PGlite(dir);
+  if (mode === 'init') {
+    await initialize();
+    port.postMessage({ type: 'ready' } satisfies WorkerReply);
+    process.exit(0);
+  }
+  db = new PGlite(dir, { postgresqlconf: EMBEDDED_CONF });
   await db.waitReady;
   await db.exec(`set timezone to 'UTC'`);
   port.on('message', (req: WorkerRequest) => {
