@@ -62,6 +62,9 @@ async function startGatewayServer(): Promise<ServerUnderTest> {
     logLevel: 'warn',
     maxConnections: 1_000_000,
     maxConnectionsPerUser: 1_000_000,
+    // SSE streams are what is measured: the embedded database (a WebAssembly PostgreSQL
+    // holding a few hundred MB) would start in the background and swamp the RSS slope.
+    dbStart: 'lazy',
   });
   const gateway = await createGateway(config, { logger: createLogger({ level: 'warn', pretty: false, destination: process.stderr }) });
   await gateway.listen();
