@@ -22,6 +22,7 @@ import * as hdr from 'hdr-histogram-js';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
 import { Auth } from '../src/core/auth.js';
+import { BENCH_JWT_SECRET } from './bench-gateway-config.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: args } = parseArgs({
@@ -44,7 +45,7 @@ if (BUSES.some((b) => !['memory', 'redis', 'nats'].includes(b)) || RATES.some((r
   console.error('usage: bus-fanout.ts [--buses memory,redis,nats] [--rates 100,500,1000] [--seconds 5] [--streams 20] [--json]');
   process.exit(2);
 }
-const SECRET = 'bench-secret-bench-secret-bench-secret-0123';
+const SECRET = BENCH_JWT_SECRET;
 const agent = new Agent({ keepAlive: true, maxSockets: 32 });
 
 interface Node {

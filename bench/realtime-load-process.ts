@@ -151,10 +151,19 @@ function userBroadcastPush(m: Member, payload: string): Buffer {
   return Buffer.concat([Buffer.from([3, ...parts.map((p) => p.length), 1]), ...parts, Buffer.from(payload)]);
 }
 
-// Heartbeats like realtime-js (every 25 s), from one timer for the whole process.
+// Heartbeats like realtime-js: every member every 25 s, from one timer for the whole
+// process. Real clients heartbeat 25 s after their own connect, so their heartbeats are
+// spread out; sending all of a process's at once would make the gateway answer thousands
+// in one burst, a stall no real population produces. Each 250 ms tick takes 1/100 of them.
+const HEARTBEAT_SLICES = 100;
+let heartbeatSlice = 0;
 setInterval(() => {
-  for (const m of members) if (m.ws.readyState === WebSocket.OPEN) m.ws.send(`[null,"${++refCounter}","phoenix","heartbeat",{}]`);
-}, 25_000).unref();
+  const slice = heartbeatSlice++ % HEARTBEAT_SLICES;
+  for (let i = slice; i < members.length; i += HEARTBEAT_SLICES) {
+    const m = members[i]!;
+    if (m.ws.readyState === WebSocket.OPEN) m.ws.send(`[null,"${++refCounter}","phoenix","heartbeat",{}]`);
+  }
+}, 25_000 / HEARTBEAT_SLICES).unref();
 
 process.on('message', (msg: LoadCommand) => {
   void (async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
-import { loadConfig } from '../src/core/config.js';
+import { benchGatewayConfig } from './bench-gateway-config.js';
 import { createLogger } from '../src/core/log.js';
 import { createGateway } from '../src/server/gateway.js';
 
@@ -30,17 +30,7 @@ let connections: () => number;
 let timeSweep: () => number = () => 0;
 
 if (mode === 'gateway') {
-  const config = loadConfig({}, {}, {
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jwtSecret: 'bench-secret-bench-secret-bench-secret-0123',
-    logLevel: 'warn',
-    maxConnections: 1_000_000,
-    maxConnectionsPerUser: 1_000_000,
-    realtimeMaxJoinsPerSecond: 10_000_000,
-    drainTimeoutMs: 1000,
-  });
+  const config = benchGatewayConfig(dataDir, { realtimeMaxJoinsPerSecond: 10_000_000, drainTimeoutMs: 1000 });
   const gateway = await createGateway(config, { logger: createLogger({ level: 'warn' }), processMetrics: false });
   await gateway.listen();
   const keys = await gateway.auth.projectKeys();

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { loadConfig } from '../src/core/config.js';
+import { benchGatewayConfig } from './bench-gateway-config.js';
 import { createLogger } from '../src/core/log.js';
 import { createGateway } from '../src/server/gateway.js';
 import { contentOf } from '../src/content/index.js';
@@ -54,18 +54,7 @@ const BENCH_CONTENT = 'bench';
 
 async function startGatewayServer(): Promise<ServerUnderTest> {
   const dataDir = mkdtempSync(join(tmpdir(), 'fanout-bench-'));
-  const config = loadConfig({}, process.env, {
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jwtSecret: 'bench-secret-bench-secret-bench-secret-0123',
-    logLevel: 'warn',
-    maxConnections: 1_000_000,
-    maxConnectionsPerUser: 1_000_000,
-    // SSE streams are what is measured: the embedded database (a WebAssembly PostgreSQL
-    // holding a few hundred MB) would start in the background and swamp the RSS slope.
-    dbStart: 'lazy',
-  });
+  const config = benchGatewayConfig(dataDir, {}, process.env);
   const gateway = await createGateway(config, { logger: createLogger({ level: 'warn', pretty: false, destination: process.stderr }) });
   await gateway.listen();
   const { progress } = contentOf(gateway);
