@@ -119,6 +119,8 @@ export class RedisBus implements Bus {
   private handlers: BusHandlers | undefined;
   private subscribed = false;
   private everSubscribed = false;
+  /** The subscribe started by the subscriber connection's latest `ready`. */
+  private subscribing: Promise<void> | undefined;
   private closed = false;
   private lastError = 'not connected yet';
   private readonly stateTtl: number;
@@ -153,7 +155,9 @@ export class RedisBus implements Bus {
       });
     }
     this.cmd.on('ready', () => this.announce());
-    this.sub.on('ready', () => void this.subscribe());
+    this.sub.on('ready', () => {
+      this.subscribing = this.subscribe();
+    });
     this.sub.on('pmessage', (_pattern: string, channel: string, text: string) => this.onMessage(channel, text));
     this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, PRESENCE_TTL_MS, () => this.unavailable());
     const recordKey = (key: string) => `${this.keyPrefix}r:${key}`;
@@ -190,6 +194,9 @@ export class RedisBus implements Bus {
     this.handlers = handlers;
     // Connect now; if Redis is not there yet, ioredis keeps retrying and `connected` says so.
     await Promise.all([this.cmd.connect().catch(() => undefined), this.sub.connect().catch(() => undefined)]);
+    // `ready` fires before connect() resolves, but the pattern subscription it starts is
+    // one more round trip: wait for it, or a reachable Redis would be reported as down.
+    await this.subscribing;
   }
 
   /** (Re)subscribes, then, after a reconnect, has the hub fill in whatever the feed missed meanwhile. */
