@@ -19,10 +19,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
-import { Redis } from 'ioredis';
-import { connect } from 'nats';
 import { Auth } from '../src/core/auth.js';
 import { BENCH_JWT_SECRET } from './bench-gateway-config.js';
+import { cleanupBus } from './bus-cleanup.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: args } = parseArgs({
@@ -140,24 +139,6 @@ function openStream(url: string, token: string, tally: () => Tally): Promise<() 
   });
 }
 
-async function cleanup(kind: BusKind, prefix: string): Promise<void> {
-  if (kind === 'redis') {
-    const redis = new Redis(args['redis-url']!);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
-  } else if (kind === 'nats') {
-    const nc = await connect({ servers: args['nats-url']! });
-    const jsm = await nc.jetstreamManager();
-    for await (const s of jsm.streams.list()) if (s.config.name.startsWith(`${prefix}_`) || s.config.name.startsWith(`KV_${prefix}_`)) await jsm.streams.delete(s.config.name);
-    await nc.close();
-  }
-}
-
 interface Row {
   bus: BusKind;
   rate: number;
@@ -237,7 +218,7 @@ async function measure(kind: BusKind): Promise<Row[]> {
   } finally {
     await stopNode(a);
     if (b !== a) await stopNode(b);
-    await cleanup(kind, prefix);
+    await cleanupBus(kind, prefix, { redisUrl: args['redis-url']!, natsUrl: args['nats-url']! });
   }
   return rows;
 }

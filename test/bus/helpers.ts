@@ -7,16 +7,15 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { connect } from 'nats';
 import type { GatewayConfig } from '../../src/core/config.js';
 import { MemoryCluster } from '../../src/bus/memory.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { cleanupBus, DEFAULT_NATS_URL, DEFAULT_REDIS_URL } from '../../bench/bus-cleanup.js';
 
 export type ClusterKind = 'memory' | 'redis' | 'nats';
 
-export const REDIS_URL = 'redis://127.0.0.1:6379';
-export const NATS_URL = 'nats://127.0.0.1:4222';
+export const REDIS_URL = DEFAULT_REDIS_URL;
+export const NATS_URL = DEFAULT_NATS_URL;
 
 export function randomPrefix(): string {
   return `t${Math.random().toString(36).slice(2, 10)}`;
@@ -70,36 +69,7 @@ export async function startCluster(
 }
 
 /** Removes every key, stream and bucket a prefix created on the shared servers. */
-export async function cleanBus(kind: ClusterKind, prefix: string, urls: { redisUrl?: string; natsUrl?: string } = {}): Promise<void> {
-  if (kind === 'redis') {
-    const redis = new Redis(urls.redisUrl ?? REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    try {
-      await redis.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
-    } catch {
-      // a private server that a test already stopped
-    } finally {
-      redis.disconnect();
-    }
-  } else if (kind === 'nats') {
-    try {
-      const nc = await connect({ servers: urls.natsUrl ?? NATS_URL, maxReconnectAttempts: 0, timeout: 2000 });
-      const jsm = await nc.jetstreamManager();
-      for await (const s of jsm.streams.list()) {
-        const name = s.config.name;
-        if (name.startsWith(`${prefix}_`) || name.startsWith(`KV_${prefix}_`)) await jsm.streams.delete(name);
-      }
-      await nc.close();
-    } catch {
-      // a private server that a test already stopped
-    }
-  }
-}
+export const cleanBus = cleanupBus;
 
 export async function freePort(): Promise<number> {
   const server = createServer();
