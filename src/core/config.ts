@@ -4,6 +4,7 @@
 // message that names the flag or variable it came from.
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseCorsOrigins } from './origins.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -31,6 +32,19 @@ export const optionTable = {
   maxContentItems: { flag: '--max-content-items <n>', env: 'FANOUT_MAX_CONTENT_ITEMS', schema: int(1, 100_000_000), default: 1_000_000, help: 'cap on content items tracked at once (503 beyond it)' },
   maxBodyBytes: { flag: '--max-body-bytes <n>', env: 'FANOUT_MAX_BODY_BYTES', schema: int(1, 1 << 30), default: 1 << 20, help: 'largest accepted request body (413 beyond it)' },
   maxHeaderBytes: { flag: '--max-header-bytes <n>', env: 'FANOUT_MAX_HEADER_BYTES', schema: int(1024, 1 << 20), default: 16 * 1024, help: 'largest accepted request header block (431 beyond it)' },
+  corsOrigins: {
+    flag: '--cors-origins <list>',
+    env: 'FANOUT_CORS_ORIGINS',
+    schema: z.string().superRefine((value, ctx) => {
+      try {
+        parseCorsOrigins(value);
+      } catch (err) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+      }
+    }),
+    default: '*',
+    help: 'browser origins whose pages may call the HTTP APIs and streams: * (any), off, or exact origins, comma-separated (https://app.example.com,http://localhost:3000)',
+  },
   tlsCert: { flag: '--tls-cert <path>', env: 'FANOUT_TLS_CERT', schema: z.string().min(1).optional(), default: undefined, help: 'PEM certificate: also serve HTTP/2 over TLS (needs --tls-key)' },
   tlsKey: { flag: '--tls-key <path>', env: 'FANOUT_TLS_KEY', schema: z.string().min(1).optional(), default: undefined, help: 'PEM private key for --tls-cert' },
   tlsPort: { flag: '--tls-port <n>', env: 'FANOUT_TLS_PORT', schema: int(0, 65535), default: 4443, help: 'port for HTTP/2 over TLS' },

@@ -11,6 +11,7 @@ import { Hub } from '../core/hub.js';
 import { Auth, loadSecret, type SecretSource } from '../core/auth.js';
 import { createLogger, scrubSecrets, type Logger } from '../core/log.js';
 import { Router, nextRequestId } from './router.js';
+import { Cors } from './cors.js';
 import { AccessLog } from './access-log.js';
 import { ConnectionManager } from './connections.js';
 import { HttpError, errorBody, sendError } from './http-errors.js';
@@ -95,10 +96,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const upgrades = new Map<string, UpgradeHandler>();
 
   const accessLog = new AccessLog(log, metrics);
+  const cors = new Cors(config.corsOrigins);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const requestId = nextRequestId();
     accessLog.track(req, res, requestId);
+    if (cors.handle(req, res)) return;
     if (!router.handle(req, res, requestId)) {
       sendError(res, new HttpError(404, 'not_found', `no route for ${req.method} ${scrubSecrets((req.url ?? '/').split('?')[0]!)}`));
     }
