@@ -11,7 +11,7 @@
 import type { Gateway } from '../server/gateway.js';
 import type { Claims } from '../core/auth.js';
 import { authenticate } from '../server/http-auth.js';
-import { HttpError, sendJson } from '../server/http-errors.js';
+import { HttpError, sendJson, writeHead } from '../server/http-errors.js';
 import { readJson } from '../server/body.js';
 import type { RequestContext } from '../server/router.js';
 import { isConnectionFailure, sqlState, type Database } from './database.js';
@@ -67,7 +67,7 @@ export function registerCommentRoutes(gateway: Gateway, runtime: DatabaseRuntime
     const { claims, db, projectId } = await caller(ctx);
     const id = commentId(ctx);
     if (!(await asCaller(db, claims, { op: 'delete', projectId, id }))) throw notFound(projectId, id);
-    ctx.res.writeHead(204, { 'cache-control': 'no-store' });
+    writeHead(ctx.res, 204, { 'cache-control': 'no-store' });
     ctx.res.end();
   });
 }

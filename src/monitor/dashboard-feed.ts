@@ -14,7 +14,7 @@ import type { Gateway } from '../server/gateway.js';
 import type { CloseReason, ManagedConnection } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import type { RequestContext } from '../server/router.js';
-import { HttpError } from '../server/http-errors.js';
+import { HttpError, writeHead } from '../server/http-errors.js';
 import { authenticate, requireServiceRole, userKeyOf } from '../server/http-auth.js';
 
 export function sseFrame(event: string, data: unknown): Buffer {
@@ -99,7 +99,7 @@ export class DashboardFeed {
       if (err instanceof HttpError) gateway.metrics.connectionsRejected.labels('dashboard', err.code).inc();
       throw err;
     }
-    res.writeHead(200, {
+    writeHead(res, 200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       connection: 'keep-alive',

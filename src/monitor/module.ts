@@ -6,7 +6,7 @@
 // serialization per second however many people watch.
 import { Counter, Gauge } from 'prom-client';
 import type { Gateway } from '../server/gateway.js';
-import { sendJson } from '../server/http-errors.js';
+import { sendJson, writeHead } from '../server/http-errors.js';
 import { loadAlertConfig } from './alert-rules.js';
 import { AlertEngine } from './alerts.js';
 import { ProcessStats } from './process-stats.js';
@@ -116,7 +116,7 @@ export function registerMonitor(gateway: Gateway): void {
 
   router.on('GET', '/metrics', async ({ res }) => {
     const text = await metrics.registry.metrics();
-    res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
+    writeHead(res, 200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
     res.end(text);
   });
 

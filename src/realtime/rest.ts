@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Claims } from '../core/auth.js';
 import { readBody } from '../server/body.js';
-import { HttpError, sendJson } from '../server/http-errors.js';
+import { HttpError, sendJson, writeHead } from '../server/http-errors.js';
 import type { RequestContext } from '../server/router.js';
 import { publishBroadcast, type BroadcastData } from './channel-topics.js';
 import type { RealtimeContext } from './context.js';
@@ -227,6 +227,6 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
 }
 
 function accepted(res: ServerResponse): void {
-  res.writeHead(202, { 'content-length': '0', 'cache-control': 'no-store' });
+  writeHead(res, 202, { 'content-length': '0', 'cache-control': 'no-store' });
   res.end();
 }

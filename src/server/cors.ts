@@ -6,7 +6,7 @@
 // credentials mode is offered.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseCorsOrigins, type CorsOrigins } from '../core/origins.js';
-import { HttpError, sendError } from './http-errors.js';
+import { HttpError, addResponseHeaders, sendError, writeHead } from './http-errors.js';
 
 const ALLOWED_METHODS = 'GET, POST, PATCH, DELETE, OPTIONS';
 /** Response headers a page may read: the back-off to honour and the id to quote in a report. */
@@ -41,14 +41,9 @@ export class Cors {
       sendError(res, new HttpError(403, 'cors_origin_not_allowed', `origin ${JSON.stringify(origin.slice(0, 200))} is not allowed by --cors-origins (FANOUT_CORS_ORIGINS)`));
       return true;
     }
-    if (this.origins === '*') {
-      res.setHeader('access-control-allow-origin', '*');
-    } else {
-      res.setHeader('access-control-allow-origin', origin);
-      res.setHeader('vary', 'Origin');
-    }
+    addResponseHeaders(res, this.origins === '*' ? { 'access-control-allow-origin': '*' } : { 'access-control-allow-origin': origin, vary: 'Origin' });
     if (!preflight) {
-      res.setHeader('access-control-expose-headers', EXPOSED_HEADERS);
+      addResponseHeaders(res, { 'access-control-expose-headers': EXPOSED_HEADERS });
       return false;
     }
     const requested = req.headers['access-control-request-headers'];
@@ -56,7 +51,7 @@ export class Cors {
       sendError(res, new HttpError(400, 'bad_preflight', `Access-Control-Request-Headers is not a list of header names (at most ${MAX_REQUESTED_HEADERS} characters)`));
       return true;
     }
-    res.writeHead(204, {
+    writeHead(res, 204, {
       'access-control-allow-methods': ALLOWED_METHODS,
       // Whatever the page asks to send: keys travel in `authorization` / `apikey`, and
       // clients add their own (supabase-js: x-client-info); none of them is a cookie.

@@ -1,5 +1,28 @@
-// JSON errors for every HTTP path: `{"error": {"code", "message"}}` with the right status.
-import type { ServerResponse } from 'node:http';
+// Response heads and JSON bodies for every HTTP path: errors as `{"error": {"code", "message"}}`
+// with the right status, and the headers every response of a request carries.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+
+/**
+ * Headers every response of a request carries (x-request-id, CORS), kept here until its
+ * head is written. Not `res.setHeader`: once that is used, Node keeps a header table (an
+ * object and an array per header) on the response for as long as it is open, ~500 bytes
+ * on every SSE stream; a head written from one object in `writeHead` keeps none.
+ */
+const pendingHeaders = new WeakMap<ServerResponse, Record<string, string>>();
+
+/** Adds headers to the response's head, whoever writes it (through `writeHead`). */
+export function addResponseHeaders(res: ServerResponse, headers: Record<string, string>): void {
+  const pending = pendingHeaders.get(res);
+  if (pending) Object.assign(pending, headers);
+  else pendingHeaders.set(res, { ...headers });
+}
+
+/** Writes the response head: `headers` plus those added with `addResponseHeaders`. */
+export function writeHead(res: ServerResponse, status: number, headers: OutgoingHttpHeaders = {}): void {
+  const pending = pendingHeaders.get(res);
+  if (pending) pendingHeaders.delete(res);
+  res.writeHead(status, pending ? { ...pending, ...headers } : headers);
+}
 
 export class HttpError extends Error {
   constructor(
@@ -25,7 +48,7 @@ export function sendError(res: ServerResponse, err: HttpError): void {
     return;
   }
   const body = errorBody(err.code, err.message);
-  res.writeHead(err.status, {
+  writeHead(res, err.status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
@@ -36,7 +59,7 @@ export function sendError(res: ServerResponse, err: HttpError): void {
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, {
+  writeHead(res, status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',

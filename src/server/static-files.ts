@@ -2,6 +2,7 @@
 // only their own files and talk only to their own gateway, which the Content Security
 // Policy enforces; HEAD is answered like GET without the body.
 import type { Router } from './router.js';
+import { writeHead } from './http-errors.js';
 
 export const PAGE_SECURITY_HEADERS = {
   'content-security-policy':
@@ -28,7 +29,7 @@ export function serveStatic(router: Router, assets: readonly StaticAsset[]): voi
   for (const { path, type, body } of assets) {
     router.on(['GET', 'HEAD'], path, async ({ req, res }) => {
       const bytes = typeof body === 'function' ? await body() : body;
-      res.writeHead(200, { 'content-type': type, 'content-length': bytes.byteLength, ...PAGE_SECURITY_HEADERS });
+      writeHead(res, 200, { 'content-type': type, 'content-length': bytes.byteLength, ...PAGE_SECURITY_HEADERS });
       res.end(req.method === 'HEAD' ? undefined : bytes);
     });
   }

@@ -15,7 +15,7 @@ import type { ServerResponse } from 'node:http';
 import type { HubMessage, Position, Subscriber } from '../core/hub.js';
 import type { CloseReason, ManagedConnection, Transport } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
-import { HttpError, sendError } from '../server/http-errors.js';
+import { HttpError, sendError, writeHead } from '../server/http-errors.js';
 import { formatCursor, formatPosition } from './event-id.js';
 import { resetData, type StreamContext } from './stream.js';
 import { pollEvent } from './wire.js';
@@ -34,7 +34,7 @@ export interface PollAnswer {
 /** Writes a poll answer; the events are pre-encoded JSON, shared with every other poller. */
 export function sendPollAnswer(res: ServerResponse, answer: PollAnswer, state: unknown): void {
   const body = `{"events":[${answer.events.join(',')}],"lastEventId":${JSON.stringify(answer.lastEventId)},"state":${JSON.stringify(state ?? null)},"more":${answer.more}}`;
-  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  writeHead(res, 200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
 

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Claims } from '../core/auth.js';
 import type { Position } from '../core/hub.js';
 import type { Gateway } from '../server/gateway.js';
-import { HttpError } from '../server/http-errors.js';
+import { HttpError, writeHead } from '../server/http-errors.js';
 import { canReadUser, forbiddenRead } from '../content/access.js';
 import { authenticate, countingErrors, userKeyOf } from '../server/http-auth.js';
 import type { ContentServices } from '../content/index.js';
@@ -89,7 +89,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     if (clientGone(req, res)) return;
     const userKey = userKeyOf(claims, readsFor);
     admit('sse', userKey);
-    res.writeHead(200, SSE_HEADERS);
+    writeHead(res, 200, SSE_HEADERS);
     // Shared by reader: the same user's tabs, not every reader of that user's content.
     const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims), topics[0]!) : undefined;
     new SseStream(ctx, res, userKey, topics, claims.exp * 1000, content !== undefined, shareKey).start(starts, readyExtra, content?.finished ?? false);
@@ -107,7 +107,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const finished = item.status !== 'running';
       // Already has the final event: 204 is how SSE tells EventSource to stop reconnecting.
       if (finished && samePosition(starts[0]!, hub.position(topic))) {
-        res.writeHead(204, { 'cache-control': 'no-store' });
+        writeHead(res, 204, { 'cache-control': 'no-store' });
         res.end();
         return;
       }
@@ -181,7 +181,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       // Every topic is a finished content item and the client has its final event: nothing
       // more will ever come, and 204 is how SSE says so (EventSource stops reconnecting).
       if (items.every((item, i) => item?.finished && samePosition(starts[i]!, hub.position(topics[i]!)))) {
-        res.writeHead(204, { 'cache-control': 'no-store' });
+        writeHead(res, 204, { 'cache-control': 'no-store' });
         res.end();
         return;
       }
