@@ -2,7 +2,11 @@
 // gateway next to a bare `node:http` SSE server, measured in the same run, each server
 // in its own child process and the streams held by separate load processes.
 //
-//   npm run bench:sse -- [--connections 19000] [--rounds 30] [--fanout-at 10000] [--servers bare,gateway] [--json]
+//   npm run bench:sse -- [--connections 19000] [--rounds 30] [--fanout-at 10000] [--servers bare,gateway,cluster] [--json]
+//
+// `cluster` is two gateway processes joined by the Redis bus (`--redis-url`), each holding
+// half of every load process's streams: the event is published on the first and reaches
+// the second through Redis, so the socket writes are spread over both cores.
 //
 // Memory per connection is the slope of a least-squares line through (open streams,
 // RSS after GC) at several plateaus (0, 25, 50, 75, 100 % of N), with its r². Fan-out
@@ -13,6 +17,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
+import { cleanupBus } from './bus-cleanup.js';
 import { startServerProcess, until, type ServerProcess } from './sse-harness.js';
 import type { LoadCommand, LoadReply } from './sse-load-process.js';
 
@@ -24,6 +29,7 @@ const { values: args } = parseArgs({
     'fanout-at': { type: 'string', default: '10000' },
     'per-loader': { type: 'string', default: '6500' },
     servers: { type: 'string', default: 'bare,gateway' },
+    'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -31,9 +37,11 @@ const { values: args } = parseArgs({
 const N = Number(args.connections);
 const ROUNDS = Number(args.rounds);
 const PER_LOADER = Math.min(9000, Number(args['per-loader']));
-const SERVERS = args.servers!.split(',') as ('bare' | 'gateway')[];
-if (!Number.isInteger(N) || N < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || SERVERS.some((s) => s !== 'bare' && s !== 'gateway')) {
-  console.error('usage: sse-fanout.ts [--connections N] [--rounds R] [--fanout-at n,...] [--per-loader n] [--servers bare,gateway] [--json]');
+type ServerKind = 'bare' | 'gateway' | 'cluster';
+const SERVER_KINDS: readonly string[] = ['bare', 'gateway', 'cluster'];
+const SERVERS = args.servers!.split(',') as ServerKind[];
+if (!Number.isInteger(N) || N < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || SERVERS.some((s) => !SERVER_KINDS.includes(s))) {
+  console.error('usage: sse-fanout.ts [--connections N] [--rounds R] [--fanout-at n,...] [--per-loader n] [--servers bare,gateway,cluster] [--redis-url URL] [--json]');
   process.exit(2);
 }
 const FANOUT_AT = new Set([...args['fanout-at']!.split(',').map(Number).filter((n) => n > 0 && n < N), N]);
@@ -105,7 +113,7 @@ interface FanoutResult {
 }
 
 interface ServerResult {
-  server: 'bare' | 'gateway';
+  server: ServerKind;
   plateaus: { streams: number; rssBytes: number; heapUsedBytes: number }[];
   rssPerConnBytes: Fit;
   heapPerConnBytes: Fit;
@@ -113,9 +121,27 @@ interface ServerResult {
   openFailures: number;
 }
 
-async function measure(kind: 'bare' | 'gateway', phase: number): Promise<ServerResult> {
+const CLUSTER_PREFIX = `benchsse${process.pid}`;
+
+/** The processes under test: one server, or the two nodes of a cluster over the Redis bus. */
+async function startNodes(kind: ServerKind): Promise<ServerProcess[]> {
+  if (kind !== 'cluster') return [await startServerProcess(kind)];
+  const env = { FANOUT_BUS: 'redis', FANOUT_BUS_PREFIX: CLUSTER_PREFIX, REDIS_URL: args['redis-url'] };
+  return Promise.all([startServerProcess('gateway', env), startServerProcess('gateway', env)]);
+}
+
+/** Splits `count` into `parts` near-equal shares. */
+const shares = (count: number, parts: number): number[] =>
+  Array.from({ length: parts }, (_, j) => Math.round((count * (j + 1)) / parts) - Math.round((count * j) / parts));
+
+async function measure(kind: ServerKind, phase: number): Promise<ServerResult> {
   log(`\n[${kind}] starting server and ${Math.ceil(N / PER_LOADER)} load processes`);
-  const server: ServerProcess = await startServerProcess(kind);
+  const nodes = await startNodes(kind);
+  // Events are published on the first node; in a cluster they reach the second through the bus.
+  const publisher = nodes[0]!;
+  const connections = async (): Promise<number> => (await Promise.all(nodes.map((n) => n.request({ cmd: 'stats' }, 'stats')))).reduce((sum, s) => sum + s.connections, 0);
+  const memory = async (): Promise<{ connections: number; rss: number; heapUsed: number }> =>
+    (await Promise.all(nodes.map((n) => n.memory()))).reduce((sum, m) => ({ connections: sum.connections + m.connections, rss: sum.rss + m.rss, heapUsed: sum.heapUsed + m.heapUsed }), { connections: 0, rss: 0, heapUsed: 0 });
   const loaders = Array.from({ length: Math.ceil(N / PER_LOADER) }, startLoader);
   const counts = loaders.map(() => 0);
   const result: ServerResult = { server: kind, plateaus: [], rssPerConnBytes: fit([]), heapPerConnBytes: fit([]), fanout: [], openFailures: 0 };
@@ -125,20 +151,25 @@ async function measure(kind: 'bare' | 'gateway', phase: number): Promise<ServerR
       // Spread the new streams over the loaders, each from its own source address.
       const current = counts.reduce((a, b) => a + b, 0);
       const opens = loaders.map((loader, i) => {
-        const want = Math.round((target * (i + 1)) / loaders.length) - Math.round((target * i) / loaders.length) - counts[i]!;
+        const want = shares(target, loaders.length)[i]! - counts[i]!;
         if (want <= 0) return Promise.resolve();
         counts[i]! += want;
-        return loader
-          .request({ cmd: 'open', url: server.url, path: server.path, token: server.token, count: want, localAddress: `127.0.${10 + phase}.${2 + i}` }, 'opened')
-          .then((r) => {
-            result.openFailures += r.failed;
-            if (r.failed) log(`[${kind}] ${r.failed} streams failed to open: ${r.firstError}`);
-          });
+        // Each loader spreads its streams evenly over the nodes, one node at a time.
+        return shares(want, nodes.length).reduce(
+          (previous, count, j) =>
+            previous.then(async () => {
+              const node = nodes[j]!;
+              const r = await loader.request({ cmd: 'open', url: node.url, path: node.path, token: node.token, count, localAddress: `127.0.${10 + phase}.${2 + i}` }, 'opened');
+              result.openFailures += r.failed;
+              if (r.failed) log(`[${kind}] ${r.failed} streams failed to open: ${r.firstError}`);
+            }),
+          Promise.resolve(),
+        );
       });
       const started = Date.now();
       await Promise.all(opens);
-      await until(async () => (await server.request({ cmd: 'stats' }, 'stats')).connections >= target - result.openFailures, 30_000);
-      const mem = await server.memory();
+      await until(async () => (await connections()) >= target - result.openFailures, 30_000);
+      const mem = await memory();
       result.plateaus.push({ streams: mem.connections, rssBytes: mem.rss, heapUsedBytes: mem.heapUsed });
       log(`[${kind}] ${mem.connections} streams (+${target - current} in ${Date.now() - started} ms): rss ${(mem.rss / 2 ** 20).toFixed(1)} MB, heap ${(mem.heapUsed / 2 ** 20).toFixed(1)} MB`);
 
@@ -148,7 +179,7 @@ async function measure(kind: 'bare' | 'gateway', phase: number): Promise<ServerR
           seq++;
           await Promise.all(loaders.map((l) => l.request({ cmd: 'arm', seq, timeoutMs: 15_000 }, 'armed')));
           const done = Promise.all(loaders.map((l) => l.request(null, 'round')));
-          const { syncMs, flushMs } = await server.request({ cmd: 'publish', seq }, 'published');
+          const { syncMs, flushMs } = await publisher.request({ cmd: 'publish', seq }, 'published');
           const per = await done;
           rounds.push({ maxUs: Math.max(...per.map((p) => p.maxUs)), elu: Math.max(...per.map((p) => p.elu)), syncMs, flushMs });
           await new Promise((res) => setTimeout(res, 100));
@@ -175,7 +206,8 @@ async function measure(kind: 'bare' | 'gateway', phase: number): Promise<ServerR
   } finally {
     await Promise.all(loaders.map((l) => l.request({ cmd: 'close' }, 'closed')));
     for (const l of loaders) l.proc.kill();
-    await server.stop();
+    await Promise.all(nodes.map((n) => n.stop()));
+    if (kind === 'cluster') await cleanupBus('redis', CLUSTER_PREFIX, { redisUrl: args['redis-url']! });
   }
   result.rssPerConnBytes = fit(result.plateaus.map((p) => [p.streams, p.rssBytes]));
   result.heapPerConnBytes = fit(result.plateaus.map((p) => [p.streams, p.heapUsedBytes]));

@@ -17,10 +17,14 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Forks a server under test (`gateway` or `bare`) with --expose-gc and waits until it listens. */
-export async function startServerProcess(mode: 'gateway' | 'bare'): Promise<ServerProcess> {
+/**
+ * Forks a server under test (`gateway` or `bare`) with --expose-gc and waits until it
+ * listens. `env` adds gateway settings (`FANOUT_BUS=redis`, ... for a cluster node).
+ */
+export async function startServerProcess(mode: 'gateway' | 'bare', env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
   const child: ChildProcess = fork(`${root}/bin/run-ts.js`, [`${root}/bench/sse-server-process.ts`, mode], {
     cwd: root,
+    env: { ...process.env, ...env },
     execArgv: ['--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
