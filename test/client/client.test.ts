@@ -1,7 +1,8 @@
 // The client library in Node against a real gateway: one connection for many
 // subscriptions, deduplicated and reference-counted; resume after a cut connection,
 // after a topic-set change, across a server shutdown, with a refreshed token; reset
-// handling; the 204 end of stream; refused topics; and a late subscriber filling its gap.
+// handling; the 204 end of stream; refused topics; a late subscriber filling its gap; and
+// Retry-After honoured when the gateway refuses a stream at a cap.
 // Every delivery check is exact: the sequence numbers a subscription saw, in order.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FanoutClient, type FanoutClientOptions } from '../../src/client/index.js';
@@ -311,5 +312,40 @@ describe('ends and refusals', () => {
     a.publish();
     await waitFor(() => good.messages.length === 1, 'the good topic delivers');
     expect(good.ends).toEqual([]);
+  });
+});
+
+describe('back-pressure from the gateway', () => {
+  it('waits out Retry-After when the gateway refuses a stream at the per-user cap, then opens it and loses nothing', async () => {
+    const capped = await startGateway({ maxConnectionsPerUser: 1, retryMs: 200 }, { sweepMs: 50 });
+    cleanups.push(() => capped.stop());
+    const carol = await capped.userToken('carol');
+    const { progress } = contentOf(capped.gateway);
+    const id = progress.create('carol').id;
+    // Another tab of carol's holds her one allowed stream.
+    const other = new AbortController();
+    const held = await fetch(`${capped.url}/api/content/${id}/progress?access_token=${carol}`, { signal: other.signal });
+    expect(held.status).toBe(200);
+
+    const c = client({ url: capped.url, apiKey: carol });
+    const failures: { status: number | undefined; at: number }[] = [];
+    c.on('error', (e) => void failures.push({ status: e.status, at: Date.now() }));
+    const r = record(c.progress(id));
+    await waitFor(() => failures.length === 1, 'the refusal');
+    expect(failures[0]!.status).toBe(429);
+    progress.publish(id, 'progress', { progress: 10 });
+    progress.publish(id, 'progress', { progress: 20 });
+    await sleep(1500);
+    // Backoff alone (50-400 ms here) would have retried several times by now, and given up on SSE after two.
+    expect(failures).toHaveLength(1);
+    other.abort();
+    await waitFor(() => c.state === 'open' && r.messages.length === 2, 'the stream, once the slot is free', 10_000);
+    const openedAfter = Date.now() - failures[0]!.at;
+    expect(openedAfter).toBeGreaterThanOrEqual(4900); // the gateway's Retry-After: 5
+    expect(capped.gateway.connections.count('sse')).toBe(1);
+    progress.publish(id, 'complete');
+    await waitFor(() => r.ends.length === 1, 'complete');
+    expect(r.seqs()).toEqual([1, 2, 3]);
+    expect(failures).toHaveLength(1);
   });
 });
