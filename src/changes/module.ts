@@ -5,6 +5,7 @@
 import { Gauge } from 'prom-client';
 import type { Gateway } from '../server/gateway.js';
 import { DatabaseChannelAuthorizer } from './authorizer.js';
+import { DatabaseBroadcastArchive } from './replay.js';
 import { registerCommentRoutes } from './comments.js';
 import { DatabaseChangeFeed } from './feed.js';
 import { DatabaseRuntime } from './runtime.js';
@@ -36,7 +37,7 @@ export function registerChanges(gateway: Gateway): void {
   });
   runtimes.set(gateway, runtime);
   const changeFeed = new DatabaseChangeFeed(runtime);
-  gateway.database = { changeFeed, authorizer: new DatabaseChannelAuthorizer(runtime, log) };
+  gateway.database = { changeFeed, authorizer: new DatabaseChannelAuthorizer(runtime, log), archive: new DatabaseBroadcastArchive(runtime, log) };
   registerCommentRoutes(gateway, runtime);
   gateway.onShutdown(() => runtime.close());
   runtime.start();

@@ -71,8 +71,22 @@ export interface ChannelAuthorizer {
   canWrite(subtopic: string, claims: Claims, extension: 'broadcast' | 'presence'): Promise<boolean>;
 }
 
+/** A broadcast kept in `realtime.messages`, as a replay sends it again. */
+export interface StoredBroadcast {
+  id: string;
+  event: string;
+  payload: unknown;
+}
+
+/** The broadcasts stored for private channels, for `config.broadcast.replay`. */
+export interface BroadcastArchive {
+  /** The newest `limit` (clamped to 1..25) broadcasts of `subtopic` since `since` (ms since the epoch), oldest first. */
+  replay(subtopic: string, since: number, limit: number): Promise<StoredBroadcast[]>;
+}
+
 /** The database side of the gateway, set on `gateway.database` by the changes module. */
 export interface DatabaseServices {
   changeFeed: ChangeFeed;
   authorizer: ChannelAuthorizer;
+  archive: BroadcastArchive;
 }

@@ -5,12 +5,12 @@
 // runs (join, a permission lookup, a token check) later messages wait in a short backlog.
 import type { Claims } from '../core/auth.js';
 import type { HubMessage, Subscriber } from '../core/hub.js';
-import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, PostgresChangesParams } from '../changes/types.js';
+import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, PostgresChangesParams, StoredBroadcast } from '../changes/types.js';
 import { channelTopic, publishBroadcast, type BroadcastData } from './channel-topics.js';
 import { BusUnavailableError } from '../bus/types.js';
 import type { BroadcastPush, PhoenixMessage } from './codec.js';
 import { backoff, joinAuthReason } from './context.js';
-import { bindingId, parseJoinPayload, type JoinConfig } from './join-config.js';
+import { bindingId, parseJoinPayload, replayRequest, type JoinConfig } from './join-config.js';
 import { WindowLimiter } from './limits.js';
 import { changeFrame, PRESENCE_DIFF } from './wire.js';
 import type { RealtimeSocket } from './socket.js';
@@ -56,6 +56,8 @@ export class Channel implements Subscriber {
   private presenceWrite: boolean | undefined;
   private trackedJson: string | undefined;
   private bindings: { id: number; params: PostgresChangesParams }[] = [];
+  /** Ids of the broadcasts replayed at join: a live copy of one of them is not sent again. */
+  private replayedIds: Set<string> | undefined;
   private changes: ChangeSubscription | undefined;
   private readonly presenceCalls: WindowLimiter;
   private busy = false;
@@ -94,8 +96,10 @@ export class Channel implements Subscriber {
 
   private async join(ref: string | null): Promise<void> {
     const { gateway } = this.socket.ctx;
+    let replay: StoredBroadcast[];
     try {
       await this.authorizeJoin();
+      replay = await this.loadReplay();
     } catch (err) {
       if (err instanceof JoinRefused) return this.refuseJoin(err, ref);
       this.socket.ctx.log.error({ err, channel: this.sub }, 'channel join failed');
@@ -120,6 +124,7 @@ export class Channel implements Subscriber {
     gateway.hub.subscribe(this.hubTopic, this);
     gateway.metrics.channels.inc();
     gateway.metrics.joins.labels('ok').inc();
+    this.sendReplay(replay);
     if (this.presenceEnabled && this.presenceRead) this.pushPresenceState();
     if (this.bindings.length) {
       const claims = this.claims!;
@@ -158,6 +163,31 @@ export class Channel implements Subscriber {
       if (this.config.replay !== undefined && !this.broadcastRead) throw new JoinRefused(denied, 'unauthorized');
     } else if (this.config.replay !== undefined) {
       throw new JoinRefused('UnableToReplayMessages: Replay is not allowed for public channels', 'bad_request');
+    }
+  }
+
+  /** The stored broadcasts a private channel's `broadcast.replay` asks for (reference §4.3); [] without one. */
+  private async loadReplay(): Promise<StoredBroadcast[]> {
+    if (!this.isPrivate) return [];
+    const request = replayRequest(this.config.replay);
+    if (request === undefined) return [];
+    if (request === 'invalid') throw new JoinRefused('UnableToReplayMessages: Replay params are not valid', 'bad_request');
+    const db = this.socket.ctx.gateway.database;
+    if (!db) throw new JoinRefused(NO_DATABASE, 'error');
+    try {
+      return await db.archive.replay(this.sub, request.since, request.limit);
+    } catch {
+      throw new JoinRefused('UnableToReplayMessages: Realtime was unable to replay messages', 'error');
+    }
+  }
+
+  /** Sends the replayed broadcasts, right after the join reply and before anything live, marked `replayed`. */
+  private sendReplay(messages: StoredBroadcast[]): void {
+    if (messages.length === 0) return;
+    this.replayedIds = new Set(messages.map((m) => m.id));
+    for (const m of messages) {
+      const payload = JSON.stringify(m.payload ?? {});
+      this.socket.push(null, null, this.topic, 'broadcast', `{"type":"broadcast","event":${JSON.stringify(m.event)},"payload":${payload},"meta":{"replayed":true,"id":${JSON.stringify(m.id)}}}`);
     }
   }
 
@@ -270,6 +300,10 @@ export class Channel implements Subscriber {
     if (this.state !== 'joined') return;
     if (msg.event === 'broadcast') {
       if (!this.broadcastRead || (msg.origin === this && !this.config.self)) return;
+      if (this.replayedIds) {
+        const id = (msg.data as BroadcastData).id;
+        if (id !== undefined && this.replayedIds.has(id)) return;
+      }
     } else if (msg.event === PRESENCE_DIFF) {
       if (!this.presenceEnabled || !this.presenceRead) return;
     }

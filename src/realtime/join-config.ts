@@ -23,6 +23,22 @@ export interface JoinConfig {
   accessToken: string | undefined;
 }
 
+/** Supabase's defaults for a `broadcast.replay` object without `since` or `limit`. */
+const REPLAY_DEFAULTS = { since: 0, limit: 10 };
+
+/**
+ * What a private channel's `broadcast.replay` asks for: undefined when it is not an object
+ * (the join goes on without replay, as on Supabase), `invalid` when `since` or `limit` is
+ * not an integer (the join is refused).
+ */
+export function replayRequest(replay: unknown): { since: number; limit: number } | 'invalid' | undefined {
+  if (!isObject(replay)) return undefined;
+  const since = replay.since ?? REPLAY_DEFAULTS.since;
+  const limit = replay.limit ?? REPLAY_DEFAULTS.limit;
+  if (!Number.isSafeInteger(since) || !Number.isSafeInteger(limit)) return 'invalid';
+  return { since: since as number, limit: limit as number };
+}
+
 /** realtime-js's default `postgres_changes_options.timeout`, and the most the server waits. */
 const DEFAULT_CHANGES_WAIT_MS = 15_000;
 const MAX_CHANGES_WAIT_MS = 20_000;

@@ -1,7 +1,7 @@
 // End to end with the unmodified @supabase/supabase-js client over the gateway's
 // WebSocket, on a real database (run for PostgreSQL and PGlite by changes-e2e-*.test.ts):
 // the seed's own channel pattern driven by the comments API, every filter operator, RLS
-// per subscriber, realtime.send, private channels, and a gateway restart with changes
+// per subscriber, realtime.send, private channels, broadcast replay, and a gateway restart with changes
 // committed while it was down.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { RealtimeChannel, RealtimePostgresChangesPayload } from '@supabase/supabase-js';
@@ -139,6 +139,44 @@ export function changeFeedE2ESuite(kind: DatabaseKind): void {
     const denied = await subscribe(intruder.channel('room:u1', { config: { private: true } }));
     expect(denied.status).toBe('CHANNEL_ERROR');
     expect(denied.error?.message).toBe('Unauthorized: You do not have permissions to read from this Channel topic: room:u1');
+  });
+
+  it('replays stored broadcasts to a private channel joined with broadcast.replay: the newest `limit` since `since`, oldest first, then live', async () => {
+    // One client per join: supabase-js hands back the existing channel for a topic it already has.
+    const token = await h.gw!.userToken('u3');
+    const u3 = () => supabase(h.gw!, token);
+    const client = u3();
+    const send = (n: number) => h.sql(`select realtime.send('{"n":${n}}'::jsonb, 'note', 'room:u3', true)`);
+    await send(0);
+    await new Promise((r) => setTimeout(r, 50));
+    const since = Date.now();
+    await new Promise((r) => setTimeout(r, 50));
+    for (let n = 1; n <= 4; n++) await send(n);
+    await h.sql(`select realtime.send('{"n":99}'::jsonb, 'note', 'room:other', true)`);
+
+    type Note = { payload: { n: number }; meta?: { id: string; replayed?: boolean } };
+    const got: Note[] = [];
+    await joined(client.channel('room:u3', { config: { private: true, broadcast: { replay: { since, limit: 3 } } } }).on('broadcast', { event: 'note' }, (p) => got.push(p as Note)));
+    await eventually(() => expect(got).toHaveLength(3));
+    expect(got.map((m) => m.payload.n)).toEqual([2, 3, 4]);
+    expect(got.every((m) => m.meta?.replayed === true && typeof m.meta.id === 'string')).toBe(true);
+    await send(5);
+    await eventually(() => expect(got).toHaveLength(4));
+    expect(got[3]).toMatchObject({ payload: { n: 5 } });
+    expect(got[3]!.meta?.replayed).toBeUndefined();
+
+    // Without `limit`: Supabase's default of 10, so everything since `since` (and nothing from another room).
+    const all: Note[] = [];
+    await joined(u3().channel('room:u3', { config: { private: true, broadcast: { replay: { since } } } }).on('broadcast', { event: 'note' }, (p) => all.push(p as Note)));
+    await eventually(() => expect(all.map((m) => m.payload.n)).toEqual([1, 2, 3, 4, 5]));
+
+    const invalid = await subscribe(u3().channel('room:u3', { config: { private: true, broadcast: { replay: { since: 'yesterday' as unknown as number } } } }));
+    expect(invalid.status).toBe('CHANNEL_ERROR');
+    expect(invalid.error?.message).toBe('UnableToReplayMessages: Replay params are not valid');
+    // Replay never opens a private channel to someone its policies keep out.
+    const intruder = supabase(h.gw!, await h.gw!.userToken('u2'));
+    const denied = await subscribe(intruder.channel('room:u3', { config: { private: true, broadcast: { replay: { since } } } }));
+    expect(denied.error?.message).toBe('Unauthorized: You do not have permissions to read from this Channel topic: room:u3');
   });
 
   it('delivers changes committed while the gateway was down after it restarts and the client rejoins', async () => {

@@ -42,6 +42,7 @@ function fakeDatabase(): DatabaseServices & { setReady(v: boolean): void } {
       close: () => Promise.resolve(),
     },
     authorizer: { canRead: () => Promise.resolve({ broadcastRead: false, presenceRead: false }), canWrite: () => Promise.resolve(false) },
+    archive: { replay: () => Promise.resolve([]) },
     setReady(v) {
       ready = v;
     },

@@ -79,7 +79,7 @@ beforeAll(async () => {
 beforeEach(() => {
   feed = new FakeFeed();
   authorizer = new FakeAuthorizer();
-  gw.gateway.database = { changeFeed: feed, authorizer };
+  gw.gateway.database = { changeFeed: feed, authorizer, archive: { replay: () => Promise.resolve([]) } };
 });
 afterEach(closeClients);
 afterAll(() => gw.stop());

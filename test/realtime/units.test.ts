@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Hub, type HubMessage } from '../../src/core/hub.js';
 import { publishBroadcast } from '../../src/realtime/channel-topics.js';
 import { decodeBinary, decodeText, encodeUserBroadcast, FrameError } from '../../src/realtime/codec.js';
-import { bindingId, canonicalJson, parseJoinPayload } from '../../src/realtime/join-config.js';
+import { bindingId, canonicalJson, parseJoinPayload, replayRequest } from '../../src/realtime/join-config.js';
 import { RateCounter, WindowLimiter } from '../../src/realtime/limits.js';
 import { PresenceRegistry } from '../../src/realtime/presence.js';
 import { changeFrame, frameFor } from '../../src/realtime/wire.js';
@@ -72,6 +72,19 @@ describe('join payload and binding ids', () => {
     expect(bindingId({ event: 'INSERT', schema: 'public', table: 'todos', filter: 'id=eq.2' })).not.toBe(a);
     expect(Number.isInteger(a) && a >= 0 && a < 2 ** 27).toBe(true);
     expect(canonicalJson({ b: [1, { d: 1, c: 2 }], a: null })).toBe('{"a":null,"b":[1,{"c":2,"d":1}]}');
+  });
+});
+
+describe('broadcast replay parameters', () => {
+  it("fills Supabase's defaults, refuses non-integers and ignores a replay that is not an object", () => {
+    expect(replayRequest({})).toEqual({ since: 0, limit: 10 });
+    expect(replayRequest({ since: 1_700_000_000_000, limit: 3 })).toEqual({ since: 1_700_000_000_000, limit: 3 });
+    expect(replayRequest({ since: null })).toEqual({ since: 0, limit: 10 });
+    expect(replayRequest({ since: 'yesterday' })).toBe('invalid');
+    expect(replayRequest({ since: 1, limit: 2.5 })).toBe('invalid');
+    expect(replayRequest({ limit: '5' })).toBe('invalid');
+    expect(replayRequest(true)).toBeUndefined();
+    expect(replayRequest(undefined)).toBeUndefined();
   });
 });
 
