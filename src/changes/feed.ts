@@ -60,6 +60,10 @@ export class DatabaseChangeFeed implements ChangeFeed {
     return this.runtime.error;
   }
 
+  async connect(): Promise<void> {
+    await this.runtime.parts();
+  }
+
   async subscribe(request: ChangeSubscriptionRequest): Promise<ChangeSubscriptionResult> {
     const parsed: { id: number; params: SubscriptionParams }[] = [];
     for (const b of request.bindings) {

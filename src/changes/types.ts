@@ -50,6 +50,8 @@ export interface ChangeFeed {
   subscribe(request: ChangeSubscriptionRequest): Promise<ChangeSubscriptionResult>;
   /** True once the feed is connected to its database and capturing. */
   readonly ready: boolean;
+  /** Opens the database now if it is not open yet (a lazy start); resolves once the feed is capturing, rejects if it cannot. */
+  connect(): Promise<void>;
   /** Why the feed is not ready, when it knows (the last failure to open); `/readyz` shows it. */
   readonly error?: Error | undefined;
   close(): Promise<void>;

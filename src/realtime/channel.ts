@@ -3,6 +3,7 @@
 // access_token refresh, private-channel permissions and the postgres_changes
 // subscription. Messages for a channel are handled in order: while an asynchronous step
 // runs (join, a permission lookup, a token check) later messages wait in a short backlog.
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Claims } from '../core/auth.js';
 import type { HubMessage, Subscriber } from '../core/hub.js';
 import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, PostgresChangesParams, StoredBroadcast } from '../changes/types.js';
@@ -29,6 +30,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** A join refusal: the reason the client sees and the label it is counted under. */
+/** How often a `replication_ready` channel checks the change feed again. */
+const REPLICATION_READY_CHECK_MS = 500;
+
 class JoinRefused {
   constructor(
     readonly reason: string,
@@ -126,6 +130,7 @@ export class Channel implements Subscriber {
     gateway.metrics.joins.labels('ok').inc();
     this.sendReplay(replay);
     if (this.presenceEnabled && this.presenceRead) this.pushPresenceState();
+    if (this.config.replicationReady) void this.notifyReplicationReady();
     if (this.bindings.length) {
       const claims = this.claims!;
       if (subscribed) this.adoptChanges(subscribed, claims);
@@ -188,6 +193,25 @@ export class Channel implements Subscriber {
     for (const m of messages) {
       const payload = JSON.stringify(m.payload ?? {});
       this.socket.push(null, null, this.topic, 'broadcast', `{"type":"broadcast","event":${JSON.stringify(m.event)},"payload":${payload},"meta":{"replayed":true,"id":${JSON.stringify(m.id)}}}`);
+    }
+  }
+
+  /**
+   * `broadcast.replication_ready` (reference §6.1): a `system` "Replication connection
+   * established" once the change feed is capturing (opening a lazily started database), or,
+   * if it is not by the deadline, a shutdown saying so. Checked every 500 ms, as Supabase does.
+   */
+  private async notifyReplicationReady(): Promise<void> {
+    const deadline = Date.now() + this.socket.ctx.limits.replicationReadyTimeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      const feed = this.socket.ctx.gateway.database?.changeFeed;
+      const ready = feed ? await Promise.race([feed.connect().then(() => true, () => false), delay(Math.max(0, left), false, { ref: false })]) : false;
+      if (this.state !== 'joined') return;
+      if (ready) return this.pushSystem('system', 'ok', 'Replication connection established');
+      if (Date.now() >= deadline) return this.shutdown('Replication connection was not established in time');
+      await delay(Math.max(0, Math.min(REPLICATION_READY_CHECK_MS, deadline - Date.now())), undefined, { ref: false });
+      if (this.state !== 'joined') return;
     }
   }
 

@@ -20,6 +20,7 @@ export interface RealtimeLimits {
   connectErrorBackoffMs: number;
   channelErrorBackoffMs: number;
   slowConsumerBytes: number;
+  replicationReadyTimeoutMs: number;
 }
 
 export interface RealtimeContext {
@@ -62,6 +63,7 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
       connectErrorBackoffMs: config.realtimeConnectErrorBackoffMs,
       channelErrorBackoffMs: config.realtimeChannelErrorBackoffMs,
       slowConsumerBytes: config.slowConsumerBytes,
+      replicationReadyTimeoutMs: config.realtimeReplicationReadyTimeoutMs,
     },
     presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus, log),
     joins: new RateCounter(config.realtimeMaxJoinsPerSecond),

@@ -11,6 +11,8 @@ export interface JoinConfig {
   presenceEnabled: boolean;
   presenceKey: string;
   isPrivate: boolean;
+  /** `config.broadcast.replication_ready`: tell the client, with a `system` message, once the change feed is capturing. */
+  replicationReady: boolean;
   /** Present only when the client asked for replay (`config.broadcast.replay`). */
   replay: unknown;
   postgresChanges: PostgresChangesParams[];
@@ -76,6 +78,7 @@ export function parseJoinPayload(payload: Record<string, unknown>): JoinConfig {
   return {
     ack: flexibleBoolean(broadcast.ack, false),
     self: flexibleBoolean(broadcast.self, false),
+    replicationReady: flexibleBoolean(broadcast.replication_ready, false),
     presenceEnabled: flexibleBoolean(presence.enabled, false),
     presenceKey: presenceKeyOf(presence.key),
     isPrivate: flexibleBoolean(config.private, false),

@@ -1,7 +1,7 @@
 // End to end with the unmodified @supabase/supabase-js client over the gateway's
 // WebSocket, on a real database (run for PostgreSQL and PGlite by changes-e2e-*.test.ts):
 // the seed's own channel pattern driven by the comments API, every filter operator, RLS
-// per subscriber, realtime.send, private channels, broadcast replay, and a gateway restart with changes
+// per subscriber, realtime.send, private channels, broadcast replay, replication_ready, and a gateway restart with changes
 // committed while it was down.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { RealtimeChannel, RealtimePostgresChangesPayload } from '@supabase/supabase-js';
@@ -139,6 +139,12 @@ export function changeFeedE2ESuite(kind: DatabaseKind): void {
     const denied = await subscribe(intruder.channel('room:u1', { config: { private: true } }));
     expect(denied.status).toBe('CHANNEL_ERROR');
     expect(denied.error?.message).toBe('Unauthorized: You do not have permissions to read from this Channel topic: room:u1');
+  });
+
+  it('tells a channel joined with broadcast.replication_ready that the change feed is capturing', async () => {
+    const system: Record<string, unknown>[] = [];
+    await joined(supabase(h.gw!).channel('rr', { config: { broadcast: { replication_ready: true } } }).on('system', {}, (p: Record<string, unknown>) => system.push(p)));
+    await eventually(() => expect(system).toEqual([{ extension: 'system', status: 'ok', message: 'Replication connection established', channel: 'rr' }]));
   });
 
   it('replays stored broadcasts to a private channel joined with broadcast.replay: the newest `limit` since `since`, oldest first, then live', async () => {

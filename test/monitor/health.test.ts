@@ -39,6 +39,7 @@ function fakeDatabase(): DatabaseServices & { setReady(v: boolean): void } {
         return ready;
       },
       subscribe: () => Promise.resolve({ ok: false, error: 'not in this test' }),
+      connect: () => Promise.resolve(),
       close: () => Promise.resolve(),
     },
     authorizer: { canRead: () => Promise.resolve({ broadcastRead: false, presenceRead: false }), canWrite: () => Promise.resolve(false) },

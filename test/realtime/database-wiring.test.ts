@@ -26,6 +26,8 @@ class FakeFeed implements ChangeFeed {
   failWith: string | undefined;
   delayMs = 0;
 
+  async connect(): Promise<void> {}
+
   async subscribe(request: ChangeSubscriptionRequest): Promise<ChangeSubscriptionResult> {
     if (this.delayMs) await sleep(this.delayMs);
     if (this.failWith) return { ok: false, error: this.failWith };
