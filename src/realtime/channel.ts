@@ -29,10 +29,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A join refusal: the reason the client sees and the label it is counted under. */
 /** How often a `replication_ready` channel checks the change feed again. */
 const REPLICATION_READY_CHECK_MS = 500;
 
+/** A join refusal: the reason the client sees and the label it is counted under. */
 class JoinRefused {
   constructor(
     readonly reason: string,
