@@ -11,7 +11,9 @@
 // the generated development secret (FANOUT_JWT_SECRET unset, the setting in which
 // `npx fanout keys` already prints every key to whoever has the data directory) AND only
 // for requests from a loopback address. A production gateway (FANOUT_JWT_SECRET set)
-// answers 404 unless an operator turned it on explicitly.
+// answers 404 unless an operator turned it on explicitly. In every mode it answers only the
+// gateway's own pages: a page of another origin (which CORS would otherwise let read the
+// answer) is refused, so a site a developer happens to visit cannot take a key.
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Gateway } from '../server/gateway.js';
@@ -20,6 +22,15 @@ import { bundle } from './bundles.js';
 import { CONTENT_TYPES, serveStatic } from '../server/static-files.js';
 
 const WEB_DIR = new URL('../../web/demo/', import.meta.url);
+
+/** The `host[:port]` of an `Origin` header; undefined for `null` or garbage. */
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
+}
 
 const PAGES: { path: string; file: string; type: string }[] = [
   { path: '/demo', file: 'index.html', type: CONTENT_TYPES.html },
@@ -66,6 +77,10 @@ export function registerWeb(gateway: Gateway): void {
   };
 
   router.on('GET', '/demo/session', async ({ req, res, query }) => {
+    const origin = req.headers.origin;
+    if (origin !== undefined && originHost(origin) !== req.headers.host) {
+      throw new HttpError(403, 'cross_origin_demo_session', `demo sessions are given only to the gateway's own /demo page, not to a page of ${JSON.stringify(origin.slice(0, 200))}`);
+    }
     if (!sessionEnabled(req)) {
       throw new HttpError(
         404,

@@ -69,6 +69,17 @@ describe('/demo/session', () => {
     expect(bad.json.error?.code).toBe('invalid_user');
   });
 
+  it('answers only the gateway\'s own pages: a page of another origin is refused 403, whatever CORS allows', async () => {
+    const own = await http('GET', `${gw.url}/demo/session?user=erin`, { headers: { origin: gw.url } });
+    expect(own.status).toBe(200);
+    for (const origin of ['https://evil.example', 'null', 'http://127.0.0.1:1']) {
+      const res = await http('GET', `${gw.url}/demo/session?user=erin`, { headers: { origin } });
+      expect(res.status, origin).toBe(403);
+      expect(res.json.error?.code).toBe('cross_origin_demo_session');
+      expect(JSON.stringify(res.json)).not.toMatch(/accessToken|anonKey/);
+    }
+  });
+
   it('is off by default on a gateway with a configured secret, and when turned off', async () => {
     for (const demoSession of ['auto', 'off'] as const) {
       const other = await startGateway({ demoSession }); // the test helper sets FANOUT_JWT_SECRET
