@@ -159,6 +159,7 @@ export class Channel implements Subscriber {
     ctx.joins.add();
     if (this.socket.channels.size > ctx.limits.maxChannelsPerClient) throw new JoinRefused('ChannelRateLimitReached: Too many channels', 'channel_limit');
     const requested = this.config.accessToken;
+    this.config.accessToken = undefined; // read once: the channel keeps the adopted token, not the payload's copy
     await this.adoptToken(requested && !requested.startsWith('sb_') ? requested : this.socket.token).catch((err: unknown) => {
       throw new JoinRefused(joinAuthReason(err), 'invalid_token');
     });
@@ -218,7 +219,8 @@ export class Channel implements Subscriber {
   /** Verifies `token` and makes it the channel's; throws the AuthError otherwise. */
   private async adoptToken(token: string): Promise<Claims> {
     const claims = await this.socket.ctx.gateway.auth.verify(token);
-    this.token = token;
+    // Usually the socket's own token again (realtime-js sends it with every join): keep one string.
+    this.token = token === this.socket.token ? this.socket.token : token;
     this.claims = claims;
     this.tokenExpiresAt = claims.exp * 1000;
     return claims;

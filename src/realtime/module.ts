@@ -49,7 +49,9 @@ async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Prom
   const vsn = serializerFor(url.searchParams.get('vsn'));
   if (!vsn) throw new UpgradeRefused(403, `Unsupported serializer version vsn=${url.searchParams.get('vsn')}: use 1.0.0 or 2.0.0`, 'bad_request');
   const header = req.headers['x-api-key'];
-  const token = (typeof header === 'string' && header) || url.searchParams.get('apikey') || '';
+  // A copy of its own: a substring of the request URL would keep the whole URL alive for as
+  // long as the socket stays open (~250 bytes per socket).
+  const token = Buffer.from((typeof header === 'string' && header) || url.searchParams.get('apikey') || '', 'latin1').toString('latin1');
   let claims: Claims;
   try {
     claims = await ctx.gateway.auth.verify(token);
