@@ -15,7 +15,7 @@
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { newEpoch } from '../core/hub.js';
-import type { Logger } from '../core/log.js';
+import { redactUrl, type Logger } from '../core/log.js';
 import { decodeBody, encodeBody } from './codec.js';
 import {
   BusUnavailableError,
@@ -372,13 +372,3 @@ class RedisPresence implements PresenceStore {
   }
 }
 
-/** The URL without its password, for logs and /readyz. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './pglite-worker.js';
 import type { Logger } from '../core/log.js';
-import { scrubSecrets } from '../core/log.js';
+import { redactUrl, scrubSecrets } from '../core/log.js';
 
 export interface QueryResult<R> {
   rows: R[];
@@ -58,16 +58,6 @@ export function isConnectionFailure(err: unknown): boolean {
   return /Connection terminated|connection (is )?closed|Client has encountered a connection error|terminating connection/i.test(message);
 }
 
-/** The URL without its password, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return scrubSecrets(url);
-  }
-}
 
 /** Pool size: the feed needs one connection at a time; the rest serve joins and the comments API in parallel. */
 const POOL_SIZE = 6;

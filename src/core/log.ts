@@ -31,6 +31,17 @@ export function scrubSecrets(text: string): string {
   return text.replace(TOKEN_IN_TEXT, '$1[redacted]').replace(JWT_IN_TEXT, '[redacted-jwt]');
 }
 
+/** A connection URL without its password, for logs, /readyz and error messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return scrubSecrets(url);
+  }
+}
+
 export interface LogOptions {
   level: string;
   /** Force pretty or JSON output; by default pretty only on a TTY. */
