@@ -22,10 +22,10 @@ describe('SseParser', () => {
   it('parses events, comments and retry, whatever the chunking', () => {
     const whole = parseIn([STREAM]);
     expect(whole.events).toEqual([
-      { event: 'progress', data: '{"x":1}', id: 'a:1', retry: undefined },
-      { event: 'multi', data: 'line1\nline2', id: undefined, retry: undefined },
-      { event: 'ready', data: '{}', id: 'a:2', retry: undefined },
-      { event: 'shutdown', data: '{}', id: undefined, retry: 700 },
+      { event: 'progress', data: '{"x":1}', id: 'a:1', lastEventId: 'a:1', retry: undefined },
+      { event: 'multi', data: 'line1\nline2', id: undefined, lastEventId: 'a:1', retry: undefined },
+      { event: 'ready', data: '{}', id: 'a:2', lastEventId: 'a:2', retry: undefined },
+      { event: 'shutdown', data: '{}', id: undefined, lastEventId: 'a:2', retry: 700 },
     ]);
     expect(whole.comments).toEqual(['ping']);
     expect(whole.retries).toEqual([2000, 700]);
@@ -37,6 +37,22 @@ describe('SseParser', () => {
   it('holds an unfinished event until its blank line', () => {
     const r = parseIn(['event: progress\ndata: {}\n']);
     expect(r.events).toEqual([]);
+  });
+
+  it('drops a half-received event on restart (a new connection) and resumes after the last complete one', () => {
+    const events: SseEvent[] = [];
+    const p = new SseParser({ event: (e) => events.push(e) });
+    p.feed('id: 5\ndata: a\n\nid: 6\ndata: b');
+    // Event 6 never completed: Last-Event-ID must still say 5, or the reconnect would skip it.
+    expect(p.lastId).toBe('5');
+    p.restart();
+    p.feed('\ufeffid: 6\ndata: b\n\ndata: c\n\n');
+    expect(events.map((e) => [e.data, e.lastEventId])).toEqual([
+      ['a', '5'],
+      ['b', '6'],
+      ['c', '6'],
+    ]);
+    expect(p.lastId).toBe('6');
   });
 });
 

@@ -1,14 +1,14 @@
-// The wire parsers the drivers use: SSE per WHATWG, Phoenix v2 frames per the spec.
+// The wire parsers the drivers use: SSE per WHATWG (the client library's parser), Phoenix v2 frames per the spec.
 import { describe, expect, it } from 'vitest';
-import { SseParser, type SseEvent } from '../../src/load/protocol/sse-parser.js';
+import { SseParser, type SseEvent } from '../../src/client/sse-parser.js';
 import { decodeFrame, encodeBroadcastPush, encodeText } from '../../src/load/protocol/phoenix.js';
 import { commentBody, parseCommentBody } from '../../src/load/drivers/realtime.js';
 import { parsePrometheusText, parseProcStatCpuSeconds } from '../../src/load/sampler.js';
 
 function parse(chunks: string[]): { events: SseEvent[]; comments: string[]; retry: number[] } {
   const out = { events: [] as SseEvent[], comments: [] as string[], retry: [] as number[] };
-  const p = new SseParser({ onEvent: (e) => out.events.push(e), onComment: (c) => out.comments.push(c), onRetry: (r) => out.retry.push(r) });
-  for (const c of chunks) p.push(c);
+  const p = new SseParser({ event: (e) => out.events.push(e), comment: (c) => out.comments.push(c), retry: (r) => out.retry.push(r) });
+  for (const c of chunks) p.feed(c);
   return out;
 }
 
@@ -17,20 +17,21 @@ describe('SSE parser', () => {
     const r = parse(['\ufeffretry: 2000\n: hb\n\nid: 7\nevent: progress\ndata: {"a":1,\ndata:  "b":2}\n\n']);
     expect(r.retry).toEqual([2000]);
     expect(r.comments).toEqual(['hb']);
-    expect(r.events).toEqual([{ event: 'progress', data: '{"a":1,\n "b":2}', id: '7' }]);
+    expect(r.events).toEqual([{ event: 'progress', data: '{"a":1,\n "b":2}', id: '7', lastEventId: '7', retry: undefined }]);
   });
 
   it('handles CRLF and CR line endings split across chunks, and fields split mid-line', () => {
     const r = parse(['id: 1\r', '\ndata: x\r\r', 'data: y\rda', 'ta: z\r\n\r\n']);
-    expect(r.events.map((e) => [e.id, e.data])).toEqual([
-      ['1', 'x'],
-      ['1', 'y\nz'],
+    // The id in effect persists across events that carry none (what a reconnect sends as Last-Event-ID).
+    expect(r.events.map((e) => [e.id, e.lastEventId, e.data])).toEqual([
+      ['1', '1', 'x'],
+      [undefined, '1', 'y\nz'],
     ]);
   });
 
   it('does not dispatch events without data, ignores ids with NUL and non-numeric retry', () => {
     const r = parse(['event: x\n\nid: a\0b\nretry: 1s\ndata: d\n\n']);
-    expect(r.events).toEqual([{ event: 'message', data: 'd', id: '' }]);
+    expect(r.events).toEqual([{ event: 'message', data: 'd', id: undefined, lastEventId: '', retry: undefined }]);
     expect(r.retry).toEqual([]);
   });
 });

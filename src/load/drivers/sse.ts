@@ -9,7 +9,7 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
-import { SseParser, type SseEvent } from '../protocol/sse-parser.js';
+import { SseParser, type SseEvent } from '../../client/sse-parser.js';
 import { churnLifetimeMs } from '../schedule.js';
 import type { SseConnectionPlan, SseWorkerPlan } from '../plan.js';
 import type { UptimeLedger } from '../uptime.js';
@@ -48,9 +48,9 @@ export class SseConnection {
 
   private newParser(): SseParser {
     return new SseParser({
-      onEvent: (e) => this.onEvent(e),
-      onComment: () => this.ctx.recorder.count('sse.heartbeats'),
-      onRetry: (ms) => (this.retryMs = ms),
+      event: (e) => this.onEvent(e),
+      comment: () => this.ctx.recorder.count('sse.heartbeats'),
+      retry: (ms) => (this.retryMs = ms),
     });
   }
 
@@ -94,7 +94,7 @@ export class SseConnection {
     if (this.attempts > 1) this.ctx.recorder.count('sse.reconnects');
     this.connectStarted = performance.now();
     this.connectingSince = this.connectStarted;
-    this.parser.reset();
+    this.parser.restart();
     this.decoder = new StringDecoder('utf8');
     const url = new URL(this.plan.url);
     const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache', ...this.opts.headers };
@@ -144,7 +144,7 @@ export class SseConnection {
     res.on('data', (chunk: Buffer) => {
       this.chunkAt = this.ctx.now();
       this.ctx.recorder.count('sse.bytes_in', chunk.length);
-      this.parser.push(this.decoder.write(chunk));
+      this.parser.feed(this.decoder.write(chunk));
     });
     res.on('close', () => this.onDrop(req, res.complete ? 'server_closed' : 'reset'));
     res.on('error', (err) => this.onError(req, err));
