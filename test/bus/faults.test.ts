@@ -4,15 +4,15 @@
 // nodes reconnect and a stream on another node receives everything in order, without
 // loss or duplicate. A node that dies (SIGKILL) has its presence members removed by the
 // others within the node timeout.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Auth } from '../../src/core/auth.js';
 import { TEST_SECRET, type TestGateway } from '../helpers/gateway.js';
+import { spawnServe } from '../helpers/serve-process.js';
 import { closeClients, joined, supabase } from '../realtime/helpers.js';
 import { http, openClient, seqs, waitFor } from '../sse/helpers.js';
 import type { MemoryBus } from '../../src/bus/memory.js';
@@ -147,26 +147,6 @@ it('closes a stream whose missed messages the cluster history no longer holds, a
 });
 
 /** Starts `fanout serve` in a child process on the given bus; resolves with its URL. */
-function serveChild(args: string[], dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['bin/fanout.js', 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', ...args], {
-    env: { ...process.env, FANOUT_JWT_SECRET: TEST_SECRET, FANOUT_REALTIME_CONNECT_ERROR_BACKOFF_MS: '0', FANOUT_REALTIME_CHANNEL_ERROR_BACKOFF_MS: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(proc);
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    proc.on('exit', (code) => reject(new Error(`fanout serve exited (${code}) before listening: ${stderr}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'gateway listening' && entry.url) resolve({ proc, url: entry.url });
-      } catch {
-        // not a JSON log line
-      }
-    });
-  });
-}
 
 describe.each(['redis', 'nats'] as const)('a node dying on the %s bus', (kind) => {
   it('has its presence members removed by the others within the node timeout', async () => {
@@ -175,7 +155,8 @@ describe.each(['redis', 'nats'] as const)('a node dying on the %s bus', (kind) =
     const dataDir = mkdtempSync(join(tmpdir(), 'fanout-node-'));
     try {
       const b = cluster.nodes[0]!;
-      const child = await serveChild(['--bus', kind, '--bus-prefix', cluster.prefix, '--bus-node-timeout-ms', String(nodeTimeoutMs), '--redis-url', REDIS_URL, '--nats-url', NATS_URL], dataDir);
+      const child = await spawnServe(['--bus', kind, '--bus-prefix', cluster.prefix, '--bus-node-timeout-ms', String(nodeTimeoutMs), '--redis-url', REDIS_URL, '--nats-url', NATS_URL], dataDir, { FANOUT_REALTIME_CONNECT_ERROR_BACKOFF_MS: '0', FANOUT_REALTIME_CHANNEL_ERROR_BACKOFF_MS: '0' });
+      children.push(child.proc);
       const c = { url: child.url, keys: await new Auth(TEST_SECRET).projectKeys() } as TestGateway;
       const topic = `doomed-${kind}`;
       const onC = await joined(supabase(c).channel(topic, { config: { presence: { key: 'carol' } } }));

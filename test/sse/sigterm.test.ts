@@ -1,15 +1,15 @@
 // SIGTERM on a real `fanout serve` process: it stops accepting, tells every stream to
 // reconnect elsewhere (a `shutdown` event, then the end of the stream), and exits 0
 // within the drain bound.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, expect, it } from 'vitest';
 import { Auth } from '../../src/core/auth.js';
 import { TEST_SECRET } from '../helpers/gateway.js';
+import { spawnServe } from '../helpers/serve-process.js';
 import { http, openClient, rawGet, waitFor } from './helpers.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'fanout-sigterm-'));
@@ -20,30 +20,8 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** Starts `fanout serve` and resolves with its URL from the JSON "gateway listening" log line. */
-function serve(args: string[]): Promise<{ proc: ChildProcess; url: string; exited: Promise<{ code: number | null; at: number }> }> {
-  const proc = spawn(process.execPath, ['bin/fanout.js', 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', ...args], {
-    env: { ...process.env, FANOUT_JWT_SECRET: TEST_SECRET },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<{ code: number | null; at: number }>((resolve) => proc.on('exit', (code) => resolve({ code, at: Date.now() })));
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    proc.on('exit', (code) => reject(new Error(`fanout serve exited (${code}) before listening: ${stderr}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'gateway listening' && entry.url) resolve({ proc, url: entry.url, exited });
-      } catch {
-        // not a JSON log line
-      }
-    });
-  });
-}
-
 it('drains on SIGTERM: a shutdown event on every stream, then exit 0 within the bound and the port closed', async () => {
-  const started = await serve(['--drain-timeout-ms', '3000', '--retry-ms', '500']);
+  const started = await spawnServe(['--drain-timeout-ms', '3000', '--retry-ms', '500'], dataDir);
   child = started.proc;
   const { url } = started;
   const auth = new Auth(TEST_SECRET);
