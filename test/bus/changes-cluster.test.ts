@@ -6,11 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RealtimeChannel, RealtimePostgresChangesPayload } from '@supabase/supabase-js';
 import pg from 'pg';
-import { createLogger } from '../../src/core/log.js';
-import { openDatabase } from '../../src/changes/database.js';
-import { migrate } from '../../src/changes/schema.js';
 import type { TestGateway } from '../helpers/gateway.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createMigratedDatabase, type TestDatabase } from '../helpers/database.js';
 import { closeClients, joined, supabase } from '../realtime/helpers.js';
 import { waitFor } from '../sse/helpers.js';
 import { startCluster, type Cluster } from './helpers.js';
@@ -28,10 +25,7 @@ describe.each(['redis', 'nats'] as const)('the change feed of a cluster on the %
   let cluster: Cluster;
 
   beforeAll(async () => {
-    db = await createTestDatabase('fanout_cluster');
-    const handle = await openDatabase({ databaseUrl: db.url, dataDir: '/nonexistent', log: createLogger({ level: 'silent' }) });
-    await migrate(handle);
-    await handle.close();
+    db = await createMigratedDatabase('fanout_cluster');
     writer = new pg.Client({ connectionString: db.url });
     await writer.connect();
     cluster = await startCluster(kind, 2, { databaseUrl: db.url, dbStart: 'eager', changesReplayMs: 0 });

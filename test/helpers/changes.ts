@@ -11,13 +11,12 @@ import pg from 'pg';
 import type { Claims } from '../../src/core/auth.js';
 import { createLogger } from '../../src/core/log.js';
 import { openDatabase, type Database } from '../../src/changes/database.js';
-import { migrate } from '../../src/changes/schema.js';
 import { databaseRuntime } from '../../src/changes/module.js';
 import type { RuntimeParts } from '../../src/changes/runtime.js';
 import type { ChangeData, PostgresChangesParams } from '../../src/changes/types.js';
 import type { GatewayConfig } from '../../src/core/config.js';
 import { startGateway, type TestGateway } from './gateway.js';
-import { createTestDatabase, type TestDatabase } from './database.js';
+import { createMigratedDatabase, type TestDatabase } from './database.js';
 
 export type DatabaseKind = 'postgres' | 'pglite';
 
@@ -39,10 +38,7 @@ export class ChangesHarness {
   static async create(kind: DatabaseKind): Promise<ChangesHarness> {
     const h = new ChangesHarness(kind);
     if (kind === 'postgres') {
-      h.pgdb = await createTestDatabase('fanout_changes');
-      const db = await openDatabase({ databaseUrl: h.pgdb.url, dataDir: h.dataDir, log: createLogger({ level: 'silent' }) });
-      await migrate(db);
-      await db.close();
+      h.pgdb = await createMigratedDatabase('fanout_changes');
       h.writer = new pg.Client({ connectionString: h.pgdb.url });
       await h.writer.connect();
     }

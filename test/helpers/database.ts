@@ -3,6 +3,9 @@
 // files running in parallel never share tables.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { openDatabase } from '../../src/changes/database.js';
+import { migrate } from '../../src/changes/schema.js';
+import { createLogger } from '../../src/core/log.js';
 
 export const POSTGRES_ADMIN_URL = process.env.FANOUT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -22,6 +25,18 @@ export async function createTestDatabase(prefix = 'fanout_test'): Promise<TestDa
     url: url.toString(),
     drop: () => admin((c) => c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`)),
   };
+}
+
+/** A test database with the realtime schema and the seed's tables installed, as `fanout migrate` does. */
+export async function createMigratedDatabase(prefix?: string): Promise<TestDatabase> {
+  const db = await createTestDatabase(prefix);
+  const handle = await openDatabase({ databaseUrl: db.url, dataDir: '/nonexistent', log: createLogger({ level: 'silent' }) });
+  try {
+    await migrate(handle);
+  } finally {
+    await handle.close();
+  }
+  return db;
 }
 
 async function admin(fn: (c: pg.Client) => Promise<unknown>): Promise<void> {

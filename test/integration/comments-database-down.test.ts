@@ -2,11 +2,8 @@
 // database (not a 500), and the API works again once the database is back. The gateway
 // reaches PostgreSQL through a TCP proxy the test can cut and block.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/core/log.js';
-import { openDatabase } from '../../src/changes/database.js';
-import { migrate } from '../../src/changes/schema.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createMigratedDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 let db: TestDatabase;
@@ -14,10 +11,7 @@ let proxy: TcpProxy;
 let gw: TestGateway;
 
 beforeAll(async () => {
-  db = await createTestDatabase('fanout_comments_down');
-  const admin = await openDatabase({ databaseUrl: db.url, dataDir: '/tmp', log: createLogger({ level: 'silent' }) });
-  await migrate(admin);
-  await admin.close();
+  db = await createMigratedDatabase('fanout_comments_down');
   proxy = await startTcpProxy(db.url);
   const viaProxy = new URL(db.url);
   viaProxy.port = new URL(proxy.url).port;
