@@ -1,6 +1,7 @@
 // Builds the bus the configuration asks for and connects it to the gateway's hub: live
 // messages and resyncs go to the hub, connection state to the log, metrics and `/api/bus`.
 import { Gauge, Counter } from 'prom-client';
+import { MemoryCluster } from './memory.js';
 import type { GatewayConfig } from '../core/config.js';
 import type { Hub } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
@@ -12,19 +13,20 @@ import { NatsBus } from './nats.js';
 import { RedisBus } from './redis.js';
 import type { Bus } from './types.js';
 
-/** The cluster bus for `--bus redis|nats`; undefined for `memory` (the hub then runs alone). */
-export function createBus(config: GatewayConfig, log: Logger): Bus | undefined {
+/** The bus `--bus` names: the in-process engine of this gateway alone (`memory`), or a cluster's Redis or NATS. */
+export function createBus(config: GatewayConfig, log: Logger): Bus {
   const common = {
     prefix: config.busPrefix,
     historySize: config.historySize,
     historyTtlMs: config.historyTtlMs,
     nodeTimeoutMs: config.busNodeTimeoutMs,
     recordTtlMs: config.contentTtlMs,
+    dedupeTtlMs: config.idempotencyWindowMs,
     log: log.child({ component: 'bus' }),
   };
   switch (config.bus) {
     case 'memory':
-      return undefined;
+      return new MemoryCluster(config.historySize, { private: true, historyTtlMs: config.historyTtlMs, dedupeTtlMs: config.idempotencyWindowMs }).connect(undefined, config.busNodeTimeoutMs);
     case 'redis':
       return new RedisBus({ ...common, url: config.redisUrl });
     case 'nats':
@@ -37,10 +39,39 @@ export class BusMetrics {
   readonly connected: Gauge;
   readonly replicaProblems: Counter;
   readonly resyncs: Counter;
+  readonly received: Counter;
+  readonly subscriptions: Gauge;
+  readonly echoesDropped: Counter;
+  /** Messages handed over by the bus client so far. */
+  receivedCount = 0;
 
-  constructor(metrics: GatewayMetrics, bus: Bus) {
+  constructor(metrics: GatewayMetrics, bus: Bus, hub: Hub) {
     const registers = [metrics.registry];
-    this.connected = new Gauge({ name: 'fanout_bus_connected', help: '1 while the cluster bus is connected', labelNames: ['bus'], registers, collect: () => this.connected.labels(bus.kind).set(bus.connected ? 1 : 0) });
+    this.connected = new Gauge({ name: 'fanout_bus_connected', help: '1 while the bus is connected', labelNames: ['bus'], registers, collect: () => this.connected.labels(bus.kind).set(bus.connected ? 1 : 0) });
+    // Counted in a plain number on the hot path and added to the counter at scrape time.
+    let counted = 0;
+    this.received = new Counter({
+      name: 'fanout_bus_messages_received_total',
+      help: 'messages the bus client handed to this node (interest routing: only those of topics its clients use)',
+      labelNames: ['bus'],
+      registers,
+      collect: () => {
+        this.received.labels(bus.kind).inc(this.receivedCount - counted);
+        counted = this.receivedCount;
+      },
+    });
+    this.subscriptions = new Gauge({ name: 'fanout_bus_subscriptions', help: 'topics this node is subscribed to on the bus', labelNames: ['bus'], registers, collect: () => this.subscriptions.labels(bus.kind).set(bus.subscriptions) });
+    let echoes = 0;
+    this.echoesDropped = new Counter({
+      name: 'fanout_bus_echoes_dropped_total',
+      help: "this node's own messages that came back from the bus and were dropped (delivered here first)",
+      labelNames: ['bus'],
+      registers,
+      collect: () => {
+        this.echoesDropped.labels(bus.kind).inc(hub.echoesDropped - echoes);
+        echoes = hub.echoesDropped;
+      },
+    });
     this.replicaProblems = new Counter({ name: 'fanout_bus_replica_problems_total', help: 'replica gaps the bus could not fill, failed loads and epoch changes, by kind', labelNames: ['kind'], registers });
     this.resyncs = new Counter({ name: 'fanout_bus_resyncs_total', help: 'times the live feed came back after an interruption and every replica was re-checked', registers });
   }
@@ -59,7 +90,10 @@ export interface BusAttachment {
 export async function startBus({ bus, hub, log, metrics, router, readiness }: BusAttachment): Promise<void> {
   let wasConnected = true;
   await bus.start({
-    message: (envelope) => hub.receive(envelope),
+    message: (envelope) => {
+      metrics.receivedCount++;
+      hub.receive(envelope);
+    },
     resync: () => {
       metrics.resyncs.inc();
       hub.resync();
@@ -72,7 +106,8 @@ export async function startBus({ bus, hub, log, metrics, router, readiness }: Bu
     },
   });
   if (!bus.connected) log.warn({ bus: bus.kind, detail: bus.detail }, 'bus not reachable at start-up; retrying in the background');
-  // /readyz: not ready while the bus is down (publishes would answer 503, resumes could not be proven).
-  readiness.set('bus', () => ({ ready: bus.connected, detail: `${bus.kind} node ${bus.nodeId}: ${bus.detail}` }));
+  // /readyz: not ready while a shared bus is down (publishes would answer 503, resumes could not be proven).
+  // A gateway's own in-process engine is always there: the default check (server/health.ts) says so.
+  if (bus.shared) readiness.set('bus', () => ({ ready: bus.connected, detail: `${bus.kind} node ${bus.nodeId}: ${bus.detail}` }));
   router.on('GET', '/api/bus', ({ res }) => sendJson(res, bus.connected ? 200 : 503, { kind: bus.kind, node: bus.nodeId, connected: bus.connected, detail: bus.detail }));
 }

@@ -1,6 +1,7 @@
 // The NATS bus (nats.js, JetStream). Subjects, with <tok> the topic in base64url:
 //   <prefix>.h.<tok>   retained messages, stored in the stream <prefix>_hist
 //                      (max_msgs_per_subject = historySize: per-topic bounded history)
+//   <prefix>.r.<tok>   each stored message republished by JetStream (RePublish), in stream order
 //   <prefix>.e.<tok>   messages that are not retained (broadcasts, presence diffs): core NATS
 // Offsets: each retained message carries its topic's epoch and offset in headers. A node
 // publishes offset n+1 with `Nats-Expected-Last-Subject-Sequence` set to the stream
@@ -8,29 +9,30 @@
 // between; the node then re-reads the topic's last message and retries. Offsets are
 // therefore contiguous per topic without a separate counter. A topic with no stored
 // message takes its epoch from the KV bucket <prefix>_topics (created once, atomically).
+// A publication id travels as `Nats-Msg-Id`, so JetStream's duplicate window drops a retry.
 //
-// Live feed: one ordered JetStream consumer over <prefix>.h.> per node (it delivers stored
-// messages only, in stream order, and recreates itself at the next sequence after a
-// disconnect), plus a core subscription to <prefix>.e.>. The hub drops topics it does not serve.
+// Live feed, by interest: a node subscribes (core NATS) to <prefix>.r.<tok> and
+// <prefix>.e.<tok> of the topics its clients use, and to nothing else. Core NATS does not
+// replay what a disconnected node missed: after a reconnect the hub re-checks its
+// replicas against the stored messages, read per topic (`load`).
 //
 // Presence: KV bucket <prefix>_presence, keys m.<node>.<tok>.<ref>; node liveness: KV
 // bucket <prefix>_nodes whose entries expire `nodeTimeoutMs` after the node's last heartbeat.
 import { randomBytes } from 'node:crypto';
 import {
   connect,
-  DeliverPolicy,
   Events,
   headers,
   StorageType,
   nanos,
-  type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
   type KV,
+  type Msg,
   type MsgHdrs,
   type NatsConnection,
   type StoredMsg,
+  type Subscription,
 } from 'nats';
 import { newEpoch } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
@@ -44,9 +46,10 @@ import {
   type BusEnvelope,
   type BusHandlers,
   type BusOptions,
-  type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
+  type Publication,
+  type Published,
   type RecordStore,
   type TopicSnapshot,
 } from './types.js';
@@ -83,6 +86,8 @@ export interface NatsBusOptions extends BusOptions {
   /** One URL or a comma-separated list. */
   servers: string;
   log: Logger;
+  /** Test hook: called before each topic of a publication is stored, so a test can fail it part-way. */
+  betweenTopics?: (topic: string, index: number) => void;
 }
 
 /** The JetStream handles of one connection; rebuilt after the server came back without our streams. */
@@ -94,17 +99,22 @@ interface Session {
   members: KV;
   nodes: KV;
   records: KV;
+  /** Ids of publications that are not retained, already published (JetStream deduplicates the others). */
+  dedupe: KV;
 }
 
 export class NatsBus implements Bus {
   readonly kind = 'nats' as const;
+  readonly shared = true;
   readonly nodeId: string;
   readonly presence: PresenceStore;
   readonly records: RecordStore;
   private session: Session | undefined;
   private handlers: BusHandlers | undefined;
-  private feed: ConsumerMessages | undefined;
-  private feedReady = false;
+  /** The live-feed subscriptions of each followed topic (stored and ephemeral subjects). */
+  private readonly follows = new Map<string, Subscription[]>();
+  /** True once the stream and buckets exist on the current connection. */
+  private setUp = false;
   private reconnecting = false;
   private closed = false;
   private lastError = 'not connected yet';
@@ -142,12 +152,12 @@ export class NatsBus implements Bus {
   }
 
   get connected(): boolean {
-    return this.session !== undefined && !this.session.nc.isClosed() && !this.reconnecting && this.feedReady;
+    return this.session !== undefined && !this.session.nc.isClosed() && !this.reconnecting && this.setUp;
   }
 
   get detail(): string {
     if (this.connected) return `connected to ${this.session!.nc.getServer()}`;
-    return `not connected to ${this.options.servers} (${this.reconnecting ? 'reconnecting' : this.feedReady ? 'no connection' : 'live feed not running'}; last error: ${this.lastError})`;
+    return `not connected to ${this.options.servers} (${this.reconnecting ? 'reconnecting' : this.setUp ? 'no connection' : 'stream not set up'}; last error: ${this.lastError})`;
   }
 
   /** @internal The session, or the 503 to answer. */
@@ -184,9 +194,10 @@ export class NatsBus implements Bus {
         pingInterval: 5_000,
         maxPingOut: 2,
       });
-      this.session = { nc, js: nc.jetstream(), jsm: await nc.jetstreamManager(), topics: undefined!, members: undefined!, nodes: undefined!, records: undefined! };
+      this.session = { nc, js: nc.jetstream(), jsm: await nc.jetstreamManager(), topics: undefined!, members: undefined!, nodes: undefined!, records: undefined!, dedupe: undefined! };
       void this.watchStatus(nc);
-      nc.subscribe(`${this.options.prefix}.e.>`, { callback: (err, msg) => !err && this.onEphemeral(msg.subject, msg.string()) });
+      // Topics followed before the first connection: subscribe now (nats.js keeps them across reconnects).
+      for (const topic of this.follows.keys()) this.follows.set(topic, this.subscribeTopic(nc, topic));
       await this.setup(false);
     } catch (err) {
       this.lastError = (err as Error).message;
@@ -238,6 +249,9 @@ export class NatsBus implements Bus {
       storage: StorageType.File,
       allow_direct: true,
       num_replicas: 1,
+      // Every stored message, headers included, also goes out on its topic's live subject.
+      republish: { src: `${this.options.prefix}.h.>`, dest: `${this.options.prefix}.r.>` },
+      duplicate_window: nanos(this.options.dedupeTtlMs),
     };
     try {
       await jsm.streams.info(this.stream);
@@ -251,29 +265,8 @@ export class NatsBus implements Bus {
     session.members = await kv('presence', PRESENCE_TTL_MS);
     session.nodes = await kv('nodes', this.options.nodeTimeoutMs);
     session.records = await kv('records', this.options.recordTtlMs);
-    await this.startFeed(session);
-  }
-
-  private async startFeed(session: Session): Promise<void> {
-    this.feedReady = false;
-    this.feed?.stop();
-    const info = await session.jsm.streams.info(this.stream);
-    const consumer = await session.js.consumers.get(this.stream, {
-      filterSubjects: `${this.options.prefix}.h.>`,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: info.state.last_seq + 1,
-    });
-    const feed = await consumer.consume({ callback: (m) => this.onStored(m), max_messages: 1000 });
-    this.feed = feed;
-    this.feedReady = true;
-    void feed.closed().then(() => {
-      if (this.closed || this.feed !== feed) return;
-      // The consumer could not carry on (its stream went away): start over, then resync.
-      this.feedReady = false;
-      this.lastError = 'the live feed consumer stopped';
-      this.handlers?.status?.(false, this.detail);
-      void this.retrySetup(0);
-    });
+    session.dedupe = await kv('dedupe', this.options.dedupeTtlMs);
+    this.setUp = true;
   }
 
   private async retrySetup(attempt: number): Promise<void> {
@@ -287,13 +280,45 @@ export class NatsBus implements Bus {
     }
   }
 
-  private onStored(m: JsMsg): void {
-    const token = m.subject.slice(this.options.prefix.length + 3);
-    const topic = tokenTopic(token);
+  get subscriptions(): number {
+    return this.follows.size;
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    if (!this.follows.has(topic)) {
+      const nc = this.session?.nc;
+      this.follows.set(topic, nc && !nc.isClosed() ? this.subscribeTopic(nc, topic) : []);
+    }
+    const session = this.live();
+    try {
+      // Once the server has processed the subscription, every later message reaches this node.
+      await session.nc.flush();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  unsubscribe(topic: string): void {
+    const subs = this.follows.get(topic);
+    if (!subs) return;
+    this.follows.delete(topic);
+    for (const sub of subs) sub.unsubscribe();
+  }
+
+  private subscribeTopic(nc: NatsConnection, topic: string): Subscription[] {
+    const tok = topicToken(topic);
+    return [
+      nc.subscribe(`${this.options.prefix}.r.${tok}`, { callback: (err, m) => !err && this.onStored(topic, m) }),
+      nc.subscribe(`${this.options.prefix}.e.${tok}`, { callback: (err, m) => !err && this.onEphemeral(topic, m.string()) }),
+    ];
+  }
+
+  private onStored(topic: string, m: Msg): void {
     const stored = readHeaders(m.headers);
     if (!stored) return;
+    const seq = Number(m.headers?.get('Nats-Sequence'));
     const cached = this.last.get(topic);
-    if (cached && cached.seq < m.seq) this.last.set(topic, { seq: m.seq, ...stored });
+    if (cached && cached.seq < seq) this.last.set(topic, { seq, ...stored });
     try {
       this.handlers?.message(decodeBody(topic, stored.epoch, stored.offset, m.string()));
     } catch (err) {
@@ -301,8 +326,7 @@ export class NatsBus implements Bus {
     }
   }
 
-  private onEphemeral(subject: string, text: string): void {
-    const topic = tokenTopic(subject.slice(this.options.prefix.length + 3));
+  private onEphemeral(topic: string, text: string): void {
     try {
       this.handlers?.message(decodeBody(topic, '', 0, text));
     } catch (err) {
@@ -310,33 +334,48 @@ export class NatsBus implements Bus {
     }
   }
 
-  publish(message: OutgoingMessage, retain: boolean): Promise<{ epoch: string; offset: number }> {
-    let session: Session;
-    try {
-      session = this.live();
-    } catch (err) {
-      return Promise.reject(err as Error);
+  async publish(p: Publication): Promise<Published[]> {
+    const session = this.live();
+    const body = encodeBody(p);
+    if (!p.retain) {
+      if (p.id !== undefined) {
+        // Published once per id: the first node to create the id's key publishes.
+        try {
+          await session.dedupe.create(topicToken(p.id), '1');
+        } catch (err) {
+          if (!/wrong last sequence/i.test((err as Error).message)) throw this.unavailable(err);
+          return p.topics.map(() => ({ epoch: '', offset: 0 }));
+        }
+      }
+      for (const topic of p.topics) session.nc.publish(`${this.options.prefix}.e.${topicToken(topic)}`, body);
+      return p.topics.map(() => ({ epoch: '', offset: 0 }));
     }
-    const body = encodeBody(message);
-    if (!retain) {
-      session.nc.publish(`${this.options.prefix}.e.${topicToken(message.topic)}`, body);
-      return Promise.resolve({ epoch: '', offset: 0 });
-    }
-    // One retained publish per topic at a time from this node: they would only race each other.
-    const previous = this.chains.get(message.topic) ?? Promise.resolve();
-    const run = previous.then(
-      () => this.publishRetained(session, message.topic, body),
-      () => this.publishRetained(session, message.topic, body),
+    // The topics are stored side by side (one round trip in all); the publication id makes a
+    // retry after a partial failure complete what is missing without doubling the rest.
+    return Promise.all(
+      p.topics.map((topic, i) => {
+        this.options.betweenTopics?.(topic, i);
+        return this.publishOne(session, topic, body, p.id === undefined ? undefined : `${p.id}|${topicToken(topic)}`);
+      }),
     );
-    this.chains.set(message.topic, run);
+  }
+
+  /** One retained publish per topic at a time from this node: they would only race each other. */
+  private publishOne(session: Session, topic: string, body: string, msgId: string | undefined): Promise<Published> {
+    const previous = this.chains.get(topic) ?? Promise.resolve();
+    const run = previous.then(
+      () => this.publishRetained(session, topic, body, msgId),
+      () => this.publishRetained(session, topic, body, msgId),
+    );
+    this.chains.set(topic, run);
     void run.then(
-      () => this.chains.get(message.topic) === run && this.chains.delete(message.topic),
-      () => this.chains.get(message.topic) === run && this.chains.delete(message.topic),
+      () => this.chains.get(topic) === run && this.chains.delete(topic),
+      () => this.chains.get(topic) === run && this.chains.delete(topic),
     );
     return run;
   }
 
-  private async publishRetained(session: Session, topic: string, body: string): Promise<{ epoch: string; offset: number }> {
+  private async publishRetained(session: Session, topic: string, body: string, msgId: string | undefined): Promise<Published> {
     const subject = `${this.options.prefix}.h.${topicToken(topic)}`;
     try {
       for (let attempt = 0; attempt < MAX_PUBLISH_ATTEMPTS; attempt++) {
@@ -347,7 +386,13 @@ export class NatsBus implements Bus {
         h.set(EPOCH, epoch);
         h.set(OFFSET, String(offset));
         try {
-          const ack = await session.js.publish(subject, body, { headers: h, expect: { lastSubjectSequence: last?.seq ?? 0 } });
+          const ack = await session.js.publish(subject, body, { headers: h, msgID: msgId, expect: { lastSubjectSequence: last?.seq ?? 0 } });
+          if (ack.duplicate) {
+            // Published before under this id: answer with where it landed then.
+            const first = readHeaders((await session.jsm.streams.getMessage(this.stream, { seq: ack.seq })).header);
+            if (!first) throw new Error(`message ${ack.seq} on ${subject} has no ${EPOCH}/${OFFSET} headers`);
+            return first;
+          }
           this.remember(topic, { seq: ack.seq, epoch, offset });
           return { epoch, offset };
         } catch (err) {
@@ -426,7 +471,6 @@ export class NatsBus implements Bus {
   async close(): Promise<void> {
     this.closed = true;
     this.handlers = undefined;
-    this.feed?.stop();
     const nc = this.session?.nc;
     if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
   }

@@ -1,18 +1,26 @@
-// The Redis bus (ioredis). Per topic, with a hash tag so a topic's keys share a slot:
-//   <prefix>:{<topic>}:m   hash {e: epoch, o: last offset}      (kept topicStateTtlMs after last use)
-//   <prefix>:{<topic>}:h   stream of retained messages, id = "<offset>-0", MAXLEN historySize
-//   <prefix>:{<topic>}:p   hash of presence members, field "<node>|<ref>"
-//   <prefix>:t:<topic>     pub/sub channel; every node PSUBSCRIBEs <prefix>:t:*
-//   <prefix>:nodes         sorted set node → last heartbeat; <prefix>:n:<node>:topics its presence topics
-// A retained publish is one Lua script: HINCRBY the offset, XADD it with its offset as the
-// stream id, PUBLISH "<epoch> <offset> <body>". Redis runs scripts one at a time, so the
-// order of PUBLISHes is the order of offsets and a subscriber sees them contiguous; a
-// subscriber that lost its connection re-subscribes, then reloads what it missed from the
-// stream (`resync`). Messages that are not retained are a plain PUBLISH "- 0 <body>".
+// The Redis bus (ioredis), on one Redis server or on a Redis Cluster
+// (`--redis-url redis+cluster://host:port`). Per topic, every key and the channel share a
+// hash tag, so they live in one slot of a cluster and one script can touch them all:
+//   <prefix>:{<topic>}:m       hash {e: epoch, o: last offset}   (kept topicStateTtlMs after last use)
+//   <prefix>:{<topic>}:h       stream of retained messages, id = "<offset>-0", MAXLEN historySize
+//   <prefix>:{<topic>}:p       hash of presence members, field "<node>|<ref>"
+//   <prefix>:{<topic>}:c       sharded pub/sub channel (SSUBSCRIBE / SPUBLISH) of the topic
+//   <prefix>:{<topic>}:d:<id>  "<epoch> <offset>" of publication <id> (deduplication)
+//   <prefix>:nodes             sorted set node → last heartbeat; <prefix>:n:<node>:topics its presence topics
+//   <prefix>:r:<key>           shared records
+// A node SSUBSCRIBEs the channels of the topics its clients use (interest routing), so
+// it receives nothing else. A publish is one Lua script for all its topics: per topic,
+// HINCRBY the offset, XADD it with its offset as the stream id, SPUBLISH
+// "<epoch> <offset> <body>". Redis runs scripts one at a time, so the order of messages on
+// a channel is the order of offsets and a subscriber sees them contiguous; a subscriber
+// that lost its connection re-subscribes, then reloads what it missed from the streams
+// (`resync`). On a cluster, the topics of one publication can live in different slots, so
+// each topic gets its own script (sent together); a publication id makes a retry after a
+// failure part-way complete it without doubling what went through.
 //
-// Both connections retry with capped exponential back-off. Commands are not queued while
+// Connections retry with capped exponential back-off. Commands are not queued while
 // disconnected (enableOfflineQueue: false): a publish then fails at once, loudly.
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { newEpoch } from '../core/hub.js';
 import { redactUrl, type Logger } from '../core/log.js';
@@ -24,28 +32,54 @@ import {
   type Bus,
   type BusHandlers,
   type BusOptions,
-  type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
+  type Publication,
+  type Published,
   type RecordStore,
   type TopicSnapshot,
 } from './types.js';
 
+/**
+ * KEYS: per topic, meta, stream, dedupe. ARGV: topic count, body, history size, history
+ * TTL, topic state TTL, dedupe TTL, retain (1/0), has id (1/0), then per topic its
+ * channel and a fresh epoch. Returns "<epoch> <offset>" per topic.
+ */
 const PUBLISH_SCRIPT = `
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[6]
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
-  redis.call('DEL', KEYS[2])
+local n = tonumber(ARGV[1])
+local body = ARGV[2]
+local hist = tonumber(ARGV[3])
+local retain = ARGV[7] == '1'
+local withId = ARGV[8] == '1'
+local out = {}
+for i = 1, n do
+  local meta, stream, dedupe = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local channel, fresh = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
+  local done = withId and redis.call('GET', dedupe)
+  if done then
+    out[i] = done
+  else
+    local epoch, offset = '-', 0
+    if retain then
+      epoch = redis.call('HGET', meta, 'e')
+      if not epoch then
+        epoch = fresh
+        redis.call('HSET', meta, 'e', epoch, 'o', 0)
+        redis.call('DEL', stream)
+      end
+      offset = redis.call('HINCRBY', meta, 'o', 1)
+      if hist > 0 then
+        redis.call('XADD', stream, 'MAXLEN', hist, offset .. '-0', 'b', body)
+        redis.call('PEXPIRE', stream, ARGV[4])
+      end
+      redis.call('PEXPIRE', meta, ARGV[5])
+    end
+    redis.call('SPUBLISH', channel, epoch .. ' ' .. offset .. ' ' .. body)
+    out[i] = epoch .. ' ' .. offset
+    if withId then redis.call('SET', dedupe, out[i], 'PX', ARGV[6]) end
+  end
 end
-local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-if tonumber(ARGV[3]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'b', ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. offset .. ' ' .. ARGV[2])
-return {epoch, offset}
+return out
 `;
 
 const LOAD_SCRIPT = `
@@ -72,24 +106,11 @@ for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
 return dead
 `;
 
-/** The members of a topic whose node is alive. */
-const PRESENCE_LIST_SCRIPT = `
+/** The nodes whose heartbeat (by the Redis server's clock) is within the timeout. */
+const LIVE_NODES_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local all = redis.call('HGETALL', KEYS[1])
-local alive = {}
-local out = {}
-for i = 1, #all, 2 do
-  local node = string.match(all[i], '^([^|]*)|')
-  local ok = alive[node]
-  if ok == nil then
-    local s = redis.call('ZSCORE', KEYS[2], node)
-    ok = s ~= false and tonumber(s) >= now - tonumber(ARGV[1])
-    alive[node] = ok
-  end
-  if ok then out[#out + 1] = all[i + 1] end
-end
-return out
+return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
 `;
 
 type StreamEntry = [id: string, fields: string[]];
@@ -102,24 +123,53 @@ export function backoffMs(attempt: number): number {
 
 const PREFIX = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Channels per SSUBSCRIBE when a reconnected node subscribes again to everything it follows. */
+const RESUBSCRIBE_BATCH = 500;
+
+/** The scheme that names a Redis Cluster (its seed node; the others are discovered). */
+export const REDIS_CLUSTER_SCHEME = 'redis+cluster:';
+
 export interface RedisBusOptions extends BusOptions {
+  /** `redis://…` for one server, `redis+cluster://host:port[,host:port…]` for a Redis Cluster. */
   url: string;
   log: Logger;
+  /** Test hook: called between the topics of a publication on a cluster, so a test can fail it part-way. */
+  betweenTopics?: (topic: string, index: number) => void;
+}
+
+/** The connections: one for commands and one for the live feed, or a Redis Cluster client doing both. */
+type Client = Redis | Cluster;
+
+/** The seed nodes of a `redis+cluster://` URL, with its credentials. */
+function clusterSeeds(url: string): { nodes: { host: string; port: number }[]; username?: string; password?: string } {
+  const rest = url.slice(REDIS_CLUSTER_SCHEME.length).replace(/^\/\//, '');
+  const at = rest.lastIndexOf('@');
+  const auth = at >= 0 ? rest.slice(0, at) : '';
+  const hosts = (at >= 0 ? rest.slice(at + 1) : rest).split('/')[0]!;
+  const nodes = hosts.split(',').map((h) => {
+    const parsed = new URL(`redis://${h}`);
+    return { host: parsed.hostname, port: Number(parsed.port || 6379) };
+  });
+  const [user, pass] = auth ? auth.split(':') : [];
+  return { nodes, username: user ? decodeURIComponent(user) : undefined, password: pass !== undefined ? decodeURIComponent(pass) : undefined };
 }
 
 export class RedisBus implements Bus {
   readonly kind = 'redis' as const;
+  readonly shared = true;
   readonly nodeId: string;
   readonly presence: PresenceStore;
   readonly records: RecordStore;
-  private readonly cmd: Redis;
-  private readonly sub: Redis;
-  private readonly pattern: string;
-  private readonly channelPrefix: string;
+  private readonly cmd: Client;
+  private readonly sub: Client;
+  private readonly isCluster: boolean;
   private handlers: BusHandlers | undefined;
+  /** Topics this node follows (kept across reconnects). */
+  private readonly wanted = new Set<string>();
+  /** True once every wanted topic is subscribed on the current feed connection. */
   private subscribed = false;
   private everSubscribed = false;
-  /** The subscribe started by the subscriber connection's latest `ready`. */
+  /** The resubscription started by the feed connection's latest `ready`. */
   private subscribing: Promise<void> | undefined;
   private closed = false;
   private lastError = 'not connected yet';
@@ -130,54 +180,55 @@ export class RedisBus implements Bus {
     if (!PREFIX.test(options.prefix)) throw new Error(`bus prefix ${JSON.stringify(options.prefix)} must be 1-64 of A-Z a-z 0-9 _ -`);
     this.nodeId = options.nodeId ?? randomBytes(6).toString('hex');
     this.keyPrefix = `${options.prefix}:`;
-    this.channelPrefix = `${this.keyPrefix}t:`;
-    this.pattern = `${this.channelPrefix}*`;
     this.stateTtl = topicStateTtlMs(options);
+    const retryStrategy = (times: number) => (this.closed ? null : backoffMs(times));
     const common = {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      retryStrategy: (times: number) => (this.closed ? null : backoffMs(times)),
+      retryStrategy,
       connectionName: `fanout-${this.nodeId}`,
     };
-    this.cmd = new Redis(options.url, common);
-    this.sub = new Redis(options.url, { ...common, autoResubscribe: false });
-    for (const [name, conn] of [
-      ['commands', this.cmd],
-      ['subscriber', this.sub],
-    ] as const) {
+    this.isCluster = options.url.startsWith(REDIS_CLUSTER_SCHEME);
+    if (this.isCluster) {
+      const { nodes, username, password } = clusterSeeds(options.url);
+      // One cluster client: commands go to each slot's master, SSUBSCRIBEs to its sharded subscriber.
+      const cluster = new Cluster(nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        shardedSubscribers: true,
+        clusterRetryStrategy: retryStrategy,
+        redisOptions: { ...common, username, password, lazyConnect: true },
+      });
+      this.cmd = cluster;
+      this.sub = cluster;
+    } else {
+      this.cmd = new Redis(options.url, common);
+      this.sub = new Redis(options.url, { ...common, autoResubscribe: false });
+    }
+    const connections: [string, Client][] = this.isCluster ? [['cluster', this.cmd]] : [['commands', this.cmd], ['subscriber', this.sub]];
+    for (const [name, conn] of connections) {
       conn.on('error', (err: Error) => {
         this.lastError = `${name} connection: ${err.message}`;
       });
       conn.on('close', () => {
-        if (name === 'subscriber') this.subscribed = false;
+        if (conn === this.sub) this.subscribed = false;
         if (!this.closed) this.handlers?.status?.(false, `${name} connection closed; reconnecting`);
       });
     }
     this.cmd.on('ready', () => this.announce());
     this.sub.on('ready', () => {
-      this.subscribing = this.subscribe();
+      this.subscribing = this.resubscribe();
     });
-    this.sub.on('pmessage', (_pattern: string, channel: string, text: string) => this.onMessage(channel, text));
-    this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, PRESENCE_TTL_MS, () => this.unavailable());
+    this.sub.on('smessage', (channel: string, text: string) => this.onMessage(channel, text));
+    this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, PRESENCE_TTL_MS, (cause) => this.unavailable(cause));
     const recordKey = (key: string) => `${this.keyPrefix}r:${key}`;
     this.records = {
-      get: async (key) => {
-        if (this.cmd.status !== 'ready') throw this.unavailable();
-        try {
-          return (await this.cmd.get(recordKey(key))) ?? undefined;
-        } catch (err) {
-          throw this.unavailable(err);
-        }
-      },
-      set: async (key, value, ttlMs) => {
-        if (this.cmd.status !== 'ready') throw this.unavailable();
-        try {
+      get: (key) => this.run(async () => (await this.cmd.get(recordKey(key))) ?? undefined),
+      set: (key, value, ttlMs) =>
+        this.run(async () => {
           await this.cmd.set(recordKey(key), value, 'PX', ttlMs);
-        } catch (err) {
-          throw this.unavailable(err);
-        }
-      },
+        }),
     };
   }
 
@@ -186,23 +237,35 @@ export class RedisBus implements Bus {
   }
 
   get detail(): string {
-    if (this.connected) return `connected to ${redactUrl(this.options.url)}`;
-    return `not connected to ${redactUrl(this.options.url)} (commands: ${this.cmd.status}, subscriber: ${this.subscribed ? 'subscribed' : this.sub.status}; last error: ${this.lastError})`;
+    const where = this.isCluster ? `the Redis Cluster at ${redactUrl(this.options.url.replace(REDIS_CLUSTER_SCHEME, 'redis:'))}` : redactUrl(this.options.url);
+    if (this.connected) return `connected to ${where}`;
+    const feed = this.isCluster ? '' : `, subscriber: ${this.subscribed ? 'subscribed' : this.sub.status}`;
+    return `not connected to ${where} (commands: ${this.cmd.status}${feed}; last error: ${this.lastError})`;
+  }
+
+  get subscriptions(): number {
+    return this.wanted.size;
   }
 
   async start(handlers: BusHandlers): Promise<void> {
     this.handlers = handlers;
     // Connect now; if Redis is not there yet, ioredis keeps retrying and `connected` says so.
-    await Promise.all([this.cmd.connect().catch(() => undefined), this.sub.connect().catch(() => undefined)]);
-    // `ready` fires before connect() resolves, but the pattern subscription it starts is
-    // one more round trip: wait for it, or a reachable Redis would be reported as down.
+    const conns = this.isCluster ? [this.cmd] : [this.cmd, this.sub];
+    await Promise.all(conns.map((c) => c.connect().catch(() => undefined)));
+    // `ready` fires before connect() resolves, but the resubscription it starts is one more round trip.
     await this.subscribing;
   }
 
-  /** (Re)subscribes, then, after a reconnect, has the hub fill in whatever the feed missed meanwhile. */
-  private async subscribe(): Promise<void> {
+  /** (Re)subscribes to every followed topic, then, after a reconnect, has the hub fill in whatever the feed missed meanwhile. */
+  private async resubscribe(): Promise<void> {
     try {
-      await this.sub.psubscribe(this.pattern);
+      const channels = [...this.wanted].map((t) => this.channel(t));
+      if (this.isCluster) {
+        // A cluster's sharded subscriber takes channels of one slot per command.
+        await Promise.all(channels.map((c) => this.sub.ssubscribe(c)));
+      } else {
+        for (let i = 0; i < channels.length; i += RESUBSCRIBE_BATCH) await this.sub.ssubscribe(...channels.slice(i, i + RESUBSCRIBE_BATCH));
+      }
     } catch (err) {
       this.lastError = `subscribe: ${(err as Error).message}`;
       return;
@@ -217,8 +280,31 @@ export class RedisBus implements Bus {
     if (this.connected) this.handlers?.status?.(true, this.detail);
   }
 
+  async subscribe(topic: string): Promise<void> {
+    if (this.wanted.has(topic) && this.connected) return;
+    this.wanted.add(topic);
+    if (!this.connected) throw this.unavailable();
+    try {
+      await this.sub.ssubscribe(this.channel(topic));
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.wanted.delete(topic) || this.sub.status !== 'ready') return;
+    this.sub.sunsubscribe(this.channel(topic)).catch((err: unknown) => {
+      this.lastError = `unsubscribe: ${(err as Error).message}`;
+    });
+  }
+
+  private channel(topic: string): string {
+    return `${this.keyPrefix}{${topic}}:c`;
+  }
+
   private onMessage(channel: string, text: string): void {
-    const topic = channel.slice(this.channelPrefix.length);
+    // `<prefix>:{<topic>}:c`
+    const topic = channel.slice(this.keyPrefix.length + 1, channel.length - 3);
     const a = text.indexOf(' ');
     const b = text.indexOf(' ', a + 1);
     const epoch = text.slice(0, a);
@@ -231,7 +317,18 @@ export class RedisBus implements Bus {
   }
 
   private unavailable(cause?: unknown): BusUnavailableError {
+    if (cause instanceof BusUnavailableError) return cause;
     return new BusUnavailableError('redis', cause instanceof Error ? cause.message : this.detail, { cause });
+  }
+
+  /** Runs commands, turning "not connected" and Redis errors into BusUnavailableError. */
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.cmd.status !== 'ready') throw this.unavailable();
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
   }
 
   private keys(topic: string): [meta: string, stream: string] {
@@ -239,44 +336,59 @@ export class RedisBus implements Bus {
     return [`${base}:m`, `${base}:h`];
   }
 
-  async publish(message: OutgoingMessage, retain: boolean): Promise<{ epoch: string; offset: number }> {
-    if (this.cmd.status !== 'ready') throw this.unavailable();
-    const body = encodeBody(message);
-    const channel = this.channelPrefix + message.topic;
-    try {
-      if (!retain) {
-        await this.cmd.publish(channel, `- 0 ${body}`);
-        return { epoch: '', offset: 0 };
+  publish(p: Publication): Promise<Published[]> {
+    return this.run(async () => {
+      const body = encodeBody(p);
+      if (!p.retain && p.id === undefined) {
+        // Nothing to number or remember: the plain sharded publish, one pipeline for all topics.
+        const prefix = `- 0 ${body}`;
+        if (p.topics.length === 1) await this.cmd.spublish(this.channel(p.topics[0]!), prefix);
+        else await Promise.all(p.topics.map((t) => this.cmd.spublish(this.channel(t), prefix)));
+        return p.topics.map(() => ({ epoch: '', offset: 0 }));
       }
-      const [meta, stream] = this.keys(message.topic);
-      const [epoch, offset] = (await this.cmd.eval(
-        PUBLISH_SCRIPT,
-        2,
-        meta,
-        stream,
-        channel,
-        body,
-        this.options.historySize,
-        this.options.historyTtlMs,
-        this.stateTtl,
-        newEpoch(),
-      )) as [string, number];
-      return { epoch, offset: Number(offset) };
-    } catch (err) {
-      throw this.unavailable(err);
+      if (!this.isCluster) return this.publishScript(p.topics, body, p);
+      // A cluster: a script per topic (their keys live in different slots), deduplicated by the publication id.
+      const out: Published[] = [];
+      for (let i = 0; i < p.topics.length; i++) {
+        this.options.betweenTopics?.(p.topics[i]!, i);
+        out.push(...(await this.publishScript([p.topics[i]!], body, p)));
+      }
+      return out;
+    });
+  }
+
+  private async publishScript(topics: readonly string[], body: string, p: Publication): Promise<Published[]> {
+    const keys: string[] = [];
+    const perTopic: string[] = [];
+    for (const topic of topics) {
+      const [meta, stream] = this.keys(topic);
+      keys.push(meta, stream, `${this.keyPrefix}{${topic}}:d:${p.id ?? ''}`);
+      perTopic.push(this.channel(topic), newEpoch());
     }
+    const o = this.options;
+    const reply = (await this.cmd.eval(
+      PUBLISH_SCRIPT,
+      keys.length,
+      ...keys,
+      topics.length,
+      body,
+      o.historySize,
+      o.historyTtlMs,
+      this.stateTtl,
+      o.dedupeTtlMs,
+      p.retain ? 1 : 0,
+      p.id === undefined ? 0 : 1,
+      ...perTopic,
+    )) as string[];
+    return reply.map((at) => {
+      const [epoch, offset] = at.split(' ');
+      return { epoch: epoch === '-' ? '' : epoch!, offset: Number(offset) };
+    });
   }
 
   async load(topic: string, after: number): Promise<TopicSnapshot> {
-    if (this.cmd.status !== 'ready') throw this.unavailable();
     const [meta, stream] = this.keys(topic);
-    let reply: [string, number, StreamEntry[]];
-    try {
-      reply = (await this.cmd.eval(LOAD_SCRIPT, 2, meta, stream, after, newEpoch(), this.stateTtl)) as [string, number, StreamEntry[]];
-    } catch (err) {
-      throw this.unavailable(err);
-    }
-    const [epoch, offset, entries] = reply;
+    const [epoch, offset, entries] = await this.run(async () => (await this.cmd.eval(LOAD_SCRIPT, 2, meta, stream, after, newEpoch(), this.stateTtl)) as [string, number, StreamEntry[]]);
     const messages = entries.map(([id, fields]) => decodeBody(topic, epoch, parseInt(id, 10), fields[1]!));
     return { epoch, offset: Number(offset), messages };
   }
@@ -284,7 +396,8 @@ export class RedisBus implements Bus {
   async close(): Promise<void> {
     this.closed = true;
     this.handlers = undefined;
-    await Promise.all([this.cmd.quit().catch(() => this.cmd.disconnect()), this.sub.quit().catch(() => this.sub.disconnect())]);
+    const conns = this.isCluster ? [this.cmd] : [this.cmd, this.sub];
+    await Promise.all(conns.map((c) => c.quit().then(() => undefined, () => c.disconnect())));
   }
 }
 
@@ -292,7 +405,7 @@ class RedisPresence implements PresenceStore {
   private readonly nodes: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Client,
     private readonly prefix: string,
     private readonly nodeId: string,
     private readonly nodeTimeoutMs: number,
@@ -323,13 +436,11 @@ class RedisPresence implements PresenceStore {
     return this.run(async () => {
       const hash = this.hash(topic);
       const topics = this.topicsOf(entry.node);
-      await this.redis
-        .multi()
-        .hset(hash, `${entry.node}|${entry.ref}`, JSON.stringify(entry))
-        .pexpire(hash, this.ttlMs)
-        .sadd(topics, topic)
-        .pexpire(topics, this.ttlMs)
-        .exec();
+      // Two transactions: the topic's hash and the node's set may live in different cluster slots.
+      await Promise.all([
+        this.redis.multi().hset(hash, `${entry.node}|${entry.ref}`, JSON.stringify(entry)).pexpire(hash, this.ttlMs).exec(),
+        this.redis.multi().sadd(topics, topic).pexpire(topics, this.ttlMs).exec(),
+      ]);
     });
   }
 
@@ -341,8 +452,12 @@ class RedisPresence implements PresenceStore {
 
   list(topic: string): Promise<PresenceEntry[]> {
     return this.run(async () => {
-      const values = (await this.redis.eval(PRESENCE_LIST_SCRIPT, 2, this.hash(topic), this.nodes, this.nodeTimeoutMs)) as string[];
-      return values.map((v) => JSON.parse(v) as PresenceEntry);
+      // Two reads sent together: the topic's hash and the node set may live in different cluster slots.
+      const [all, live] = await Promise.all([this.redis.hgetall(this.hash(topic)), this.redis.eval(LIVE_NODES_SCRIPT, 1, this.nodes, this.nodeTimeoutMs) as Promise<string[]>]);
+      const alive = new Set(live);
+      const out: PresenceEntry[] = [];
+      for (const [field, value] of Object.entries(all)) if (alive.has(field.slice(0, field.indexOf('|')))) out.push(JSON.parse(value) as PresenceEntry);
+      return out;
     });
   }
 

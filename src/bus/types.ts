@@ -1,12 +1,19 @@
-// The bus: what several gateway processes share so they behave as one. Every message of
-// every topic passes through it, and it is the authority for each topic's epoch, offsets
-// and history, so a resumable id means the same position on every node.
+// The bus: what gateway processes share so they behave as one. Every publish goes
+// through it (one process too: the in-process engine), and it is the authority for each
+// topic's epoch, offsets and history, so a resumable id means the same position on every
+// node.
 //
-// Three implementations: `memory` (one process, or several gateways in one process for
-// tests), `redis` (a Lua script assigns the offset, appends to a Stream and PUBLISHes in
-// one atomic step) and `nats` (JetStream stores history; a per-subject expected-last-
-// sequence check makes offsets contiguous). The hub (src/core/hub.ts) keeps a local
-// replica of the topics its node serves, fed in order by `BusHandlers.message`.
+// Interest routing: a node receives the live messages of a topic only while it has
+// subscribed to it (`subscribe`), which the hub does while the topic has local
+// subscribers, so adding nodes adds capacity instead of multiplying every node's work.
+//
+// Three implementations: `memory` (the engine of one process, or of several gateways in
+// one process for tests), `redis` (a Lua script assigns offsets, appends to Streams and
+// SPUBLISHes per-topic sharded channels in one step; works on Redis Cluster) and `nats`
+// (JetStream stores history and republishes each stored message on a per-topic core
+// subject; a per-subject expected-last-sequence check makes offsets contiguous). The hub
+// (src/core/hub.ts) keeps a local replica of the topics its node serves, fed in order by
+// `BusHandlers.message`.
 //
 // Presence (`PresenceStore`) is a separate interface, as in Centrifugo (broker vs
 // presence manager): members tracked on every node, tagged with the node that owns them,
@@ -15,7 +22,7 @@ import { HttpError } from '../server/http-errors.js';
 
 export type BusKind = 'memory' | 'redis' | 'nats';
 
-/** One message as it crosses the bus. `offset` 0 marks a message that is not retained. */
+/** One message of one topic as it crosses the bus. `offset` 0 marks a message that is not retained. */
 export interface BusEnvelope {
   topic: string;
   epoch: string;
@@ -29,7 +36,36 @@ export interface BusEnvelope {
   ref: number;
 }
 
-export type OutgoingMessage = Omit<BusEnvelope, 'epoch' | 'offset'>;
+/**
+ * One publish: the same message to one or more topics, as one bus operation (a progress
+ * event goes to its content topic and its owner's topic together). Each topic numbers it
+ * with its own next offset when `retain` is set.
+ */
+export interface Publication {
+  topics: readonly string[];
+  event: string;
+  data: unknown;
+  /** Publish time, ms since the Unix epoch. */
+  ts: number;
+  /** The publishing node and its local reference (see BusEnvelope). */
+  node: string;
+  ref: number;
+  /** Keep it in each topic's history (with an offset) for resume. */
+  retain: boolean;
+  /**
+   * Idempotency id: a publication whose id the bus has already applied to a topic (within
+   * `BusOptions.dedupeTtlMs`) is not applied to that topic again, and the first publish's
+   * position is returned. A retry after a failure part-way can therefore complete what is
+   * missing without doubling what went through.
+   */
+  id?: string;
+}
+
+/** Where a publication landed in one topic: its epoch and offset (both empty/0 when not retained). */
+export interface Published {
+  epoch: string;
+  offset: number;
+}
 
 /** A topic's cluster-wide state: its epoch and last offset, and the retained messages after a given offset. */
 export interface TopicSnapshot {
@@ -40,7 +76,10 @@ export interface TopicSnapshot {
 }
 
 export interface BusHandlers {
-  /** A live message, in publish order per topic. Called for every topic; the hub drops those it does not serve. */
+  /**
+   * A live message of a topic this node subscribed to, in publish order per topic (a
+   * message already in flight when the node unsubscribed may still arrive).
+   */
   message(envelope: BusEnvelope): void;
   /**
    * The live feed was interrupted (the bus connection dropped and came back): messages may
@@ -90,6 +129,12 @@ export interface Bus {
   readonly kind: BusKind;
   /** This process's node id on the bus. */
   readonly nodeId: string;
+  /**
+   * True when other gateways may be on this bus (Redis, NATS, a MemoryCluster of several
+   * gateways): presence, content records and the change feed are then shared through it.
+   * False for the in-process engine of a gateway that runs alone.
+   */
+  readonly shared: boolean;
   /** True while the bus connection is up (publishes can succeed). */
   readonly connected: boolean;
   /** Why it is not connected (or "connected"), for /readyz and logs. */
@@ -99,11 +144,23 @@ export interface Bus {
   /** Connects (retrying in the background if the bus is not reachable yet) and starts the live feed. */
   start(handlers: BusHandlers): Promise<void>;
   /**
-   * Publishes a message; a retained one gets the topic's next offset, atomically with
-   * storing it in history and fanning it out. Rejects with `BusUnavailableError` when the
-   * bus cannot take it: the caller must report that, never drop the message silently.
+   * Starts this node's live feed of `topic`. Resolves once the subscription is in place,
+   * so a `load` made after it misses nothing: every later message arrives live. Kept
+   * across reconnects until `unsubscribe`. Rejects with `BusUnavailableError` while the
+   * bus is down (the subscription is still made when it comes back).
    */
-  publish(message: OutgoingMessage, retain: boolean): Promise<{ epoch: string; offset: number }>;
+  subscribe(topic: string): Promise<void>;
+  /** Stops this node's live feed of `topic`. */
+  unsubscribe(topic: string): void;
+  /** Topics this node is subscribed to. */
+  readonly subscriptions: number;
+  /**
+   * Publishes a message to its topics in one bus operation; retained, it gets each
+   * topic's next offset atomically with storing it in history and fanning it out.
+   * Resolves with one position per topic, in order. Rejects with `BusUnavailableError`
+   * when the bus cannot take it: the caller must report that, never drop it silently.
+   */
+  publish(publication: Publication): Promise<Published[]>;
   /** The topic's state and retained messages after `after` (creating the topic's epoch if it has none). */
   load(topic: string, after: number): Promise<TopicSnapshot>;
   close(): Promise<void>;
@@ -137,6 +194,8 @@ export interface BusOptions {
   nodeTimeoutMs: number;
   /** This node's id (random when unset). */
   nodeId?: string;
+  /** How long a publication id is remembered for deduplication (`Publication.id`). */
+  dedupeTtlMs: number;
   /** How long a shared record lives after its last write (content items: `contentTtlMs`). */
   recordTtlMs: number;
 }

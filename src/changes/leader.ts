@@ -36,7 +36,7 @@ export async function publishWindow(hub: Hub, rows: CapturedRow[]): Promise<void
     const rows = chunk;
     chunk = [];
     bytes = 0;
-    await hub.send(CHANGES_TOPIC, 'changes', rows);
+    await hub.publish(CHANGES_TOPIC, 'changes', rows);
   };
   for (const row of rows) {
     if (row.kind === 'broadcast') {
@@ -66,8 +66,7 @@ export class ChangeFollower implements Subscriber {
   /** Subscribes once the hub's replica of the topic is loaded (retrying while the bus is down). */
   start(): void {
     if (this.stopped || this.started) return;
-    const ready = this.hub.prepare([CHANGES_TOPIC]) ?? Promise.resolve();
-    ready.then(
+    this.hub.prepare([CHANGES_TOPIC]).then(
       () => {
         if (this.stopped || this.started) return;
         this.started = true;

@@ -20,7 +20,7 @@ export function databaseRuntime(gateway: Gateway): DatabaseRuntime | undefined {
 export function registerChanges(gateway: Gateway): void {
   const { config, log } = gateway;
   // In a cluster sharing one database, exactly one gateway reads the outbox (src/changes/leader.ts).
-  const leader = gateway.bus
+  const leader = gateway.bus.shared
     ? new Gauge({ name: 'fanout_changes_leader', help: '1 while this gateway leads the cluster change feed (reads the outbox for every node)', registers: [gateway.metrics.registry] })
     : undefined;
   leader?.set(0);
@@ -31,6 +31,7 @@ export function registerChanges(gateway: Gateway): void {
     replayMs: config.changesReplayMs,
     consumer: config.changesConsumer,
     hub: gateway.hub,
+    sharedBus: gateway.bus.shared,
     metrics: gateway.metrics,
     log: log.child({ component: 'changes' }),
     onLeader: (leading) => leader?.set(leading ? 1 : 0),

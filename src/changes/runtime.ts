@@ -41,6 +41,8 @@ export interface RuntimeOptions {
   /** Cursor name: one per gateway sharing a database. */
   consumer: string;
   hub: Hub;
+  /** Other gateways share the hub's bus (and may share this database): capture once per cluster, through a leader. */
+  sharedBus: boolean;
   metrics: GatewayMetrics;
   log: Logger;
   /** Cluster mode: told when this gateway becomes or stops being the change-feed leader. */
@@ -158,7 +160,7 @@ export class DatabaseRuntime {
           maintenance: () => syncCaptureTriggers(db),
         });
       let consumer: FeedReader;
-      if (this.o.hub.clustered && db.kind === 'postgres' && this.o.databaseUrl) {
+      if (this.o.sharedBus && db.kind === 'postgres' && this.o.databaseUrl) {
         // A cluster sharing this database: one leader reads the outbox and publishes to the bus; every node dispatches.
         const hub = this.o.hub;
         const follower = new ChangeFollower(hub, dispatcher, log);
@@ -179,7 +181,7 @@ export class DatabaseRuntime {
           },
         };
       } else {
-        if (this.o.hub.clustered) log.warn('the embedded database is this gateway’s own: its changes reach only its own subscribers (give the cluster one DATABASE_URL)');
+        if (this.o.sharedBus) log.warn('the embedded database is this gateway’s own: its changes reach only its own subscribers (give the cluster one DATABASE_URL)');
         const own = outbox((rows) => dispatcher.process(rows));
         await own.start();
         consumer = own;

@@ -23,7 +23,7 @@ export function contentOf(gateway: Gateway): ContentServices {
 }
 
 export function registerContent(gateway: Gateway): void {
-  const registry = new ContentRegistry(gateway.config, gateway.bus?.records);
+  const registry = new ContentRegistry(gateway.config, gateway.bus.shared ? gateway.bus.records : undefined);
   const progress = new ContentProgress(gateway.hub, registry);
   const simulator = new ContentSimulator(progress, gateway.log);
   servicesByGateway.set(gateway, { progress, registry, simulator });

@@ -1,8 +1,8 @@
 // Publishing content progress: the in-process API every publisher goes through (the
 // HTTP route, the simulator, a job running inside the gateway). It checks the event,
-// updates the item's latest state and publishes one hub message to the item's topic and
-// one to its owner's topic. Stream frames are built from those messages by the SSE
-// encoders, once per message, whoever subscribes.
+// publishes it to the item's topic and its owner's topic in one bus operation, and
+// updates the item's latest state. Stream frames are built from those messages by the
+// SSE encoders, once per message, whoever subscribes.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Hub, HubMessage } from '../core/hub.js';
@@ -52,9 +52,14 @@ export function describeIssues(error: z.ZodError): string {
 export interface PublishOptions {
   /** Publish time in ms since the epoch (defaults to now). */
   ts?: number;
+  /** Idempotency id: a retry with the same id publishes nothing twice (see Hub.publish). */
+  id?: string;
 }
 
 export class ContentProgress {
+  /** Each item's publishes in flight, so one node checks and applies them one at a time, in order. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
   constructor(
     readonly hub: Hub,
     readonly registry: ContentRegistry,
@@ -68,32 +73,33 @@ export class ContentProgress {
   }
 
   /**
-   * Publishes one event for a content item to its topic and its owner's topic and
-   * returns the content-topic message (its offset is the event's `seq` on the item's
-   * stream). `complete` and `failed` finish the item; later publishes answer 409.
-   * Synchronous, for a gateway that runs alone; `send` works in a cluster too.
+   * Publishes one event for a content item to its topic and its owner's topic, as one bus
+   * operation, and resolves with the content-topic message (its offset is the event's
+   * `seq` on the item's stream). `complete` and `failed` finish the item; later publishes
+   * answer 409. Rejects with a 503 `BusUnavailableError` when the bus cannot take the
+   * event; the item's state is then left as it was.
    */
-  publish(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): HubMessage {
-    const { item, data, ts } = this.check(contentId, event, fields, options);
-    updateItem(item, event, data, ts);
-    const message = this.hub.publish(contentTopic(contentId), event, data, { ts });
-    this.hub.publish(userTopic(item.ownerId), event, data, { ts });
-    return message;
+  publish(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): Promise<HubMessage> {
+    const previous = this.queues.get(contentId);
+    const run = (previous ?? Promise.resolve()).then(
+      () => this.publishNow(contentId, event, fields, options),
+      () => this.publishNow(contentId, event, fields, options),
+    );
+    this.queues.set(contentId, run);
+    const done = () => {
+      if (this.queues.get(contentId) === run) this.queues.delete(contentId);
+    };
+    run.then(done, done);
+    return run;
   }
 
-  /**
-   * `publish` through the cluster bus when there is one (alone, the same as `publish`).
-   * Rejects with a 503 `BusUnavailableError` when the bus cannot take the event; the item's
-   * state is then left as it was.
-   */
-  async send(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): Promise<HubMessage> {
-    if (!this.hub.clustered) return this.publish(contentId, event, fields, options);
+  private async publishNow(contentId: string, event: string, fields: ProgressFields, options: PublishOptions): Promise<HubMessage> {
+    // In a cluster the item may have changed on another node: take its state from the bus first.
     await this.registry.refresh(contentId);
     const { item, data, ts } = this.check(contentId, event, fields, options);
-    const message = await this.hub.send(contentTopic(contentId), event, data, { ts });
+    const message = await this.hub.publish([contentTopic(contentId), userTopic(item.ownerId)], event, data, { ts, id: options.id });
     updateItem(item, event, data, ts);
     await this.registry.save(item);
-    await this.hub.send(userTopic(item.ownerId), event, data, { ts });
     return message;
   }
 

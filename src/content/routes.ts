@@ -8,6 +8,7 @@ import { isServiceRole, type Auth, type Claims } from '../core/auth.js';
 import type { Gateway } from '../server/gateway.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { readJson } from '../server/body.js';
+import { digest, idempotencyKeyOf, type IdempotentAnswer } from '../server/idempotency.js';
 import type { RequestContext } from '../server/router.js';
 import { formatPosition } from '../sse/event-id.js';
 import { canReadUser, forbiddenRead } from './access.js';
@@ -121,19 +122,31 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
       const parsed = progressBodySchema.safeParse(raw);
       if (!parsed.success) throw new HttpError(400, 'invalid_progress', `invalid progress event: ${describeIssues(parsed.error)}`);
       const { event = 'progress', userId, ...fields } = parsed.data;
-      let created = false;
-      await registry.refresh(contentId);
-      const existing = registry.get(contentId);
-      if (!existing) {
-        if (!userId) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist; pass "userId" (its owner) to create it with this event`);
-        await registry.save(progress.create(userId, contentId));
-        created = true;
-      } else if (userId !== undefined && userId !== existing.ownerId) {
-        throw new HttpError(409, 'owner_mismatch', `content ${contentId} belongs to another user; "userId" may only name its owner`);
-      }
-      const msg = await progress.send(contentId, event, fields);
+      const key = idempotencyKeyOf(req);
+      const publishOnce = async (id?: string): Promise<IdempotentAnswer> => {
+        let created = false;
+        await registry.refresh(contentId);
+        const existing = registry.get(contentId);
+        if (!existing) {
+          if (!userId) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist; pass "userId" (its owner) to create it with this event`);
+          await registry.save(progress.create(userId, contentId));
+          created = true;
+        } else if (userId !== undefined && userId !== existing.ownerId) {
+          throw new HttpError(409, 'owner_mismatch', `content ${contentId} belongs to another user; "userId" may only name its owner`);
+        }
+        const msg = await progress.publish(contentId, event, fields, { id });
+        return { status: created ? 201 : 200, body: { contentId, event, seq: msg.offset, id: formatPosition(msg.epoch, msg.offset), ts: msg.ts, created } };
+      };
       metrics.received('rest', Number(req.headers['content-length'] ?? 0));
-      sendJson(res, created ? 201 : 200, { contentId, event, seq: msg.offset, id: formatPosition(msg.epoch, msg.offset), ts: msg.ts, created });
+      if (key === undefined) {
+        const answer = await publishOnce();
+        sendJson(res, answer.status, answer.body);
+        return;
+      }
+      // A retry with the same key (after a timeout or a 503) publishes nothing twice and gets the first answer.
+      const scope = `progress\0${contentId}\0${claims.sub ?? claims.role}`;
+      const answer = await gateway.idempotency.run(scope, key, digest(JSON.stringify(raw)), publishOnce);
+      sendJson(res, answer.status, answer.body, answer.replayed ? { 'idempotent-replayed': 'true' } : {});
     }),
   );
 }

@@ -76,15 +76,15 @@ export class ContentSimulator {
   /** Publishes one step; true when the job goes on. */
   private async publishStep(contentId: string, plan: SimulationPlan, step: number): Promise<boolean> {
     if (step > plan.steps) {
-      await this.progress.send(contentId, 'complete', { stage: 'done', message: 'generation finished' });
+      await this.progress.publish(contentId, 'complete', { stage: 'done', message: 'generation finished' });
       return false;
     }
     const progress = Math.round((100 * step) / plan.steps);
     if (plan.failAtStep === step) {
-      await this.progress.send(contentId, 'failed', { progress, stage: stageFor(progress), message: `simulated failure at step ${step} of ${plan.steps}` });
+      await this.progress.publish(contentId, 'failed', { progress, stage: stageFor(progress), message: `simulated failure at step ${step} of ${plan.steps}` });
       return false;
     }
-    await this.progress.send(contentId, 'progress', { progress, stage: stageFor(progress), step, steps: plan.steps });
+    await this.progress.publish(contentId, 'progress', { progress, stage: stageFor(progress), step, steps: plan.steps });
     return true;
   }
 }

@@ -66,9 +66,12 @@ export const optionTable = {
   changesConsumer: { flag: '--changes-consumer <name>', env: 'FANOUT_CHANGES_CONSUMER', schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . or -'), default: 'default', help: 'name of this gateway\'s change-feed cursor; give each gateway sharing one database its own (each then reads every change for its own subscribers)' },
   changesReplayMs: { flag: '--changes-replay-ms <ms>', env: 'FANOUT_CHANGES_REPLAY_MS', schema: ms(0, 3600_000), default: 30_000, help: 'after start-up, how long changes (including those committed while the gateway was down) are kept for subscribers that reconnect' },
   bus: { flag: '--bus <kind>', env: 'FANOUT_BUS', schema: z.enum(['memory', 'redis', 'nats']), default: 'memory', help: 'message bus between gateway processes' },
-  redisUrl: { flag: '--redis-url <url>', env: 'REDIS_URL', schema: z.string().url(), default: 'redis://127.0.0.1:6379', help: 'Redis URL for --bus redis' },
+  redisUrl: { flag: '--redis-url <url>', env: 'REDIS_URL', schema: z.string().url(), default: 'redis://127.0.0.1:6379', help: 'Redis URL for --bus redis; redis+cluster://host:port[,host:port] for a Redis Cluster (seed nodes)' },
   natsUrl: { flag: '--nats-url <url>', env: 'NATS_URL', schema: z.string().min(1), default: 'nats://127.0.0.1:4222', help: 'NATS URL (or comma-separated URLs) for --bus nats' },
   busPrefix: { flag: '--bus-prefix <name>', env: 'FANOUT_BUS_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ -'), default: 'fanout', help: 'prefix of every bus key, stream and subject: gateways with the same prefix form one cluster' },
+  busLingerMs: { flag: '--bus-linger-ms <ms>', env: 'FANOUT_BUS_LINGER_MS', schema: ms(0, 3600_000), default: 5_000, help: 'how long a node stays subscribed to a topic on the bus after its last local subscriber left (so a reconnecting client causes no churn)' },
+  idempotencyWindowMs: { flag: '--idempotency-window-ms <ms>', env: 'FANOUT_IDEMPOTENCY_WINDOW_MS', schema: ms(1000, 7 * 24 * 3600_000), default: 24 * 3600_000, help: 'how long an Idempotency-Key is remembered: a retry within it publishes nothing twice and gets the first answer' },
+  workers: { flag: '--workers <n|auto>', env: 'FANOUT_WORKERS', schema: z.union([z.literal('auto'), int(1, 1024)]), default: 1, help: 'gateway processes on this host sharing one port (auto: one per CPU core); above 1 needs --bus redis or nats' },
   busNodeTimeoutMs: { flag: '--bus-node-timeout-ms <ms>', env: 'FANOUT_BUS_NODE_TIMEOUT_MS', schema: ms(300, 600_000), default: 15_000, help: 'a gateway whose bus heartbeat is older than this is dead: the others remove its presence members' },
 } as const;
 

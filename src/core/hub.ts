@@ -5,16 +5,25 @@
 // Encode once, write many: a message caches its serialization per wire format
 // (`WireEncoder`), so a fan-out to N subscribers serializes once per format, not N times.
 //
-// Two modes. Alone (no bus, `--bus memory`) the hub is the authority: it numbers offsets
-// and publishes synchronously. In a cluster (`--bus redis|nats`, or a shared MemoryBus)
-// the bus is the authority: a publish goes to the bus, which assigns the offset, and every
-// node (the publisher's too) delivers the message when the bus hands it back, so all nodes
-// see one order. For the topics a node serves with resume (`prepare`), the hub keeps a
-// replica of the bus's epoch, offsets and history, loaded from the bus and then fed by the
-// live feed; a gap in the live feed (a dropped bus connection) is filled from the bus's
-// history before anything after it is delivered, so `since` stays exact on every node.
+// One publish path. The hub always publishes through a bus, which is the authority for
+// offsets: the in-process engine when the gateway runs alone (`--bus memory`), Redis or
+// NATS in a cluster. Callers never know which.
+//
+// Interest routing: the hub subscribes its node to a topic on the bus while the topic has
+// local subscribers (and for a short linger after the last leaves, so a reconnecting
+// client causes no churn), so a node receives only what its own clients need.
+//
+// Delivery. A message that is not retained (broadcasts, presence diffs) reaches the
+// local subscribers at once, before the bus round trip, and the node drops its own echo
+// when it comes back. A retained message is delivered in the bus's order: on the
+// publishing node as soon as the bus has numbered it (when it is the next offset there),
+// on every other node when the bus hands it over; a repeat is dropped by offset. For the
+// topics a node serves with resume (`prepare`), the hub keeps a replica of the bus's
+// epoch, offsets and history, loaded from the bus and then fed by the live feed; a gap in
+// the live feed (a dropped bus connection) is filled from the bus's history before
+// anything after it is delivered, so `since` stays exact on every node.
 import { randomBytes } from 'node:crypto';
-import { BusUnavailableError, type Bus, type BusEnvelope, type TopicSnapshot } from '../bus/types.js';
+import { BusUnavailableError, type Bus, type BusEnvelope, type Published, type TopicSnapshot } from '../bus/types.js';
 
 /** Serializes a message for one wire format. Identity of the encoder object is the cache key. */
 export interface WireEncoder<T = Buffer | string> {
@@ -26,10 +35,10 @@ export interface Subscriber {
   /** Called synchronously for every message published to a topic the subscriber joined. Must not throw. */
   deliver(message: HubMessage): void;
   /**
-   * Cluster mode only: the bus lost messages of `topic` that its history can no longer
-   * replay (or the topic's epoch changed), so this subscriber's position is no longer
-   * continuous. A resumable transport should end the stream so its client resumes (and is
-   * told `reset`); without this method the subscriber just carries on.
+   * The bus lost messages of `topic` that its history can no longer replay (or the
+   * topic's epoch changed), so this subscriber's position is no longer continuous. A
+   * resumable transport should end the stream so its client resumes (and is told
+   * `reset`); without this method the subscriber just carries on.
    */
   interrupted?(topic: string): void;
 }
@@ -47,6 +56,11 @@ export interface PublishOptions {
   retain?: boolean;
   /** Publish time in ms since the epoch; defaults to now. */
   ts?: number;
+  /**
+   * Idempotency id: a retry with the same id (within the bus's dedupe window) publishes
+   * nothing twice, in any of the topics, and resolves with the first publish's positions.
+   */
+  id?: string;
 }
 
 export class HubMessage {
@@ -147,14 +161,14 @@ export function newEpoch(): string {
 }
 
 /**
- * Cluster mode only. `plain`: delivered as the bus hands messages over, no replica (Realtime
- * channels need no positions). `loading`: the replica is being (re)loaded from the bus and
- * live messages wait in `pending`. `live`: the replica matches the bus up to `lastOffset`.
+ * `plain`: delivered as the bus hands messages over, no replica (Realtime channels need
+ * no positions). `loading`: the replica is being (re)loaded from the bus and live
+ * messages wait in `pending`. `live`: the replica matches the bus up to `lastOffset`.
  */
 type SyncState = 'plain' | 'loading' | 'live';
 
 class Topic {
-  epoch = newEpoch();
+  epoch = '';
   lastOffset = 0;
   readonly subscribers = new Set<Subscriber>();
   readonly history: History;
@@ -162,6 +176,8 @@ class Topic {
   sync: SyncState = 'plain';
   loading: Promise<void> | undefined;
   pending: { envelope: BusEnvelope; origin: unknown }[] | undefined;
+  /** The node's bus subscription to this topic: made (or being made) while set. */
+  listening: Promise<void> | undefined;
 
   constructor(
     readonly name: string,
@@ -173,15 +189,21 @@ class Topic {
 
 export type ResumeResult =
   | { kind: 'ok'; messages: HubMessage[] }
-  /** History no longer covers the gap (or the topic was recreated): the client must refetch state. */
+  /**
+   * History no longer covers the gap (or the topic was recreated): the client must refetch
+   * state. `position` is where the stream continues: after a new epoch, its start when the
+   * new epoch's history is complete (so what was published since is still replayed), else now.
+   */
   | { kind: 'reset'; reason: 'epoch' | 'expired' | 'ahead'; position: Position };
 
 export interface HubOptions {
   historySize: number;
   historyTtlMs: number;
-  /** The cluster bus; absent, the hub runs alone (the memory bus of one process). */
-  bus?: Bus;
-  /** Told about replica gaps and failed loads (cluster mode). */
+  /** The bus every publish goes through (the in-process engine when the gateway runs alone). */
+  bus: Bus;
+  /** How long a topic with no local subscribers keeps its bus subscription and replica (default 5 s). */
+  lingerMs?: number;
+  /** Told about replica gaps and failed loads. */
   onProblem?: (problem: 'gap' | 'load_failed' | 'epoch_changed', topic: string, detail: unknown) => void;
 }
 
@@ -190,83 +212,103 @@ export type PublishObserver = (message: HubMessage, subscriberCount: number) => 
 /** How long a publish's origin is remembered while its message travels through the bus. */
 const ORIGIN_TTL_MS = 60_000;
 
-/** How long a cluster replica with no subscribers is kept before the node stops serving it. */
-const REPLICA_IDLE_MS = 60_000;
+export const DEFAULT_LINGER_MS = 5_000;
 
 export class Hub {
   private readonly topics = new Map<string, Topic>();
   private readonly observers: PublishObserver[] = [];
-  private readonly bus: Bus | undefined;
-  /** Cluster mode: origins of this node's publishes in flight, by publish ref. */
+  private readonly bus: Bus;
+  private readonly lingerMs: number;
+  /** Origins of this node's retained publishes in flight, by publish ref (for an echo that delivers it here). */
   private readonly origins = new Map<number, { origin: unknown; at: number }>();
   private refSeq = 0;
+  /** Own messages that came back from the bus and were dropped (they had been delivered here first). */
+  echoesDropped = 0;
 
   constructor(private readonly options: HubOptions) {
     this.bus = options.bus;
-  }
-
-  /** True when a bus shared with other nodes is the authority for offsets. */
-  get clustered(): boolean {
-    return this.bus !== undefined;
+    this.lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
   }
 
   /**
-   * Publishes to a topic of a hub that runs alone: the message is numbered and delivered to
-   * the local subscribers before this returns. In a cluster use `send`.
+   * Publishes a message to one topic, or to several as one bus operation (a progress event
+   * goes to its content topic and its owner's topic together), and resolves with the
+   * message as numbered in the first topic. Rejects with `BusUnavailableError` when the bus
+   * cannot take it: the caller reports that (HTTP 503), the message is not lost silently.
+   *
+   * A message that is not retained reaches this node's subscribers before this returns,
+   * whatever the bus does; a retained one reaches them once the bus has numbered it.
    */
-  publish(topicName: string, event: string, data: unknown, opts: PublishOptions = {}): HubMessage {
-    if (this.bus) throw new Error(`hub.publish(${topicName}) on a clustered hub: use hub.send(), which goes through the bus`);
-    const topic = this.topic(topicName);
+  async publish(target: string | readonly string[], event: string, data: unknown, opts: PublishOptions = {}): Promise<HubMessage> {
+    const topics = typeof target === 'string' ? [target] : target;
+    if (topics.length === 0) throw new Error(`hub.publish(${event}) names no topic`);
     const retain = opts.retain ?? true;
-    const msg = new HubMessage(topicName, topic.epoch, retain ? ++topic.lastOffset : 0, event, data, opts.ts ?? Date.now(), opts.origin);
-    if (retain) topic.history.push(msg);
-    topic.lastActivity = msg.ts;
-    this.fanout(topic, msg);
-    return msg;
-  }
-
-  /**
-   * Publishes in either mode. Alone it is `publish` (delivered before this returns). In a
-   * cluster the message is handed to the bus, which numbers it, and every node (this one
-   * too) delivers it when the bus hands it back. Rejects with `BusUnavailableError` when
-   * the bus cannot take it: the caller reports that (HTTP 503), the message is not lost silently.
-   * Alone, what `publish` throws is thrown here too, synchronously (the Realtime channel turns
-   * that into `phx_error` at once).
-   */
-  send(topicName: string, event: string, data: unknown, opts: PublishOptions = {}): Promise<HubMessage> {
-    if (this.bus) return this.publishToBus(this.bus, topicName, event, data, opts);
-    return Promise.resolve(this.publish(topicName, event, data, opts));
-  }
-
-  private async publishToBus(bus: Bus, topicName: string, event: string, data: unknown, opts: PublishOptions): Promise<HubMessage> {
-    const ref = ++this.refSeq;
     const ts = opts.ts ?? Date.now();
+    const bus = this.bus;
+    const ref = ++this.refSeq;
+    if (!retain) {
+      // Local first: this node's members get it now; the bus carries it to the other nodes.
+      let first: HubMessage | undefined;
+      for (const name of topics) {
+        const msg = new HubMessage(name, '', 0, event, data, ts, opts.origin);
+        first ??= msg;
+        this.fanout(this.topics.get(name), msg);
+      }
+      await bus.publish({ topics, event, data, ts, node: bus.nodeId, ref, retain, id: opts.id });
+      return first!;
+    }
     if (opts.origin !== undefined) this.origins.set(ref, { origin: opts.origin, at: ts });
+    let positions: Published[];
     try {
-      const { epoch, offset } = await bus.publish({ topic: topicName, event, data, ts, node: bus.nodeId, ref }, opts.retain ?? true);
-      return new HubMessage(topicName, epoch, offset, event, data, ts, opts.origin);
+      positions = await bus.publish({ topics, event, data, ts, node: bus.nodeId, ref, retain, id: opts.id });
     } catch (err) {
       // The bus reports its own failures as BusUnavailableError; anything else (a payload that
       // cannot be serialized, say) is the caller's problem and keeps its own type.
       this.origins.delete(ref);
       throw err;
     }
+    let first: HubMessage | undefined;
+    for (let i = 0; i < topics.length; i++) {
+      const name = topics[i]!;
+      const { epoch, offset } = positions[i]!;
+      const topic = this.topics.get(name);
+      let msg: HubMessage | undefined;
+      if (topic === undefined || topic.sync === 'plain') {
+        // No replica to keep in order: delivered here now (to nobody, but counted), and the echo dropped.
+        msg = new HubMessage(name, epoch, offset, event, data, ts, opts.origin);
+        this.fanout(topic, msg);
+      } else if (topic?.sync === 'live' && topic.epoch === epoch && offset === topic.lastOffset + 1) {
+        // The next offset of a live replica: delivered here now. Otherwise the live feed
+        // brings it in order (after whatever another node published just before it).
+        msg = new HubMessage(name, epoch, offset, event, data, ts, opts.origin);
+        this.append(topic, msg);
+      }
+      first ??= msg ?? new HubMessage(name, epoch, offset, event, data, ts, opts.origin);
+    }
+    return first!;
   }
 
-  private fanout(topic: Topic, msg: HubMessage): void {
-    for (const sub of topic.subscribers) sub.deliver(msg);
-    for (const observe of this.observers) observe(msg, topic.subscribers.size);
+  /** Delivers to the topic's subscribers (none when this node does not serve it), then tells the observers. */
+  private fanout(topic: Topic | undefined, msg: HubMessage): void {
+    if (topic) for (const sub of topic.subscribers) sub.deliver(msg);
+    for (const observe of this.observers) observe(msg, topic ? topic.subscribers.size : 0);
+  }
+
+  /** Adds the next retained message to a live replica and delivers it. */
+  private append(topic: Topic, msg: HubMessage): void {
+    topic.lastOffset = msg.offset;
+    topic.history.push(msg);
+    this.fanout(topic, msg);
   }
 
   /**
-   * Cluster mode: makes this node's replica of each topic current (loading it from the bus
-   * the first time), so `position` and `since` answer for the whole cluster. Resolves at
-   * once when alone (returns undefined). Rejects with `BusUnavailableError` while the bus
-   * is down: the node cannot prove what the cluster holds, so it must not answer a resume.
+   * Makes this node's replica of each topic current (subscribing to it on the bus and
+   * loading it the first time), so `position` and `since` answer for the whole cluster.
+   * Rejects with `BusUnavailableError` while the bus is down: the node cannot prove what
+   * the cluster holds, so it must not answer a resume.
    */
-  prepare(topicNames: readonly string[]): Promise<void> | undefined {
+  prepare(topicNames: readonly string[]): Promise<void> {
     const bus = this.bus;
-    if (!bus) return undefined;
     if (!bus.connected) return Promise.reject(new BusUnavailableError(bus.kind, bus.detail));
     const waits: Promise<void>[] = [];
     for (const name of topicNames) {
@@ -279,16 +321,22 @@ export class Hub {
   }
 
   /**
-   * A live message from the bus (cluster mode). Messages of topics this node does not
-   * serve are dropped; a replica applies retained messages strictly in offset order.
+   * A live message from the bus. Messages of topics this node does not serve are dropped,
+   * and so is this node's own echo of a message it delivered first; a replica applies
+   * retained messages strictly in offset order.
    */
   receive(envelope: BusEnvelope): void {
+    const own = envelope.node === this.bus.nodeId;
+    const topic = this.topics.get(envelope.topic);
+    if (own && (envelope.offset === 0 || topic?.sync === 'plain')) {
+      this.echoesDropped++;
+      return;
+    }
     let origin: unknown;
-    if (this.origins.size && envelope.node === this.bus?.nodeId) {
+    if (own && this.origins.size) {
       origin = this.origins.get(envelope.ref)?.origin;
       this.origins.delete(envelope.ref);
     }
-    const topic = this.topics.get(envelope.topic);
     if (!topic) return;
     if (envelope.offset === 0 || topic.sync === 'plain') return this.fanout(topic, messageOf(envelope, origin));
     if (topic.sync === 'loading') {
@@ -300,10 +348,8 @@ export class Hub {
 
   /** The live feed was interrupted: re-check every replica against the bus. */
   resync(): void {
-    const bus = this.bus;
-    if (!bus) return;
     for (const topic of this.topics.values()) {
-      if (topic.sync === 'live') void this.load(bus, topic, false).catch(() => undefined);
+      if (topic.sync === 'live') void this.load(this.bus, topic, false).catch(() => undefined);
     }
   }
 
@@ -311,36 +357,45 @@ export class Hub {
   private apply(topic: Topic, envelope: BusEnvelope, origin: unknown): void {
     if (envelope.epoch === topic.epoch && envelope.offset <= topic.lastOffset) return;
     if (envelope.epoch === topic.epoch && envelope.offset === topic.lastOffset + 1) {
-      const msg = messageOf(envelope, origin);
-      topic.lastOffset = msg.offset;
-      topic.history.push(msg);
-      this.fanout(topic, msg);
+      this.append(topic, messageOf(envelope, origin));
       return;
     }
     // A gap (or a new epoch): hold this message and fill in from the bus's history first.
-    const bus = this.bus!;
-    const loading = this.load(bus, topic, false);
+    const loading = this.load(this.bus, topic, false);
     topic.pending!.push({ envelope, origin });
     void loading.catch(() => undefined);
   }
 
+  /** Subscribes this node to the topic on the bus, once; resolves when the subscription is in place. */
+  private listen(topic: Topic): Promise<void> {
+    topic.listening ??= this.bus.subscribe(topic.name).catch((err: unknown) => {
+      // Asked again at the next prepare or subscribe (the bus also restores it when it reconnects).
+      topic.listening = undefined;
+      throw err;
+    });
+    return topic.listening;
+  }
+
   /**
-   * (Re)loads a replica from the bus: `first` loads it from scratch; otherwise it fetches what
-   * came after the replica's last offset. Live messages arriving meanwhile wait in `pending`
-   * and are applied after, in order, without duplicates.
+   * (Re)loads a replica from the bus: `first` subscribes and loads it from scratch;
+   * otherwise it fetches what came after the replica's last offset. Live messages arriving
+   * meanwhile wait in `pending` and are applied after, in order, without duplicates.
    */
   private load(bus: Bus, topic: Topic, first: boolean): Promise<void> {
     topic.sync = 'loading';
     topic.pending = [];
     const after = first ? 0 : topic.lastOffset;
-    const loading = bus.load(topic.name, after).then(
-      (snapshot) => this.loaded(topic, snapshot, first),
-      (err: unknown) => {
-        this.options.onProblem?.('load_failed', topic.name, err);
-        this.abandon(topic);
-        throw err instanceof BusUnavailableError ? err : new BusUnavailableError(bus.kind, (err as Error).message, { cause: err });
-      },
-    );
+    // Subscribed before the load, so nothing published after the snapshot is missed.
+    const loading = (first ? this.listen(topic) : Promise.resolve())
+      .then(() => bus.load(topic.name, after))
+      .then(
+        (snapshot) => this.loaded(topic, snapshot, first),
+        (err: unknown) => {
+          this.options.onProblem?.('load_failed', topic.name, err);
+          this.abandon(topic);
+          throw err instanceof BusUnavailableError ? err : new BusUnavailableError(bus.kind, (err as Error).message, { cause: err });
+        },
+      );
     topic.loading = loading;
     return loading;
   }
@@ -401,10 +456,28 @@ export class Hub {
     for (const { envelope, origin } of pending) this.fanout(topic, messageOf(envelope, origin));
   }
 
+  /**
+   * Subscribes this node to a topic on the bus (if it was not) and resolves once messages
+   * published on other nodes reach it, so a client told "joined" after this misses
+   * nothing. Rejects with `BusUnavailableError` while the bus is down. A topic followed
+   * with no subscriber is forgotten after the linger.
+   */
+  follow(topicName: string): Promise<void> {
+    const topic = this.topic(topicName);
+    topic.lastActivity = Date.now();
+    return this.listen(topic);
+  }
+
+  /**
+   * Adds a subscriber to a topic. Local publishes reach it from now on; so do those of
+   * other nodes once the node's bus subscription is in place (`follow` or `prepare` first
+   * to wait for that). While the bus is down the bus makes the subscription when it is back.
+   */
   subscribe(topicName: string, subscriber: Subscriber): void {
     const topic = this.topic(topicName);
     topic.subscribers.add(subscriber);
     topic.lastActivity = Date.now();
+    if (!topic.listening) this.listen(topic).catch(() => undefined);
   }
 
   unsubscribe(topicName: string, subscriber: Subscriber): void {
@@ -418,7 +491,7 @@ export class Hub {
     return this.topics.get(topicName)?.subscribers.size ?? 0;
   }
 
-  /** The topic's current position (creating the topic, and so its epoch, if it did not exist). In a cluster, `prepare` it first. */
+  /** The topic's current position; `prepare` it first. */
   position(topicName: string): Position {
     const t = this.topic(topicName);
     this.assertPrepared(t);
@@ -426,10 +499,10 @@ export class Hub {
   }
 
   private assertPrepared(t: Topic): void {
-    if (this.bus && t.sync !== 'live') throw new Error(`hub topic ${t.name} was read before prepare() made its replica current`);
+    if (t.sync !== 'live') throw new Error(`hub topic ${t.name} was read before prepare() made its replica current`);
   }
 
-  /** True if the topic currently exists (has subscribers or retained history). */
+  /** True if this node currently serves the topic (it has subscribers, a replica, or lingers). */
   has(topicName: string): boolean {
     return this.topics.has(topicName);
   }
@@ -441,12 +514,18 @@ export class Hub {
   since(topicName: string, from: Position, limit = Infinity): ResumeResult {
     const topic = this.topic(topicName);
     this.assertPrepared(topic);
+    topic.history.trimOlderThan(Date.now() - this.options.historyTtlMs);
     const position = { epoch: topic.epoch, offset: topic.lastOffset };
-    if (from.epoch !== topic.epoch) return { kind: 'reset', reason: 'epoch', position };
+    const oldest = topic.history.oldest();
+    if (from.epoch !== topic.epoch) {
+      // The client's epoch is gone (the topic was recreated, say after the bus restarted
+      // empty). What was published in the new epoch is still replayable when its history
+      // is complete: continue from its start, so only what is truly gone is skipped.
+      const complete = topic.lastOffset === 0 || oldest?.offset === 1;
+      return { kind: 'reset', reason: 'epoch', position: complete ? { epoch: topic.epoch, offset: 0 } : position };
+    }
     if (from.offset > topic.lastOffset) return { kind: 'reset', reason: 'ahead', position };
     if (from.offset === topic.lastOffset) return { kind: 'ok', messages: [] };
-    topic.history.trimOlderThan(Date.now() - this.options.historyTtlMs);
-    const oldest = topic.history.oldest();
     if (!oldest || oldest.offset > from.offset + 1) return { kind: 'reset', reason: 'expired', position };
     return { kind: 'ok', messages: topic.history.after(from.offset, limit) };
   }
@@ -469,18 +548,18 @@ export class Hub {
   }
 
   /**
-   * Periodic housekeeping from the server's shared sweep: trims expired history and
-   * forgets topics with no subscribers and nothing left to resume.
+   * Periodic housekeeping from the server's shared sweep: trims expired history, and
+   * forgets topics that have had no subscriber for the linger (unsubscribing the node
+   * from them on the bus, which keeps their history for later resumes).
    */
   sweep(now = Date.now()): void {
     const cutoff = now - this.options.historyTtlMs;
+    const idle = now - this.lingerMs;
     for (const [name, topic] of this.topics) {
       topic.history.trimOlderThan(cutoff);
-      if (topic.subscribers.size || topic.sync === 'loading') continue;
-      // A cluster replica is a copy of what the bus keeps: drop it soon after its last reader left.
-      if (this.bus ? topic.lastActivity < now - Math.min(REPLICA_IDLE_MS, this.options.historyTtlMs) : topic.history.size === 0 && topic.lastActivity < cutoff) {
-        this.topics.delete(name);
-      }
+      if (topic.subscribers.size || topic.sync === 'loading' || topic.lastActivity > idle) continue;
+      this.topics.delete(name);
+      if (topic.listening) this.bus.unsubscribe(name);
     }
     for (const [ref, { at }] of this.origins) if (at < now - ORIGIN_TTL_MS) this.origins.delete(ref);
   }

@@ -42,5 +42,5 @@ export function wireTopic(hubTopic: string): string {
  * broadcasts are fire-and-forget). Rejects with `BusUnavailableError` when the cluster bus is down.
  */
 export function publishBroadcast(hub: Hub, subtopic: string, isPrivate: boolean, data: BroadcastData, origin?: unknown): Promise<HubMessage> {
-  return hub.send(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin, retain: false });
+  return hub.publish(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin, retain: false });
 }

@@ -123,6 +123,14 @@ export class Channel implements Subscriber {
       }
       if (this.isClosed()) return;
     }
+    try {
+      // Subscribed on the bus before "ok", so what another node publishes right after reaches this member.
+      await gateway.hub.follow(this.hubTopic);
+    } catch (err) {
+      this.socket.ctx.log.warn({ err, channel: this.sub }, 'channel join refused: the bus is unavailable');
+      return this.refuseJoin(new JoinRefused('Unable to subscribe to the channel: the gateway lost its connection to the cluster bus', 'error'), ref);
+    }
+    if (this.isClosed()) return;
     this.state = 'joined';
     this.socket.reply(this.joinRef, ref, this.topic, 'ok', { postgres_changes: this.bindings.map((b) => ({ ...b.params, id: b.id })) });
     gateway.hub.subscribe(this.hubTopic, this);
@@ -477,13 +485,9 @@ export class Channel implements Subscriber {
       if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: data });
       return;
     }
-    const sent = publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this);
-    if (!ctx.gateway.hub.clustered) {
-      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
-      return;
-    }
-    // Through a cluster bus: ack only once the bus took it; if it could not, say so (never a silent drop).
-    return sent.then(
+    // This node's members get it at once (local first); the ack waits until the bus took it
+    // for the other nodes, and if it could not, says so (never a silent drop).
+    return publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this).then(
       () => {
         if (this.config.ack && !this.isClosed()) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
       },
@@ -575,7 +579,7 @@ export class Channel implements Subscriber {
 
   private pushPresenceState(): void {
     const { presence, gateway, log } = this.socket.ctx;
-    if (!gateway.bus) {
+    if (!gateway.bus.shared) {
       this.socket.push(this.joinRef, null, this.topic, 'presence_state', presence.stateJson(this.hubTopic));
       return;
     }

@@ -65,7 +65,7 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
       slowConsumerBytes: config.slowConsumerBytes,
       replicationReadyTimeoutMs: config.realtimeReplicationReadyTimeoutMs,
     },
-    presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus, log),
+    presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus.shared ? gateway.bus : undefined, log),
     joins: new RateCounter(config.realtimeMaxJoinsPerSecond),
     out: { messages: metrics.messages.labels('ws', 'out'), bytes: metrics.bytes.labels('ws', 'out') },
     error(kind) {

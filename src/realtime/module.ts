@@ -112,7 +112,7 @@ export async function registerRealtime(gateway: Gateway): Promise<void> {
   });
   registerBroadcastRoutes(ctx);
   gateway.onSweep((now) => ctx.joins.tick(now));
-  if (gateway.bus) {
+  if (gateway.bus.shared) {
     const bus = gateway.bus;
     // Heartbeat at once, so this node's members count as alive from its first join.
     await ctx.presence.heartbeat(bus).catch((err: unknown) => ctx.log.warn({ err }, 'first presence heartbeat failed; retrying from the sweep'));

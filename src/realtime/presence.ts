@@ -55,10 +55,10 @@ export class PresenceRegistry {
   /** Publishes a diff to every node; in a cluster a failure is logged (the store keeps the truth for later joins). */
   private publishDiff(topic: string, diff: PresenceDiff, member: object | undefined): void {
     if (!this.bus) {
-      void this.hub.send(topic, PRESENCE_DIFF, diff, { retain: false, origin: member });
+      void this.hub.publish(topic, PRESENCE_DIFF, diff, { retain: false, origin: member });
       return;
     }
-    this.hub.send(topic, PRESENCE_DIFF, diff, { retain: false, origin: member }).catch((err: unknown) => this.log?.warn({ err, topic }, 'presence diff not published: the bus is unavailable'));
+    this.hub.publish(topic, PRESENCE_DIFF, diff, { retain: false, origin: member }).catch((err: unknown) => this.log?.warn({ err, topic }, 'presence diff not published: the bus is unavailable'));
   }
 
   private stored(topic: string, op: Promise<void> | undefined): void {

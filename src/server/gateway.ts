@@ -21,6 +21,7 @@ import type { DatabaseServices } from '../changes/types.js';
 import type { Bus } from '../bus/types.js';
 import { BusMetrics, createBus, startBus } from '../bus/index.js';
 import { ReadinessChecks } from './readiness.js';
+import { IdempotencyKeys } from './idempotency.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -33,8 +34,10 @@ export interface Gateway {
   readonly router: Router;
   readonly connections: ConnectionManager;
   readonly metrics: GatewayMetrics;
-  /** The cluster bus (`--bus redis|nats`); undefined when the gateway runs alone (`--bus memory`). */
-  readonly bus: Bus | undefined;
+  /** The bus every publish goes through: the in-process engine (`--bus memory`), Redis or NATS. */
+  readonly bus: Bus;
+  /** Idempotency-Key answers of publishing POSTs, shared by the nodes through the bus's records. */
+  readonly idempotency: IdempotencyKeys;
   /** Named checks `/readyz` evaluates; a module owning an external dependency registers one (see readiness.ts). */
   readonly readiness: ReadinessChecks;
   /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
@@ -78,16 +81,17 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const bus = options.bus ?? createBus(config, log);
   const connections = new ConnectionManager(config);
   const metrics = new GatewayMetrics({ processMetrics: options.processMetrics, connections });
-  const busMetrics = bus ? new BusMetrics(metrics, bus) : undefined;
-  const hub = new Hub({
+  const hub: Hub = new Hub({
     historySize: config.historySize,
     historyTtlMs: config.historyTtlMs,
     bus,
+    lingerMs: config.busLingerMs,
     onProblem: (problem, topic, detail) => {
-      busMetrics?.replicaProblems.labels(problem).inc();
+      busMetrics.replicaProblems.labels(problem).inc();
       log.warn({ problem, topic, detail }, 'hub replica problem');
     },
   });
+  const busMetrics = new BusMetrics(metrics, bus, hub);
   const auth = new Auth(secret.secret);
   const router = new Router(log);
   hub.observe(() => metrics.publishes.inc());
@@ -166,6 +170,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     connections,
     metrics,
     bus,
+    idempotency: new IdempotencyKeys(bus.records, config.idempotencyWindowMs),
     readiness: new ReadinessChecks(),
     database: undefined,
     get url() {
@@ -227,11 +232,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
   };
 
-  if (bus) {
-    await startBus({ bus, hub, log, metrics: busMetrics!, router, readiness: gateway.readiness });
-    // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
-    shutdownHooks.push(() => bus.close());
-  }
+  await startBus({ bus, hub, log, metrics: busMetrics, router, readiness: gateway.readiness });
+  // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
+  shutdownHooks.push(() => bus.close());
   for (const register of options.modules ?? gatewayModules) await register(gateway);
   return gateway;
 }

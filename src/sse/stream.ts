@@ -192,14 +192,15 @@ export class SseStream implements ManagedConnection, Subscriber {
         resumed = false;
         continue;
       }
-      const missed = hub.since(topic, cursor[i]!);
-      if (missed.kind === 'ok') {
-        for (const m of missed.messages) this.send(m, false);
-      } else {
+      let missed = hub.since(topic, cursor[i]!);
+      if (missed.kind === 'reset') {
         resumed = false;
         cursor[i] = missed.position;
         this.write(controlFrame('reset', resetData(this.ctx, topic, missed.reason, missed.position), formatCursor(cursor)));
+        // A reset to the start of a new epoch: what the new epoch holds is still replayed.
+        missed = hub.since(topic, missed.position);
       }
+      if (missed.kind === 'ok') for (const m of missed.messages) this.send(m, false);
     }
     if (this.state === OPEN) {
       const current = this.topics.map((topic) => hub.position(topic));

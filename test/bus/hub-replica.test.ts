@@ -41,7 +41,7 @@ describe('hub replicas on a memory cluster', () => {
     const rb = new Recorder();
     a.hub.subscribe('t', ra);
     b.hub.subscribe('t', rb);
-    const sent = [await a.hub.send('t', 'e', 1), await b.hub.send('t', 'e', 2), await a.hub.send('t', 'e', 3)];
+    const sent = [await a.hub.publish('t', 'e', 1), await b.hub.publish('t', 'e', 2), await a.hub.publish('t', 'e', 3)];
     expect(sent.map((m) => m.offset)).toEqual([1, 2, 3]);
     await waitFor(() => ra.got.length === 3 && rb.got.length === 3, 'three on each node');
     expect(ra.offsets()).toEqual([1, 2, 3]);
@@ -56,7 +56,7 @@ describe('hub replicas on a memory cluster', () => {
   it('loads a new replica with the history published before it existed', async () => {
     const cluster = new MemoryCluster(100);
     const a = await node(cluster);
-    for (let i = 1; i <= 4; i++) await a.hub.send('t', 'e', i);
+    for (let i = 1; i <= 4; i++) await a.hub.publish('t', 'e', i);
     const late = await node(cluster);
     await late.hub.prepare(['t']);
     expect(late.hub.position('t').offset).toBe(4);
@@ -70,15 +70,15 @@ describe('hub replicas on a memory cluster', () => {
     await b.hub.prepare(['t']);
     const rb = new Recorder();
     b.hub.subscribe('t', rb);
-    await a.hub.send('t', 'e', 1);
+    await a.hub.publish('t', 'e', 1);
     await waitFor(() => rb.got.length === 1, 'first');
     b.bus.setConnected(false);
     await expect(b.hub.prepare(['t'])).rejects.toBeInstanceOf(BusUnavailableError);
-    for (let i = 2; i <= 5; i++) await a.hub.send('t', 'e', i);
+    for (let i = 2; i <= 5; i++) await a.hub.publish('t', 'e', i);
     await settle();
     expect(rb.got.length).toBe(1);
     b.bus.setConnected(true); // resync: loads 2..5
-    await a.hub.send('t', 'e', 6);
+    await a.hub.publish('t', 'e', 6);
     await waitFor(() => rb.got.length === 6, 'all six');
     expect(rb.offsets()).toEqual([1, 2, 3, 4, 5, 6]);
     expect(rb.interruptions).toBe(0);
@@ -92,11 +92,11 @@ describe('hub replicas on a memory cluster', () => {
     b.hub.subscribe('t', rb);
     // Publish on the bus behind every node's back (as if B's copy of offsets 1-3 were lost in transit).
     b.bus.setConnected(false);
-    for (let i = 1; i <= 3; i++) await a.hub.send('t', 'e', i);
+    for (let i = 1; i <= 3; i++) await a.hub.publish('t', 'e', i);
     // Reconnect without the resync a real bus would trigger, so only the live feed can reveal the gap.
     (b.bus as unknown as { up: boolean }).up = true;
     cluster.attach(b.bus);
-    await a.hub.send('t', 'e', 4);
+    await a.hub.publish('t', 'e', 4);
     await waitFor(() => rb.got.length === 4, 'all four');
     expect(rb.offsets()).toEqual([1, 2, 3, 4]);
   });
@@ -108,7 +108,7 @@ describe('hub replicas on a memory cluster', () => {
     const rb = new Recorder();
     b.hub.subscribe('t', rb);
     b.bus.setConnected(false);
-    for (let i = 1; i <= 6; i++) await a.hub.send('t', 'e', i); // the bus keeps 4..6 only
+    for (let i = 1; i <= 6; i++) await a.hub.publish('t', 'e', i); // the bus keeps 4..6 only
     b.bus.setConnected(true);
     await waitFor(() => rb.interruptions === 1, 'the interruption');
     expect(b.hub.position('t').offset).toBe(6);
@@ -123,10 +123,10 @@ describe('hub replicas on a memory cluster', () => {
     const before = b.hub.position('t').epoch;
     const rb = new Recorder();
     b.hub.subscribe('t', rb);
-    await a.hub.send('t', 'e', 1);
+    await a.hub.publish('t', 'e', 1);
     await waitFor(() => rb.got.length === 1, 'first');
     cluster.forget('t');
-    await a.hub.send('t', 'e', 'new');
+    await a.hub.publish('t', 'e', 'new');
     await waitFor(() => rb.interruptions === 1, 'the interruption');
     expect(b.hub.position('t').epoch).not.toBe(before);
     expect(b.hub.since('t', { epoch: before, offset: 1 })).toMatchObject({ kind: 'reset', reason: 'epoch' });
@@ -145,24 +145,31 @@ describe('hub replicas on a memory cluster', () => {
     };
     const frames: string[] = [];
     for (let i = 0; i < 5; i++) b.hub.subscribe('wide', { deliver: (m) => void frames.push(m.encode(counting)) });
-    await a.hub.send('wide', 'e', { n: 1 }, { retain: false });
-    await a.hub.send('wide', 'e', { n: 2 }, { retain: false });
+    await a.hub.publish('wide', 'e', { n: 1 }, { retain: false });
+    await a.hub.publish('wide', 'e', { n: 2 }, { retain: false });
     await waitFor(() => frames.length === 10, 'ten deliveries on B');
     expect(encodes).toBe(2);
   });
 
-  it('keeps the origin of a publish across the bus (so a sender can skip its own echo), and refuses while cut off', async () => {
+  it('delivers to local members first with the origin (so a sender can skip itself), drops its own echo, and refuses while cut off', async () => {
     const cluster = new MemoryCluster(100);
-    const a = await node(cluster);
+    const [a, b] = [await node(cluster), await node(cluster)];
     const ra = new Recorder();
+    const rb = new Recorder();
     a.hub.subscribe('room', ra);
+    b.hub.subscribe('room', rb);
+    await b.hub.follow('room');
     const me = {};
-    await a.hub.send('room', 'broadcast', { x: 1 }, { origin: me, retain: false });
-    await waitFor(() => ra.got.length === 1, 'the echo');
-    expect(ra.got[0]!.origin).toBe(me);
+    const sent = a.hub.publish('room', 'broadcast', { x: 1 }, { origin: me, retain: false });
+    // On A at once, before the bus answered; on B through the bus.
+    expect(ra.got.map((m) => m.origin)).toEqual([me]);
+    await sent;
+    await waitFor(() => rb.got.length === 1, 'the copy on B');
+    expect(rb.got[0]!.origin).toBeUndefined();
     expect(ra.got[0]!.offset).toBe(0);
-    expect(() => a.hub.publish('room', 'e', 1)).toThrow(/hub.send/);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ra.got).toHaveLength(1); // A's echo from the bus was dropped
     a.bus.setConnected(false);
-    await expect(a.hub.send('room', 'broadcast', {}, { retain: false })).rejects.toMatchObject({ status: 503, code: 'bus_unavailable' });
+    await expect(a.hub.publish('room', 'broadcast', {}, { retain: false })).rejects.toMatchObject({ status: 503, code: 'bus_unavailable' });
   });
 });

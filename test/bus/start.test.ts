@@ -13,7 +13,7 @@ const log = createLogger({ level: 'silent', pretty: false, destination: process.
 describe.each(['redis', 'nats'] as const)('the %s bus starting against a running server', (kind) => {
   it('is connected, subscription included, when start() resolves', async () => {
     const prefix = randomPrefix();
-    const options = { prefix, historySize: 10, historyTtlMs: 60_000, nodeTimeoutMs: 15_000, recordTtlMs: 60_000, log };
+    const options = { prefix, historySize: 10, historyTtlMs: 60_000, nodeTimeoutMs: 15_000, recordTtlMs: 60_000, dedupeTtlMs: 60_000, log };
     const bus: Bus = kind === 'redis' ? new RedisBus({ ...options, url: REDIS_URL }) : new NatsBus({ ...options, servers: NATS_URL });
     try {
       await bus.start({ message: () => undefined, resync: () => undefined });

@@ -52,7 +52,7 @@ function content(owner = 'alice') {
 function publishEvery(ms: number, publish: () => unknown): { stop(): number } {
   let n = 0;
   const timer = setInterval(() => {
-    publish();
+    void publish();
     n++;
   }, ms);
   return {
@@ -85,8 +85,8 @@ describe('one connection, deduplicated and reference-counted subscriptions', () 
         { key: 'alice:user:alice', refs: 1 },
       ]),
     );
-    for (let i = 0; i < 3; i++) a.publish();
-    b.publish();
+    for (let i = 0; i < 3; i++) await a.publish();
+    await b.publish();
     await waitFor(() => first.messages.length === 3 && second.messages.length === 3 && other.messages.length === 1 && mine.messages.length === 4, 'deliveries');
     expect(first.seqs()).toEqual([1, 2, 3]);
     expect(second.seqs()).toEqual([1, 2, 3]);
@@ -121,8 +121,8 @@ describe('one connection, deduplicated and reference-counted subscriptions', () 
     extra.close();
     await sleep(100);
     const n = pub.stop();
-    b.publish();
-    a.publish('complete');
+    await b.publish();
+    await a.publish('complete');
     await waitFor(() => ra.ends.length === 1 && rb.messages.length === 1, 'a to complete and b to deliver');
     expect(ra.seqs()).toEqual(range(1, n + 1));
     expect(rb.seqs()).toEqual([1]);
@@ -136,11 +136,11 @@ describe('one connection, deduplicated and reference-counted subscriptions', () 
   it('starts a "now" subscription where the server says now is, even when the stream replays history for another', async () => {
     const c = client();
     const a = content();
-    for (let i = 0; i < 5; i++) a.publish();
+    for (let i = 0; i < 5; i++) await a.publish();
     const history = record(c.progress(a.id)); // from the start: the stream replays 1..5
     const live = record(c.subscribe([`content:${a.id}`])); // from now
     await waitFor(() => history.messages.length === 5 && c.state === 'open', 'the replay');
-    a.publish();
+    await a.publish();
     await waitFor(() => live.messages.length === 1 && history.messages.length === 6, 'the next event');
     expect(live.seqs()).toEqual([6]);
     expect(history.seqs()).toEqual([1, 2, 3, 4, 5, 6]);
@@ -161,7 +161,7 @@ describe('reconnection', () => {
       await waitFor(() => c.state === 'open', 'the stream to reopen', 10_000);
     }
     const n = pub.stop();
-    a.publish('complete');
+    await a.publish('complete');
     await waitFor(() => r.ends.length === 1, 'complete');
     expect(r.seqs()).toEqual(range(1, n + 1));
     expect(r.messages.at(-1)!.event).toBe('complete');
@@ -181,15 +181,15 @@ describe('reconnection', () => {
     const id = progress.create('alice').id;
     const r = record(c.progress(id));
     await waitFor(() => c.state === 'open', 'open');
-    progress.publish(id, 'progress', { progress: 1 });
+    await progress.publish(id, 'progress', { progress: 1 });
     await waitFor(() => r.messages.length === 1, 'the first event');
     p.freeze(); // bytes stop; nothing closes
-    progress.publish(id, 'progress', { progress: 2 });
+    await progress.publish(id, 'progress', { progress: 2 });
     const errors: string[] = [];
     c.on('error', (e) => void errors.push(e.code));
     await waitFor(() => errors.includes('idle_timeout'), 'the idle timeout', 10_000);
     await waitFor(() => r.messages.length === 2 && c.state === 'open', 'the resumed stream');
-    progress.publish(id, 'complete');
+    await progress.publish(id, 'complete');
     await waitFor(() => r.ends.length === 1, 'complete');
     expect(r.seqs()).toEqual([1, 2, 3]);
   });
@@ -199,17 +199,17 @@ describe('reconnection', () => {
     const c = client({ url: p.url });
     const a = content();
     const r = record(c.progress(a.id));
-    a.publish();
+    await a.publish();
     await waitFor(() => r.messages.length === 1, 'the first event');
     p.block(true);
     p.cut();
     await waitFor(() => c.state === 'reconnecting', 'reconnecting');
-    for (let i = 0; i < 80; i++) a.publish(); // history keeps 50
+    for (let i = 0; i < 80; i++) await a.publish(); // history keeps 50
     p.block(false);
     await waitFor(() => r.resets.length === 1 && c.state === 'open', 'the reset');
     expect(r.resets[0]).toMatchObject({ topic: `content:${a.id}`, reason: 'expired', state: { status: 'running', progress: 81 } });
-    a.publish();
-    a.publish('complete');
+    await a.publish();
+    await a.publish('complete');
     await waitFor(() => r.ends.length === 1, 'complete');
     expect(r.seqs()).toEqual([1, 82, 83]);
   });
@@ -232,7 +232,7 @@ describe('reconnection', () => {
     await waitFor(() => errors.filter((e) => e === 'token_expired').length >= 2, 'two token expiries', 15_000);
     await waitFor(() => c.state === 'open', 'open again');
     const n = pub.stop();
-    a.publish('complete');
+    await a.publish('complete');
     await waitFor(() => r.ends.length === 1, 'complete');
     expect(r.seqs()).toEqual(range(1, n + 1));
     expect(issued).toBeGreaterThanOrEqual(3);
@@ -248,7 +248,7 @@ describe('reconnection', () => {
     const a = content();
     const r = record(c.progress(a.id));
     await waitFor(() => c.state === 'open', 'open');
-    a.publish();
+    await a.publish();
     await waitFor(() => r.messages.length === 1, 'delivery');
     expect(errors.filter((e) => e.startsWith('401'))).toHaveLength(2);
   });
@@ -263,7 +263,7 @@ describe('reconnection', () => {
     const r = record(c.userProgress('alice'));
     await waitFor(() => c.state === 'open', 'open on the first instance');
     const firstItem = contentOf(first.gateway).progress.create('alice').id;
-    contentOf(first.gateway).progress.publish(firstItem, 'progress', { progress: 1 });
+    await contentOf(first.gateway).progress.publish(firstItem, 'progress', { progress: 1 });
     await waitFor(() => r.messages.length === 1, 'the first event');
     p.retarget(other.url);
     const started = Date.now();
@@ -274,7 +274,7 @@ describe('reconnection', () => {
     await waitFor(() => r.resets.length === 1, 'the epoch reset');
     expect(r.resets[0]!.reason).toBe('epoch');
     const item = contentOf(other.gateway).progress.create('alice').id;
-    contentOf(other.gateway).progress.publish(item, 'progress', { progress: 5 });
+    await contentOf(other.gateway).progress.publish(item, 'progress', { progress: 5 });
     await waitFor(() => r.messages.length === 2, 'an event from the other instance');
     expect(r.messages[1]!.data).toMatchObject({ contentId: item, progress: 5 });
     expect(took).toBeLessThan(5000);
@@ -288,8 +288,8 @@ describe('ends and refusals', () => {
     const a = content();
     const sub = c.subscribe([`content:${a.id}`], undefined, { from: 'start' }); // not a progress(): does not end by itself
     const r = record(sub);
-    a.publish();
-    a.publish('complete');
+    await a.publish();
+    await a.publish('complete');
     await waitFor(() => r.messages.length === 2, 'both events');
     expect(r.ends).toEqual([]);
     p.cut();
@@ -309,7 +309,7 @@ describe('ends and refusals', () => {
     expect(bad.errors).toEqual(['content_not_found']);
     expect(foreign.errors).toEqual(['forbidden']);
     await waitFor(() => c.state === 'open', 'open with the good topic');
-    a.publish();
+    await a.publish();
     await waitFor(() => good.messages.length === 1, 'the good topic delivers');
     expect(good.ends).toEqual([]);
   });
@@ -333,8 +333,8 @@ describe('back-pressure from the gateway', () => {
     const r = record(c.progress(id));
     await waitFor(() => failures.length === 1, 'the refusal');
     expect(failures[0]!.status).toBe(429);
-    progress.publish(id, 'progress', { progress: 10 });
-    progress.publish(id, 'progress', { progress: 20 });
+    await progress.publish(id, 'progress', { progress: 10 });
+    await progress.publish(id, 'progress', { progress: 20 });
     await sleep(1500);
     // Backoff alone (50-400 ms here) would have retried several times by now, and given up on SSE after two.
     expect(failures).toHaveLength(1);
@@ -343,7 +343,7 @@ describe('back-pressure from the gateway', () => {
     const openedAfter = Date.now() - failures[0]!.at;
     expect(openedAfter).toBeGreaterThanOrEqual(4900); // the gateway's Retry-After: 5
     expect(capped.gateway.connections.count('sse')).toBe(1);
-    progress.publish(id, 'complete');
+    await progress.publish(id, 'complete');
     await waitFor(() => r.ends.length === 1, 'complete');
     expect(r.seqs()).toEqual([1, 2, 3]);
     expect(failures).toHaveLength(1);

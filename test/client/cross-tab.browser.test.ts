@@ -106,7 +106,7 @@ for (const election of ['locks', 'broadcast'] as const) {
       const contentId = progress.create('alice').id;
       let published = 0;
       const publish = (event = 'progress'): void => {
-        progress.publish(contentId, event, { progress: Math.min(100, published) });
+        void progress.publish(contentId, event, { progress: Math.min(100, published) });
         published++;
       };
 
@@ -117,7 +117,7 @@ for (const election of ['locks', 'broadcast'] as const) {
       await sleep(500);
       expect(gw.gateway.connections.count('sse')).toBe(1);
 
-      for (let i = 0; i < 20; i++) publish();
+      for (let i = 0; i < 20; i++) await publish();
       await until(pages, (v) => v.every((x) => x.seqs.length === 20), 'every tab to get 20 events');
       expect((await views(pages)).map((x) => x.seqs)).toEqual([range(1, 20), range(1, 20), range(1, 20)]);
       for (let i = 0; i < 3; i++) await pages[i]!.screenshot({ path: screenshot(`cross-tab-${election}-tab${i + 1}.png`) });
@@ -133,7 +133,7 @@ for (const election of ['locks', 'broadcast'] as const) {
       console.log(`hand-over (${election}): a new leader's stream was open ${Date.now() - closedAt} ms after the leader tab closed`);
       await sleep(300);
       clearInterval(timer);
-      publish('complete');
+      await publish('complete');
       await until(rest, (v) => v.every((x) => x.ended), 'both remaining tabs to see the end');
       const after = await views(rest);
       for (const v of after) expect(v.seqs).toEqual(range(1, published));

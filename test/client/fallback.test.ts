@@ -47,7 +47,7 @@ describe('fallback to long-poll and back', () => {
     const mine = record(c.userProgress(undefined, undefined, { from: 'start' }));
     let published = 0;
     const timer = setInterval(() => {
-      a.publish();
+      void a.publish();
       published++;
     }, 10);
     cleanups.push(() => clearInterval(timer));
@@ -70,7 +70,7 @@ describe('fallback to long-poll and back', () => {
     const atRestore = progress.messages.length;
     await waitFor(() => progress.messages.length > atRestore + 20, 'events over SSE again');
     clearInterval(timer);
-    a.publish('complete');
+    await a.publish('complete');
     published++;
     await waitFor(() => progress.ends.length === 1 && mine.messages.length === published, 'every event');
     expect(progress.seqs()).toEqual(range(1, published));
@@ -86,16 +86,16 @@ describe('fallback to long-poll and back', () => {
     const a = item();
     const b = item();
     const ra = record(c.progress(a.id));
-    for (let i = 0; i < 3; i++) a.publish();
+    for (let i = 0; i < 3; i++) await a.publish();
     await waitFor(() => ra.messages.length === 3, 'the first events by poll');
     expect(c.state).toBe('polling');
     expect(gw.gateway.connections.count('sse')).toBe(0);
     const rb = record(c.progress(b.id));
-    b.publish();
-    a.publish();
+    await b.publish();
+    await a.publish();
     await waitFor(() => rb.messages.length === 1 && ra.messages.length === 4, 'both topics');
-    a.publish('complete');
-    b.publish('failed');
+    await a.publish('complete');
+    await b.publish('failed');
     await waitFor(() => ra.ends.length === 1 && rb.ends.length === 1, 'both ends');
     expect(ra.seqs()).toEqual([1, 2, 3, 4, 5]);
     expect(rb.seqs()).toEqual([1, 2]);

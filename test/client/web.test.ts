@@ -29,8 +29,8 @@ describe('browser assets', () => {
     const id = progress.create('alice').id;
     const seqs: number[] = [];
     client.progress(id, { onMessage: (m) => void seqs.push(m.seq) });
-    progress.publish(id, 'progress', { progress: 50 });
-    progress.publish(id, 'complete');
+    await progress.publish(id, 'progress', { progress: 50 });
+    await progress.publish(id, 'complete');
     await waitFor(() => seqs.length === 2, 'both events through the bundled client');
     expect(seqs).toEqual([1, 2]);
     client.close();

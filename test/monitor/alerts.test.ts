@@ -122,7 +122,7 @@ describe('alert rules on a live gateway', () => {
   it('evaluates rates over the window: a publish burst fires, silence resolves it', async () => {
     const { gw } = await start({ defaults: false, rules: [{ name: 'burst', signal: 'publishes_per_second', threshold: 200, resolve: 20, window: '300ms' }] });
     const publisher = setInterval(() => {
-      for (let i = 0; i < 40; i++) gw.gateway.hub.publish('t', 'e', { i });
+      for (let i = 0; i < 40; i++) void gw.gateway.hub.publish('t', 'e', { i });
     }, 20);
     try {
       const firing = await waitFor('the burst alert', async () => (await alerts(gw)).active.find((a) => a.rule === 'burst' && a.state === 'firing'));

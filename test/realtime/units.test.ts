@@ -1,7 +1,8 @@
 // Unit tests of the Realtime building blocks: codec, encoders (encode once per format),
 // binding ids, rate counters and the presence registry.
 import { describe, expect, it } from 'vitest';
-import { Hub, type HubMessage } from '../../src/core/hub.js';
+import { type HubMessage } from '../../src/core/hub.js';
+import { createLocalHub } from '../../src/bus/memory.js';
 import { publishBroadcast } from '../../src/realtime/channel-topics.js';
 import { decodeBinary, decodeText, encodeUserBroadcast, FrameError } from '../../src/realtime/codec.js';
 import { bindingId, canonicalJson, parseJoinPayload, replayRequest } from '../../src/realtime/join-config.js';
@@ -31,7 +32,7 @@ describe('codec', () => {
 
 describe('encode once per wire format', () => {
   it('serializes a broadcast once per format however many sockets receive it', () => {
-    const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+    const hub = createLocalHub({ historySize: 10, historyTtlMs: 60_000 });
     let msg: HubMessage | undefined;
     hub.subscribe('realtime:r', { deliver: (m) => (msg = m) });
     void publishBroadcast(hub, 'r', false, { event: 'e', payload: { a: 1 }, frame: 'binary' });
@@ -43,7 +44,7 @@ describe('encode once per wire format', () => {
   });
 
   it('frames private channel messages with the client-visible topic, and skips raw bytes for v1', () => {
-    const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+    const hub = createLocalHub({ historySize: 10, historyTtlMs: 60_000 });
     let msg: HubMessage | undefined;
     hub.subscribe('realtime-private:p', { deliver: (m) => (msg = m) });
     void publishBroadcast(hub, 'p', true, { event: 'e', payload: Buffer.from([1]), frame: 'binary' });
@@ -124,7 +125,7 @@ describe('rate counters', () => {
 
 describe('presence registry', () => {
   it('publishes joins and leaves as presence_diff and reports the state and member count', () => {
-    const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+    const hub = createLocalHub({ historySize: 10, historyTtlMs: 60_000 });
     const diffs: unknown[] = [];
     hub.subscribe('realtime:p', { deliver: (m) => diffs.push(m.data) });
     const counts: number[] = [];

@@ -25,7 +25,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Nothing else was disturbed: the witness stream is still open and still receives.
-  contentOf(gw.gateway).progress.publish(contentId, 'progress', { progress: 42 });
+  await contentOf(gw.gateway).progress.publish(contentId, 'progress', { progress: 42 });
   await waitFor(() => witness.of('progress').some((e) => e.data.progress === 42), 'the witness to receive after all the bad input');
   expect(witness.failures).toBe(0);
   expect(witness.opens).toBe(1);

@@ -134,7 +134,7 @@ describe('slow consumer', () => {
     const blob = 'x'.repeat(20_000);
     let published = 0;
     while ((await counter(gw, 'fanout_slow_consumer_disconnects_total', 'transport="sse"')) === 0) {
-      for (let i = 0; i < 2; i++, published++) progress.publish(id, 'progress', { progress: published % 100, blob });
+      for (let i = 0; i < 2; i++, published++) await progress.publish(id, 'progress', { progress: published % 100, blob });
       await new Promise((r) => setTimeout(r, 10));
       if (published > 5000) throw new Error('the slow consumer was never disconnected');
     }
@@ -159,7 +159,7 @@ describe('drain', () => {
     const token = await gw.userToken('alice');
     const { progress } = contentOf(gw.gateway);
     const id = progress.create('alice').id;
-    const m = progress.publish(id, 'progress', { progress: 1 });
+    const m = await progress.publish(id, 'progress', { progress: 1 });
     const clients = [openClient(`${gw.url}/api/content/${id}/progress`, token), openClient(`${gw.url}/v1/stream?topic=user:alice&topic=content:${id}`, token)];
     const raw = await rawGet(`${gw.url}/api/content/progress`, { authorization: `Bearer ${token}` });
     await waitFor(() => clients.every((c) => c.of('ready').length === 1), 'streams ready');
@@ -212,7 +212,7 @@ describe('every close path frees the subscription and the slot', () => {
     await waitFor(() => gw.gateway.connections.count('sse') === 1, 'the closed client to be freed');
     expect(gw.gateway.hub.subscriberCount('user:alice')).toBe(0);
 
-    progress.publish(id, 'complete', {});
+    await progress.publish(id, 'complete', {});
     await waitFor(() => a.es.readyState === a.es.CLOSED, 'the content stream to end and the client to stop');
     a.close();
     await waitFor(() => gw.gateway.connections.size === 0, 'every connection freed');

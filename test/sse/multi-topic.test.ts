@@ -40,8 +40,8 @@ describe('/v1/poll', () => {
   it('answers at once with what is retained after each topic position, in topic order, and a cursor to poll with next', async () => {
     const a = item();
     const b = item();
-    const ma = [a.publish(), a.publish()];
-    const mb = b.publish();
+    const ma = [await a.publish(), await a.publish()];
+    const mb = await b.publish();
     const got = await poll(q([a.topic, b.topic], `after=start,start&wait=0`));
     expect(got.status).toBe(200);
     expect(got.body.events.map((e) => [e.data.topic, e.id, e.data.seq])).toEqual([
@@ -62,7 +62,7 @@ describe('/v1/poll', () => {
     const b = item();
     const pending = poll(q([a.topic, b.topic], 'after=now,now&wait=20'));
     await waitFor(() => gw.gateway.connections.count('poll') === 1, 'the poll to wait');
-    const m = b.publish();
+    const m = await b.publish();
     const got = await pending;
     expect(got.body.events.map((e) => [e.data.topic, e.data.seq])).toEqual([[b.topic, 1]]);
     expect(got.body.lastEventId).toBe(`${gw.gateway.hub.position(a.topic).epoch}:0,${m.epoch}:1`);
@@ -73,9 +73,9 @@ describe('/v1/poll', () => {
   it('sends a reset for a topic whose history no longer covers the gap, and says when there is more', async () => {
     const a = item();
     const b = item();
-    const first = a.publish();
-    for (let i = 0; i < 200; i++) a.publish(); // history keeps 150
-    b.publish();
+    const first = await a.publish();
+    for (let i = 0; i < 200; i++) await a.publish(); // history keeps 150
+    await b.publish();
     const got = await poll(q([a.topic, b.topic], `after=${first.epoch}:1,start&wait=0`));
     expect(got.body.events[0]).toMatchObject({ event: 'reset', id: `${first.epoch}:201`, data: { topic: a.topic, reason: 'expired', seq: 201 } });
     expect(got.body.events.slice(1).map((e) => [e.data.topic, e.data.seq])).toEqual([[b.topic, 1]]);
@@ -107,9 +107,9 @@ describe('/v1/stream for a client that changes its topic set', () => {
   it('accepts `start` and `now` for topics without a position', async () => {
     const a = item();
     const b = item();
-    const ma = a.publish();
-    a.publish();
-    b.publish();
+    const ma = await a.publish();
+    await a.publish();
+    await b.publish();
     const s = await rawGet(`${gw.url}/v1/stream?${q([a.topic, b.topic], `lastEventId=${ma.epoch}:1,now`)}`, { authorization: `Bearer ${alice}` });
     await waitFor(() => s.frames().some((f) => f.fields.event === 'ready'), 'ready');
     s.destroy();
@@ -127,9 +127,9 @@ describe('/v1/stream for a client that changes its topic set', () => {
   it('answers 204 when every topic is a finished item whose final event the client has', async () => {
     const a = item();
     const b = item();
-    a.publish('complete');
-    const mb = b.publish('failed');
-    const done = await http('GET', `${gw.url}/v1/stream?${q([a.topic, b.topic], `lastEventId=${gw.gateway.hub.position(a.topic).epoch}:1,${mb.epoch}:1`)}`, { token: alice });
+    const ma = await a.publish('complete');
+    const mb = await b.publish('failed');
+    const done = await http('GET', `${gw.url}/v1/stream?${q([a.topic, b.topic], `lastEventId=${ma.epoch}:1,${mb.epoch}:1`)}`, { token: alice });
     expect(done.status).toBe(204);
     // One topic short of its end, or a user topic among them: the stream opens.
     const behind = await rawGet(`${gw.url}/v1/stream?${q([a.topic, b.topic], `lastEventId=start,${mb.epoch}:1`)}`, { authorization: `Bearer ${alice}` });

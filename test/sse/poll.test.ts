@@ -42,7 +42,8 @@ const setup = () => {
 describe('long-poll', () => {
   it('answers at once with what is retained, in order, with the same ids as the stream', async () => {
     const { id, publish } = setup();
-    const msgs = [10, 20, 30].map((p) => publish({ progress: p }));
+    const msgs = [];
+    for (const p of [10, 20, 30]) msgs.push(await publish({ progress: p }));
     const all = await poll(id, 'wait=0');
     expect(all.status).toBe(200);
     expect(all.body.events.map((e) => [e.id, e.event, e.data.seq, e.data.progress])).toEqual(msgs.map((m, i) => [`${m.epoch}:${i + 1}`, 'progress', i + 1, (i + 1) * 10]));
@@ -58,7 +59,7 @@ describe('long-poll', () => {
 
   it('waits for the next event and answers as soon as it is published', async () => {
     const { id, publish } = setup();
-    const first = publish({ progress: 1 });
+    const first = await publish({ progress: 1 });
     const pending = poll(id, `after=${first.epoch}:1&wait=20`);
     await waitFor(() => gw.gateway.connections.count('poll') === 1, 'the poll to wait');
     expect(gw.gateway.hub.subscriberCount(`content:${id}`)).toBe(1);
@@ -73,7 +74,7 @@ describe('long-poll', () => {
 
   it('answers an empty list when the wait ends with nothing new', async () => {
     const { id, publish } = setup();
-    const m = publish({ progress: 1 });
+    const m = await publish({ progress: 1 });
     const got = await poll(id, `after=${m.epoch}:1&wait=1`);
     expect(got.body.events).toEqual([]);
     expect(got.body.lastEventId).toBe(`${m.epoch}:1`);
@@ -83,7 +84,7 @@ describe('long-poll', () => {
 
   it('pages through long histories with more=true', async () => {
     const { id, publish } = setup();
-    for (let i = 1; i <= 130; i++) publish({ progress: i % 100 });
+    for (let i = 1; i <= 130; i++) await publish({ progress: i % 100 });
     const page1 = await poll(id, 'wait=0');
     expect(page1.body.events).toHaveLength(100);
     expect(page1.body.more).toBe(true);
@@ -94,8 +95,8 @@ describe('long-poll', () => {
 
   it('answers reset (never a silent skip) when history no longer covers the gap', async () => {
     const { id, publish } = setup();
-    const first = publish({ progress: 0 });
-    for (let i = 1; i <= 200; i++) publish({ progress: i % 100 });
+    const first = await publish({ progress: 0 });
+    for (let i = 1; i <= 200; i++) await publish({ progress: i % 100 });
     const got = await poll(id, `after=${first.epoch}:1&wait=0`);
     expect(got.body.events).toHaveLength(1);
     expect(got.body.events[0]).toMatchObject({ event: 'reset', id: `${first.epoch}:201`, data: { reason: 'expired', seq: 201, state: { progress: 0 } } });
@@ -104,7 +105,7 @@ describe('long-poll', () => {
 
   it('does not wait on a finished item that the client is up to date with', async () => {
     const { id, publish } = setup();
-    const done = publish({}, 'complete');
+    const done = await publish({}, 'complete');
     const got = await poll(id, `after=${done.epoch}:1&wait=30`);
     expect(got.ms).toBeLessThan(5_000);
     expect(got.body).toMatchObject({ events: [], state: { status: 'complete', progress: 100 } });
@@ -112,7 +113,7 @@ describe('long-poll', () => {
 
   it('frees the waiting poll when the client goes away', async () => {
     const { id, publish } = setup();
-    const m = publish({ progress: 1 });
+    const m = await publish({ progress: 1 });
     const ac = new AbortController();
     const pending = fetch(`${gw.url}/api/content/${id}/progress/poll?after=${m.epoch}:1&wait=30`, { headers: { authorization: `Bearer ${alice}` }, signal: ac.signal }).catch(() => 'aborted');
     await waitFor(() => gw.gateway.connections.count('poll') === 1, 'the poll to wait');

@@ -15,7 +15,7 @@ afterAll(() => gw.stop());
 it('frees streams and polls whose client hung up before they opened', async () => {
   const { progress } = contentOf(gw.gateway);
   const id = progress.create('alice').id;
-  const m = progress.publish(id, 'progress', { progress: 1 });
+  const m = await progress.publish(id, 'progress', { progress: 1 });
   const url = new URL(gw.url);
   const paths = [`/api/content/${id}/progress`, '/api/content/progress', `/v1/stream?topic=content:${id}`, `/api/content/${id}/progress/poll?after=${m.epoch}:1&wait=30`];
   const closed: Promise<void>[] = [];

@@ -16,7 +16,7 @@ it('gives a user’s streams of one item a single hub subscription, each with it
   const { progress } = contentOf(gw.gateway);
   const id = progress.create('alice').id;
   const topic = `content:${id}`;
-  const first = progress.publish(id, 'progress', { progress: 10 });
+  const first = await progress.publish(id, 'progress', { progress: 10 });
 
   const tab1 = openClient(`${gw.url}/api/content/${id}/progress`, alice);
   const tab2 = openClient(`${gw.url}/api/content/${id}/progress?from=now`, alice);
@@ -28,7 +28,7 @@ it('gives a user’s streams of one item a single hub subscription, each with it
   expect(gw.gateway.connections.count('sse')).toBe(4);
   expect(gw.gateway.hub.subscriberCount(topic)).toBe(2);
 
-  progress.publish(id, 'progress', { progress: 20 });
+  await progress.publish(id, 'progress', { progress: 20 });
   await waitFor(() => tab1.of('progress').length === 2 && tab2.of('progress').length === 1 && service.of('progress').length === 2, 'the live event on every stream');
   expect(seqs(tab1.of('progress'))).toEqual([1, 2]);
   expect(seqs(tab2.of('progress'))).toEqual([2]);
@@ -40,7 +40,7 @@ it('gives a user’s streams of one item a single hub subscription, each with it
   tab3.destroy();
   await waitFor(() => gw.gateway.connections.count('sse') === 2, 'the raw tab to be freed');
 
-  progress.publish(id, 'complete', {});
+  await progress.publish(id, 'complete', {});
   await waitFor(() => tab1.es.readyState === tab1.es.CLOSED && service.es.readyState === service.es.CLOSED, 'every stream to end after complete');
   expect(tab1.of('complete')).toHaveLength(1);
   await waitFor(() => gw.gateway.connections.size === 0, 'all connections freed');

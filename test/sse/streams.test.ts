@@ -67,14 +67,14 @@ describe('content progress stream', () => {
     const contentId = newContent('alice');
     const c = track(openClient(`${proxy.url}/api/content/${contentId}/progress`, alice));
     await waitFor(() => c.of('ready').length === 1, 'ready');
-    for (let i = 1; i <= 5; i++) publish(contentId, { progress: i });
+    for (let i = 1; i <= 5; i++) await publish(contentId, { progress: i });
     await waitFor(() => c.of('progress').length === 5, 'five live events');
 
     proxy.cut();
     // Published while the connection is down (some may be written into the dead socket).
-    for (let i = 6; i <= 10; i++) publish(contentId, { progress: i });
+    for (let i = 6; i <= 10; i++) await publish(contentId, { progress: i });
     await waitFor(() => c.of('progress').length >= 10, 'the missed events after reconnecting');
-    for (let i = 11; i <= 15; i++) publish(contentId, { progress: i });
+    for (let i = 11; i <= 15; i++) await publish(contentId, { progress: i });
     await waitFor(() => c.of('progress').length >= 15, 'live events after the resume');
 
     expect(c.opens).toBeGreaterThanOrEqual(2);
@@ -86,11 +86,11 @@ describe('content progress stream', () => {
 
   it('starts at the beginning of the item by default, and at the present with from=now', async () => {
     const contentId = newContent('alice');
-    for (let i = 1; i <= 3; i++) publish(contentId, { progress: i * 10 });
+    for (let i = 1; i <= 3; i++) await publish(contentId, { progress: i * 10 });
     const fromStart = track(openClient(`${gw.url}/api/content/${contentId}/progress`, alice));
     const fromNow = track(openClient(`${gw.url}/api/content/${contentId}/progress?from=now`, alice));
     await waitFor(() => fromStart.of('ready').length === 1 && fromNow.of('ready').length === 1, 'both streams ready');
-    publish(contentId, { progress: 40 });
+    await publish(contentId, { progress: 40 });
     await waitFor(() => fromStart.of('progress').length === 4 && fromNow.of('progress').length === 1, 'the live event');
     expect(seqs(fromStart.of('progress'))).toEqual([1, 2, 3, 4]);
     expect(seqs(fromNow.of('progress'))).toEqual([4]);
@@ -99,7 +99,8 @@ describe('content progress stream', () => {
 
   it('accepts ?lastEventId= for clients that cannot set headers', async () => {
     const contentId = newContent('alice');
-    const msgs = [1, 2, 3, 4].map((p) => publish(contentId, { progress: p }));
+    const msgs = [];
+    for (const p of [1, 2, 3, 4]) msgs.push(await publish(contentId, { progress: p }));
     const c = track(openClient(`${gw.url}/api/content/${contentId}/progress?lastEventId=${msgs[1]!.epoch}:2`, alice));
     await waitFor(() => c.of('ready').length === 1, 'ready');
     expect(seqs(c.of('progress'))).toEqual([3, 4]);
@@ -124,14 +125,14 @@ describe('reset when history no longer covers the gap', () => {
     const token = await small.userToken('alice');
     const c = track(openClient(`${smallProxy.url}/api/content/${contentId}/progress`, token));
     await waitFor(() => c.of('ready').length === 1, 'ready');
-    for (let i = 1; i <= 3; i++) progress.publish(contentId, 'progress', { progress: i, stage: 'drafting' });
+    for (let i = 1; i <= 3; i++) await progress.publish(contentId, 'progress', { progress: i, stage: 'drafting' });
     await waitFor(() => c.of('progress').length === 3, 'three events');
 
     smallProxy.cut();
-    for (let i = 4; i <= 13; i++) progress.publish(contentId, 'progress', { progress: i, stage: 'editing' }); // history keeps 9..13 only
+    for (let i = 4; i <= 13; i++) await progress.publish(contentId, 'progress', { progress: i, stage: 'editing' }); // history keeps 9..13 only
     await waitFor(() => c.of('reset').length === 1, 'the reset event');
     await waitFor(() => c.of('ready').length === 2, 'ready after the reset');
-    progress.publish(contentId, 'progress', { progress: 14 });
+    await progress.publish(contentId, 'progress', { progress: 14 });
     await waitFor(() => c.of('progress').some((e) => e.data.seq === 14), 'the next live event');
 
     const reset = c.of('reset')[0]!;
@@ -147,16 +148,22 @@ describe('reset when history no longer covers the gap', () => {
     expect(afterReset.filter((e) => e.type === 'progress').map((e) => e.data.seq)).toEqual([14]);
   });
 
-  it('answers an id from another epoch (topic recreated, server restarted) with reset', async () => {
+  it('answers an id from another epoch (topic recreated, server restarted) with reset, then replays the new epoch it still holds', async () => {
     const { progress } = contentOf(small.gateway);
     const contentId = progress.create('alice').id;
-    progress.publish(contentId, 'progress', { progress: 5 });
+    const m = await progress.publish(contentId, 'progress', { progress: 5 });
     const token = await small.userToken('alice');
     const raw = await rawGet(`${small.url}/api/content/${contentId}/progress`, { authorization: `Bearer ${token}`, 'last-event-id': 'oldEpoch1:1' });
     await waitFor(() => raw.frames().some((f) => f.fields.event === 'ready'), 'ready');
     raw.destroy();
-    const reset = raw.frames().find((f) => f.fields.event === 'reset')!;
-    expect(JSON.parse(reset.fields.data!)).toMatchObject({ reason: 'epoch', seq: 1 });
+    const events = raw.frames().map((f) => f.fields);
+    const reset = events.findIndex((f) => f.event === 'reset');
+    // The reset names the start of the new epoch; what was published in it since is not skipped.
+    expect(JSON.parse(events[reset]!.data!)).toMatchObject({ reason: 'epoch', seq: 0, epoch: m.epoch });
+    expect(events.slice(reset + 1).map((f) => [f.event, f.id])).toEqual([
+      ['progress', `${m.epoch}:1`],
+      ['ready', `${m.epoch}:1`],
+    ]);
   });
 });
 
@@ -168,10 +175,10 @@ describe('per-user feed (the seed path)', () => {
     const a1 = newContent('alice');
     const a2 = newContent('alice');
     const b1 = newContent('bob');
-    publish(a1, { progress: 10 });
-    publish(b1, { progress: 99 });
-    publish(a2, { progress: 20 });
-    publish(a1, { progress: 30 });
+    await publish(a1, { progress: 10 });
+    await publish(b1, { progress: 99 });
+    await publish(a2, { progress: 20 });
+    await publish(a1, { progress: 30 });
     await waitFor(() => c.of('progress').length === 3, "alice's three events");
     expect(c.of('progress').map((e) => [e.data.contentId, e.data.progress])).toEqual([
       [a1, 10],
@@ -204,17 +211,17 @@ describe('multi-topic stream', () => {
     await waitFor(() => c.of('ready').length === 1, 'ready');
     expect(c.of('ready')[0]!.data.topics).toEqual([`content:${a}`, `content:${b}`, 'user:alice']);
     for (let i = 1; i <= 3; i++) {
-      publish(a, { progress: i });
-      publish(b, { progress: 10 + i });
+      await publish(a, { progress: i });
+      await publish(b, { progress: 10 + i });
     }
     await waitFor(() => c.of('progress').length === 12, 'six events on each content topic and their user-topic copies');
     proxy.cut();
     for (let i = 4; i <= 6; i++) {
-      publish(b, { progress: 10 + i });
-      publish(a, { progress: i });
+      await publish(b, { progress: 10 + i });
+      await publish(a, { progress: i });
     }
     await waitFor(() => c.of('ready').length === 2, 'the resumed stream');
-    for (let i = 7; i <= 8; i++) publish(a, { progress: i });
+    for (let i = 7; i <= 8; i++) await publish(a, { progress: i });
     await waitFor(() => c.of('progress').filter((e) => e.data.topic === `content:${a}`).length >= 8, 'the live events after resuming');
 
     const byTopic = (topic: string) => seqs(c.of('progress').filter((e) => e.data.topic === topic));
@@ -235,7 +242,7 @@ describe('multi-topic stream', () => {
     const a = newContent('alice');
     const c = track(openClient(`${gw.url}/v1/stream?topic=content:${a}`, alice));
     await waitFor(() => c.of('ready').length === 1, 'ready');
-    const m = publish(a, { progress: 1 });
+    const m = await publish(a, { progress: 1 });
     await waitFor(() => c.of('progress').length === 1, 'the event');
     expect(c.of('progress')[0]!.id).toBe(`${m.epoch}:1`);
   });

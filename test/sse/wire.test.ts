@@ -1,7 +1,7 @@
 // The SSE wire format and the encode-once rule: one serialization per message and
 // format, whatever the number of subscribers.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Hub } from '../../src/core/hub.js';
+import { createLocalHub } from '../../src/bus/memory.js';
 import { formatCursor, parseEventId } from '../../src/sse/event-id.js';
 import { pollEvent, sseBody, sseData, sseFrame } from '../../src/sse/wire.js';
 import { DeliveryTally, LATENCY_SAMPLES_PER_MESSAGE } from '../../src/sse/stream.js';
@@ -11,37 +11,37 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawGet, waitFor, type RawStream } from './helpers.js';
 
 describe('encoders', () => {
-  const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+  const hub = createLocalHub({ historySize: 10, historyTtlMs: 60_000 });
 
-  it('puts the server fields last so a publisher cannot override them', () => {
-    const m = hub.publish('content:x', 'progress', { progress: 5, stage: 'a' }, { ts: 1700000000000 });
+  it('puts the server fields last so a publisher cannot override them', async () => {
+    const m = await hub.publish('content:x', 'progress', { progress: 5, stage: 'a' }, { ts: 1700000000000 });
     expect(m.encode(sseData)).toBe('{"progress":5,"stage":"a","topic":"content:x","seq":1,"ts":1700000000000}');
     expect(m.encode(sseFrame).toString()).toBe(`id: ${m.epoch}:1\nevent: progress\ndata: ${m.encode(sseData)}\n\n`);
     expect(m.encode(sseBody).toString()).toBe(`event: progress\ndata: ${m.encode(sseData)}\n`);
     expect(JSON.parse(m.encode(pollEvent))).toEqual({ id: `${m.epoch}:1`, event: 'progress', data: JSON.parse(m.encode(sseData)) });
   });
 
-  it('wraps non-object data, keeps event names on one line, and leaves unretained messages without an id', () => {
-    const m = hub.publish('t', 'odd\r\nevent', [1, 2], { ts: 5, retain: false });
+  it('wraps non-object data, keeps event names on one line, and leaves unretained messages without an id', async () => {
+    const m = await hub.publish('t', 'odd\r\nevent', [1, 2], { ts: 5, retain: false });
     expect(m.encode(sseFrame).toString()).toBe('event: odd event\ndata: {"payload":[1,2],"topic":"t","seq":0,"ts":5}\n\n');
-    const empty = hub.publish('t', 'progress', {}, { ts: 6 });
+    const empty = await hub.publish('t', 'progress', {}, { ts: 6 });
     expect(empty.encode(sseData)).toBe('{"topic":"t","seq":1,"ts":6}');
-    const text = hub.publish('t', 'progress', { note: 'line1\nline2' }, { ts: 7 });
+    const text = await hub.publish('t', 'progress', { note: 'line1\nline2' }, { ts: 7 });
     expect(text.encode(sseFrame).toString().split('\n').filter((l) => l.startsWith('data:'))).toHaveLength(1);
   });
 });
 
 describe('delivery metrics', () => {
   it('counts every delivery exactly and samples latency evenly beyond the per-message budget', async () => {
-    const hub = new Hub({ historySize: 10, historyTtlMs: 60_000 });
+    const hub = createLocalHub({ historySize: 10, historyTtlMs: 60_000 });
     const metrics = new GatewayMetrics({ processMetrics: false });
     const tally = new DeliveryTally(hub, metrics);
     hub.observe(() => tally.flush());
     const subscribers = 6400;
     for (let i = 0; i < subscribers; i++) hub.subscribe('big', { deliver: (m) => tally.record(m, 100) });
     for (let i = 0; i < 10; i++) hub.subscribe('small', { deliver: (m) => tally.record(m, 50) });
-    hub.publish('big', 'progress', {});
-    hub.publish('small', 'progress', {});
+    await hub.publish('big', 'progress', {});
+    await hub.publish('small', 'progress', {});
     const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values as { value: number; labels: Record<string, unknown>; metricName?: string }[];
     const sseOut = (v: { labels: Record<string, unknown> }) => v.labels.transport === 'sse' && v.labels.direction === 'out';
     const messages = (await value('fanout_messages_total')).find(sseOut)!.value;
@@ -95,7 +95,7 @@ describe('encode once, write many', () => {
     const frame = vi.spyOn(sseFrame, 'encode');
     const body = vi.spyOn(sseBody, 'encode');
     const stringify = vi.spyOn(JSON, 'stringify');
-    progress.publish(id, 'progress', { progress: 50 });
+    await progress.publish(id, 'progress', { progress: 50 });
     const calls = { data: data.mock.calls.length, frame: frame.mock.calls.length, body: body.mock.calls.length, stringify: stringify.mock.calls.length };
     vi.restoreAllMocks();
     await waitFor(() => streams.every((s) => s.text().includes('"progress":50')), 'every stream to receive it');
