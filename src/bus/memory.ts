@@ -125,7 +125,7 @@ export class MemoryCluster {
       const key = p.id === undefined ? undefined : `${name}\0${p.id}`;
       const seen = key === undefined ? undefined : this.seen.get(key);
       if (seen && seen.expires > now) {
-        out.push(seen.at);
+        out.push({ ...seen.at, duplicate: true });
         continue;
       }
       const t = p.retain ? this.topic(name) : undefined;

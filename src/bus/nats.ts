@@ -344,7 +344,7 @@ export class NatsBus implements Bus {
           await session.dedupe.create(topicToken(p.id), '1');
         } catch (err) {
           if (!/wrong last sequence/i.test((err as Error).message)) throw this.unavailable(err);
-          return p.topics.map(() => ({ epoch: '', offset: 0 }));
+          return p.topics.map(() => ({ epoch: '', offset: 0, duplicate: true }));
         }
       }
       for (const topic of p.topics) session.nc.publish(`${this.options.prefix}.e.${topicToken(topic)}`, body);
@@ -391,7 +391,7 @@ export class NatsBus implements Bus {
             // Published before under this id: answer with where it landed then.
             const first = readHeaders((await session.jsm.streams.getMessage(this.stream, { seq: ack.seq })).header);
             if (!first) throw new Error(`message ${ack.seq} on ${subject} has no ${EPOCH}/${OFFSET} headers`);
-            return first;
+            return { ...first, duplicate: true };
           }
           this.remember(topic, { seq: ack.seq, epoch, offset });
           return { epoch, offset };

@@ -43,7 +43,8 @@ import {
 /**
  * KEYS: per topic, meta, stream, dedupe. ARGV: topic count, body, history size, history
  * TTL, topic state TTL, dedupe TTL, retain (1/0), has id (1/0), then per topic its
- * channel and a fresh epoch. Returns "<epoch> <offset>" per topic.
+ * channel and a fresh epoch. Returns "<epoch> <offset>" per topic, with " d" after it
+ * when the publication id had been applied to the topic before (nothing was published).
  */
 const PUBLISH_SCRIPT = `
 local n = tonumber(ARGV[1])
@@ -57,7 +58,7 @@ for i = 1, n do
   local channel, fresh = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
   local done = withId and redis.call('GET', dedupe)
   if done then
-    out[i] = done
+    out[i] = done .. ' d'
   else
     local epoch, offset = '-', 0
     if retain then
@@ -217,9 +218,7 @@ export class RedisBus implements Bus {
       });
     }
     this.cmd.on('ready', () => this.announce());
-    this.sub.on('ready', () => {
-      this.subscribing = this.resubscribe();
-    });
+    this.sub.on('ready', () => this.ensureSubscribed());
     this.sub.on('smessage', (channel: string, text: string) => this.onMessage(channel, text));
     this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, PRESENCE_TTL_MS, (cause) => this.unavailable(cause));
     const recordKey = (key: string) => `${this.keyPrefix}r:${key}`;
@@ -252,8 +251,16 @@ export class RedisBus implements Bus {
     // Connect now; if Redis is not there yet, ioredis keeps retrying and `connected` says so.
     const conns = this.isCluster ? [this.cmd] : [this.cmd, this.sub];
     await Promise.all(conns.map((c) => c.connect().catch(() => undefined)));
-    // `ready` fires before connect() resolves, but the resubscription it starts is one more round trip.
-    await this.subscribing;
+    // The resubscription that `ready` starts is one more round trip (and a cluster client may be ready before it says so).
+    if (this.sub.status === 'ready') await this.ensureSubscribed();
+  }
+
+  /** Starts the (re)subscription of the feed connection unless it is done or under way. */
+  private ensureSubscribed(): Promise<void> {
+    if (!this.subscribed && !this.subscribing) {
+      this.subscribing = this.resubscribe().finally(() => (this.subscribing = undefined));
+    }
+    return this.subscribing ?? Promise.resolve();
   }
 
   /** (Re)subscribes to every followed topic, then, after a reconnect, has the hub fill in whatever the feed missed meanwhile. */
@@ -381,8 +388,8 @@ export class RedisBus implements Bus {
       ...perTopic,
     )) as string[];
     return reply.map((at) => {
-      const [epoch, offset] = at.split(' ');
-      return { epoch: epoch === '-' ? '' : epoch!, offset: Number(offset) };
+      const [epoch, offset, duplicate] = at.split(' ');
+      return { epoch: epoch === '-' ? '' : epoch!, offset: Number(offset), ...(duplicate ? { duplicate: true } : {}) };
     });
   }
 

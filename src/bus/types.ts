@@ -65,6 +65,8 @@ export interface Publication {
 export interface Published {
   epoch: string;
   offset: number;
+  /** The publication's id had been applied to this topic before: nothing was published now. */
+  duplicate?: boolean;
 }
 
 /** A topic's cluster-wide state: its epoch and last offset, and the retained messages after a given offset. */

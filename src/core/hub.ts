@@ -247,15 +247,17 @@ export class Hub {
     const bus = this.bus;
     const ref = ++this.refSeq;
     if (!retain) {
-      // Local first: this node's members get it now; the bus carries it to the other nodes.
-      let first: HubMessage | undefined;
-      for (const name of topics) {
-        const msg = new HubMessage(name, '', 0, event, data, ts, opts.origin);
-        first ??= msg;
-        this.fanout(this.topics.get(name), msg);
+      const messages = topics.map((name) => new HubMessage(name, '', 0, event, data, ts, opts.origin));
+      if (opts.id === undefined) {
+        // Local first: this node's members get it now; the bus carries it to the other nodes.
+        for (const msg of messages) this.fanout(this.topics.get(msg.topic), msg);
+        await bus.publish({ topics, event, data, ts, node: bus.nodeId, ref, retain, id: opts.id });
+      } else {
+        // A retry must not reach anyone twice: the bus says first whether the id is new.
+        const positions = await bus.publish({ topics, event, data, ts, node: bus.nodeId, ref, retain, id: opts.id });
+        messages.forEach((msg, i) => positions[i]!.duplicate || this.fanout(this.topics.get(msg.topic), msg));
       }
-      await bus.publish({ topics, event, data, ts, node: bus.nodeId, ref, retain, id: opts.id });
-      return first!;
+      return messages[0]!;
     }
     if (opts.origin !== undefined) this.origins.set(ref, { origin: opts.origin, at: ts });
     let positions: Published[];
@@ -270,10 +272,12 @@ export class Hub {
     let first: HubMessage | undefined;
     for (let i = 0; i < topics.length; i++) {
       const name = topics[i]!;
-      const { epoch, offset } = positions[i]!;
+      const { epoch, offset, duplicate } = positions[i]!;
       const topic = this.topics.get(name);
       let msg: HubMessage | undefined;
-      if (topic === undefined || topic.sync === 'plain') {
+      if (duplicate) {
+        // A retry of a publication the bus already applied: delivered back then, not again.
+      } else if (topic === undefined || topic.sync === 'plain') {
         // No replica to keep in order: delivered here now (to nobody, but counted), and the echo dropped.
         msg = new HubMessage(name, epoch, offset, event, data, ts, opts.origin);
         this.fanout(topic, msg);

@@ -39,8 +39,9 @@ export function wireTopic(hubTopic: string): string {
 
 /**
  * Publishes a broadcast to every subscriber of the channel, on every node (not retained:
- * broadcasts are fire-and-forget). Rejects with `BusUnavailableError` when the cluster bus is down.
+ * broadcasts are fire-and-forget). `origin` is the sending channel (for `self: false`), `id`
+ * an idempotency id (a REST retry). Rejects with `BusUnavailableError` when the bus is down.
  */
-export function publishBroadcast(hub: Hub, subtopic: string, isPrivate: boolean, data: BroadcastData, origin?: unknown): Promise<HubMessage> {
-  return hub.publish(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin, retain: false });
+export function publishBroadcast(hub: Hub, subtopic: string, isPrivate: boolean, data: BroadcastData, sender: { origin?: unknown; id?: string } = {}): Promise<HubMessage> {
+  return hub.publish(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin: sender.origin, id: sender.id, retain: false });
 }

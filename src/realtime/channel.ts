@@ -487,7 +487,7 @@ export class Channel implements Subscriber {
     }
     // This node's members get it at once (local first); the ack waits until the bus took it
     // for the other nodes, and if it could not, says so (never a silent drop).
-    return publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, this).then(
+    return publishBroadcast(ctx.gateway.hub, this.sub, this.isPrivate, data, { origin: this }).then(
       () => {
         if (this.config.ack && !this.isClosed()) this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
       },

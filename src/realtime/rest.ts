@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Claims } from '../core/auth.js';
 import { readBody } from '../server/body.js';
 import { HttpError, sendJson, writeHead } from '../server/http-errors.js';
+import { digest, idempotencyKeyOf } from '../server/idempotency.js';
 import type { RequestContext } from '../server/router.js';
 import { publishBroadcast, type BroadcastData } from './channel-topics.js';
 import type { RealtimeContext } from './context.js';
@@ -139,11 +140,30 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
     }
   };
 
-  const handle = (run: (c: RequestContext) => Promise<void>) => async (c: RequestContext) => {
+  /**
+   * Runs a send, with its Idempotency-Key when the request has one: a retry with the same
+   * key (after a timeout or a 503) publishes nothing twice and is answered 202 again.
+   * `send` gets the idempotency id to derive each message's publication id from.
+   */
+  const once = async (req: IncomingMessage, raw: Buffer, scope: string, send: (id?: string) => Promise<void>): Promise<Record<string, string>> => {
+    const key = idempotencyKeyOf(req);
+    if (key === undefined) {
+      await send();
+      return {};
+    }
+    const answer = await gateway.idempotency.run(`broadcast\0${scope}`, key, digest(req.url ?? '', raw), async (id) => {
+      await send(id);
+      return { status: 202, body: null };
+    });
+    return answer.replayed ? { 'idempotent-replayed': 'true' } : {};
+  };
+
+  const handle = (run: (c: RequestContext) => Promise<Record<string, string>>) => async (c: RequestContext) => {
     try {
-      await run(c);
-      accepted(c.res);
-    } catch (err) {
+      accepted(c.res, await run(c));
+    } catch (caught) {
+      // Errors of the shared HTTP layer (a malformed Idempotency-Key, a reused one) in Supabase's REST shape.
+      const err = caught instanceof HttpError && !c.res.headersSent && caught.headers['retry-after'] === undefined ? new RestError(caught.status, { message: caught.message }) : caught;
       if (!(err instanceof RestError)) throw err;
       if (err.status === 429) ctx.error('rate_limit');
       else if (err.status === 422 || err.status === 400 || err.status === 415) ctx.error('bad_request');
@@ -165,21 +185,23 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
       }
       const messages = validateBatch(parsed, limits.maxPayloadBytes);
       const counter = counterFor(claims, req);
-      if (counter.avg > limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
-      if (messages.length + counter.avg > limits.maxEventsPerSecond) {
-        throw new RestError(429, { message: 'Too many messages to broadcast, please reduce the batch size' });
-      }
-      // Private messages are sent only where the caller may write; the rest are skipped silently.
-      const allowed = new Map<string, boolean>();
-      for (const m of messages) {
-        if (m.private && !allowed.has(m.topic)) allowed.set(m.topic, (await canWrite(m.topic, claims)) === null);
-      }
-      for (const m of messages) {
-        if (m.private && !allowed.get(m.topic)) continue;
-        const data: BroadcastData = { event: m.event, payload: m.payload, frame: 'text', ...(m.id !== undefined ? { id: m.id } : {}) };
-        await publishBroadcast(gateway.hub, m.topic, m.private, data);
-        counter.add();
-      }
+      return once(req, raw, callerKey(claims), async (id) => {
+        if (counter.avg > limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
+        if (messages.length + counter.avg > limits.maxEventsPerSecond) {
+          throw new RestError(429, { message: 'Too many messages to broadcast, please reduce the batch size' });
+        }
+        // Private messages are sent only where the caller may write; the rest are skipped silently.
+        const allowed = new Map<string, boolean>();
+        for (const m of messages) {
+          if (m.private && !allowed.has(m.topic)) allowed.set(m.topic, (await canWrite(m.topic, claims)) === null);
+        }
+        for (const [i, m] of messages.entries()) {
+          if (m.private && !allowed.get(m.topic)) continue;
+          const data: BroadcastData = { event: m.event, payload: m.payload, frame: 'text', ...(m.id !== undefined ? { id: m.id } : {}) };
+          await publishBroadcast(gateway.hub, m.topic, m.private, data, { id: id === undefined ? undefined : `${id}.${i}` });
+          counter.add();
+        }
+      });
     }),
   );
 
@@ -214,19 +236,26 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
         data = { event, payload: raw, frame: 'binary' };
       }
       const counter = counterFor(claims, req);
-      if (counter.avg >= limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
-      const isPrivate = query.get('private') === 'true';
-      if (isPrivate) {
-        const refusal = await canWrite(topic, claims);
-        if (refusal) throw refusal;
-      }
-      await publishBroadcast(gateway.hub, topic, isPrivate, data);
-      counter.add();
+      return once(req, raw, callerKey(claims), async (id) => {
+        if (counter.avg >= limits.maxEventsPerSecond) throw new RestError(429, { message: 'You have exceeded your rate limit' });
+        const isPrivate = query.get('private') === 'true';
+        if (isPrivate) {
+          const refusal = await canWrite(topic, claims);
+          if (refusal) throw refusal;
+        }
+        await publishBroadcast(gateway.hub, topic, isPrivate, data, { id });
+        counter.add();
+      });
     }),
   );
 }
 
-function accepted(res: ServerResponse): void {
-  writeHead(res, 202, { 'content-length': '0', 'cache-control': 'no-store' });
+/** Whose Idempotency-Keys these are: the user, or the project key's role. */
+function callerKey(claims: Claims): string {
+  return claims.sub ? `user:${claims.sub}` : `role:${claims.role}`;
+}
+
+function accepted(res: ServerResponse, headers: Record<string, string>): void {
+  writeHead(res, 202, { 'content-length': '0', 'cache-control': 'no-store', ...headers });
   res.end();
 }

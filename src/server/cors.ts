@@ -10,7 +10,7 @@ import { HttpError, addResponseHeaders, sendError, writeHead } from './http-erro
 
 const ALLOWED_METHODS = 'GET, POST, PATCH, DELETE, OPTIONS';
 /** Response headers a page may read: the back-off to honour and the id to quote in a report. */
-const EXPOSED_HEADERS = 'retry-after, x-request-id';
+const EXPOSED_HEADERS = 'retry-after, x-request-id, idempotent-replayed';
 /** How long a browser may cache a preflight's answer (seconds). */
 const PREFLIGHT_MAX_AGE = '86400';
 /** The most of `Access-Control-Request-Headers` echoed back; a longer list is a bad request. */

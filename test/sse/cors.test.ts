@@ -44,7 +44,7 @@ describe('CORS with any origin allowed (the default)', () => {
     expect(stream.status).toBe(200);
     expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(stream.headers.get('access-control-allow-origin')).toBe('*');
-    expect(stream.headers.get('access-control-expose-headers')).toBe('retry-after, x-request-id');
+    expect(stream.headers.get('access-control-expose-headers')).toBe('retry-after, x-request-id, idempotent-replayed');
 
     const poll = await fetch(`${gw.url}/api/content/${contentId}/progress/poll?wait=0&apikey=${gw.keys.service_role}`, { headers: { origin: APP } });
     expect(poll.status).toBe(200);
