@@ -352,12 +352,16 @@ export class NatsBus implements Bus {
     }
     // The topics are stored side by side (one round trip in all); the publication id makes a
     // retry after a partial failure complete what is missing without doubling the rest.
-    return Promise.all(
-      p.topics.map((topic, i) => {
-        this.options.betweenTopics?.(topic, i);
-        return this.publishOne(session, topic, body, p.id === undefined ? undefined : `${p.id}|${topicToken(topic)}`);
-      }),
-    );
+    try {
+      return await Promise.all(
+        p.topics.map((topic, i) => {
+          this.options.betweenTopics?.(topic, i);
+          return this.publishOne(session, topic, body, p.id === undefined ? undefined : `${p.id}|${topicToken(topic)}`);
+        }),
+      );
+    } catch (err) {
+      throw this.unavailable(err);
+    }
   }
 
   /** One retained publish per topic at a time from this node: they would only race each other. */
