@@ -10,20 +10,13 @@
 // pass/fail test: the machine is shared.
 //
 //   npm run bench:bus -- [--buses memory,redis,nats] [--rates 100,500,1000] [--seconds 5] [--streams 20] [--json]
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { Auth } from '../src/core/auth.js';
 import { BENCH_JWT_SECRET } from './bench-gateway-config.js';
 import { cleanupBus } from './bus-cleanup.js';
+import { agent, openStream, post, startGatewayProcess as startNode, stopGatewayProcess as stopNode } from './gateway-processes.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: args } = parseArgs({
   options: {
     buses: { type: 'string', default: 'memory,redis,nats' },
@@ -45,98 +38,11 @@ if (BUSES.some((b) => !['memory', 'redis', 'nats'].includes(b)) || RATES.some((r
   process.exit(2);
 }
 const SECRET = BENCH_JWT_SECRET;
-const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-
-interface Node {
-  url: string;
-  proc: ChildProcess;
-  dir: string;
-}
-
-function startNode(extra: string[]): Promise<Node> {
-  const dir = mkdtempSync(join(tmpdir(), 'fanout-busbench-'));
-  const proc = spawn(process.execPath, [`${root}/bin/fanout.js`, 'serve', '--port', '0', '--data-dir', dir, '--log-level', 'info', '--max-connections-per-user', '100000', '--db-start', 'lazy', ...extra], {
-    cwd: root,
-    env: { ...process.env, FANOUT_JWT_SECRET: SECRET },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    proc.on('exit', (code) => reject(new Error(`gateway exited (${code}) before listening`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'gateway listening' && entry.url) resolve({ url: entry.url, proc, dir });
-      } catch {
-        // not JSON
-      }
-    });
-  });
-}
-
-async function stopNode(n: Node): Promise<void> {
-  if (n.proc.exitCode === null) {
-    const exited = new Promise((r) => n.proc.once('exit', r));
-    n.proc.kill('SIGTERM');
-    await exited;
-  }
-  rmSync(n.dir, { recursive: true, force: true });
-}
-
-function post(url: string, token: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
 interface Tally {
   latency: hdr.Histogram;
   received: number;
   lost: number;
   duplicates: number;
-}
-
-/** Opens one raw SSE stream and records each progress event's latency and seq continuity. */
-function openStream(url: string, token: string, tally: () => Tally): Promise<() => void> {
-  return new Promise((resolve, reject) => {
-    let lastSeq = -1;
-    let buf = '';
-    const req = request(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`stream answered ${res.statusCode}`));
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        const now = Date.now();
-        buf += chunk;
-        let end: number;
-        while ((end = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, end);
-          buf = buf.slice(end + 2);
-          const lines = block.split('\n');
-          const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
-          if (event === 'ready') resolve(() => req.destroy());
-          if (event !== 'progress') continue;
-          const line = lines.find((l) => l.startsWith('data: '));
-          if (!line) continue;
-          const d = JSON.parse(line.slice(6)) as { seq: number; ts: number };
-          const t = tally();
-          t.received++;
-          t.latency.recordValue(Math.max(0, now - d.ts) * 1000); // µs
-          if (lastSeq >= 0 && d.seq <= lastSeq) t.duplicates++;
-          else if (lastSeq >= 0 && d.seq > lastSeq + 1) t.lost += d.seq - lastSeq - 1;
-          lastSeq = Math.max(lastSeq, d.seq);
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 interface Row {
@@ -167,7 +73,15 @@ async function measure(kind: BusKind): Promise<Row[]> {
     const created = await post(`${a.url}/api/content`, token, { userId: 'bench', simulate: false });
     const id = created.json.contentId as string;
     let tally: Tally = { latency: hdr.build(), received: 0, lost: 0, duplicates: 0 };
-    const closers = await Promise.all(Array.from({ length: STREAMS }, () => openStream(`${b.url}/api/content/progress?userId=bench`, token, () => tally)));
+    const counting = {
+      event: (d: { ts: number }, now: number) => {
+        tally.received++;
+        tally.latency.recordValue(Math.max(0, now - d.ts) * 1000); // µs
+      },
+      lost: (n: number) => void (tally.lost += n),
+      duplicate: () => void tally.duplicates++,
+    };
+    const closers = await Promise.all(Array.from({ length: STREAMS }, () => openStream(`${b.url}/api/content/progress?userId=bench`, token, () => counting)));
     for (const rate of RATES) {
       tally = { latency: hdr.build(), received: 0, lost: 0, duplicates: 0 };
       const postLatency = hdr.build();
