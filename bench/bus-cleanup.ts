@@ -11,6 +11,7 @@ export async function cleanupBus(kind: 'memory' | 'redis' | 'nats', prefix: stri
     // A Redis Cluster of a test's own is thrown away whole; nothing to clean key by key.
     if (urls.redisUrl?.startsWith('redis+cluster:')) return;
     const redis = new Redis(urls.redisUrl ?? DEFAULT_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    redis.on('error', () => undefined); // a server already gone is reported by connect() below
     try {
       await redis.connect();
       let cursor = '0';

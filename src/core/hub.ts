@@ -392,6 +392,8 @@ export class Hub {
     // Subscribed before the load, so nothing published after the snapshot is missed.
     const loading = (first ? this.listen(topic) : Promise.resolve())
       .then(() => bus.load(topic.name, after))
+      // The topic has a new epoch (the bus lost its state): its whole history is needed, not what follows our old offset.
+      .then((snapshot) => (after > 0 && snapshot.epoch !== topic.epoch ? bus.load(topic.name, 0) : snapshot))
       .then(
         (snapshot) => this.loaded(topic, snapshot, first),
         (err: unknown) => {

@@ -87,14 +87,16 @@ export interface PrivateServer {
   stop(): Promise<void>;
 }
 
-export async function privateServer(kind: 'redis' | 'nats'): Promise<PrivateServer> {
+export async function privateServer(kind: 'redis' | 'nats', options: { keepData?: boolean } = {}): Promise<PrivateServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `fanout-${kind}-`));
   let child: ChildProcess | undefined;
   const url = kind === 'redis' ? `redis://127.0.0.1:${port}` : `nats://127.0.0.1:${port}`;
+  // keepData false: a Redis that keeps nothing on disk, so a restart after kill -9 comes back empty.
+  const persistence = options.keepData === false ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always'];
   const args =
     kind === 'redis'
-      ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]
+      ? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir]
       : ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
   const server: PrivateServer = {
     url,
