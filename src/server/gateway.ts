@@ -21,6 +21,7 @@ import type { DatabaseServices } from '../changes/types.js';
 import type { Bus } from '../bus/types.js';
 import { BusMetrics, createBus, startBus } from '../bus/index.js';
 import { ReadinessChecks } from './readiness.js';
+import { jwksReadiness, startJwtKeySet } from './jwks.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -88,7 +89,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       log.warn({ problem, topic, detail }, 'hub replica problem');
     },
   });
-  const auth = new Auth(secret.secret);
+  const jwks = await startJwtKeySet(config, log, metrics);
+  const auth = new Auth(secret.secret, { keys: jwks });
   const router = new Router(log);
   hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
@@ -227,6 +229,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
   };
 
+  if (jwks) {
+    gateway.readiness.set('jwks', () => jwksReadiness(jwks));
+    shutdownHooks.push(() => jwks.close());
+  }
   if (bus) {
     await startBus({ bus, hub, log, metrics: busMetrics!, router, readiness: gateway.readiness });
     // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
