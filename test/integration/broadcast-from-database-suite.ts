@@ -146,6 +146,13 @@ export function broadcastFromDatabaseSuite(kind: DatabaseKind): void {
     expect(got[0]!.meta?.id).toBe(stored!.id);
     await h.settle();
     expect(got).toHaveLength(2);
+
+    // The same bytes again in a replay.
+    const replayed = await listen(await client('u2'), 'room:a', { broadcast: { replay: { since: Date.now() - 60_000, limit: 25 } } });
+    await eventually(() => expect(replayed.filter((m) => m.meta?.id === stored!.id)).toHaveLength(1));
+    const again = replayed.find((m) => m.meta?.id === stored!.id)!;
+    expect(again.meta?.replayed).toBe(true);
+    expect(Buffer.from(again.payload as ArrayBuffer).equals(everyByte)).toBe(true);
   });
 
   it('replays a mixed JSON/binary history once per row with the right payload, skips rows with neither, then goes live', async () => {
