@@ -222,6 +222,8 @@ export class JwtKeySet {
       this.lastError = message;
       this.o.onRead?.(false, this.jwks.keys.length);
       const held = this.jwks.keys.length ? `keeping the ${this.jwks.keys.length} keys already held` : 'tokens signed with its keys are refused until it is read';
+      // A file or inline set that cannot be read at start-up stops the gateway: `start` throws, the caller says why.
+      if (why === 'start-up' && this.o.source.kind !== 'url') return false;
       if (first || why === 'start-up') this.o.log.error({ reason: why }, `${message}; ${held}`);
       else this.o.log.warn({ reason: why }, message);
       return false;
