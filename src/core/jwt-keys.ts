@@ -170,19 +170,26 @@ export class JwtKeySet {
     if ((HS_ALGORITHMS as readonly string[]).includes(alg ?? '')) return (typeof kid === 'string' && this.octKey(kid)) || secret;
     if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg ?? '')) throw new SignerError(undefined, `algorithm ${JSON.stringify(alg)} is not accepted`);
     if (typeof kid !== 'string') throw new SignerError(undefined, `an ${alg} token must name its key (kid)`);
+    const held = await this.lookup(header, kid);
+    if (held) return held;
+    if (await this.refetch(`a token names the unknown kid ${JSON.stringify(kid)}`)) {
+      const fetched = await this.lookup(header, kid);
+      if (fetched) return fetched;
+    }
+    throw new SignerError(kid, `no ${alg} key with this kid in ${this.where}`);
+  }
+
+  /** The held key for this header; undefined when there is none; the first of several, as Supabase's Enum.find takes. */
+  private async lookup(header: JWSHeaderParameters, kid: string): Promise<CryptoKey | undefined> {
     try {
       return await this.local(header);
     } catch (err) {
-      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw new SignerError(kid, `the key cannot verify ${alg}: ${(err as Error).message}`);
-    }
-    if (await this.refetch(`a token names the unknown kid ${JSON.stringify(kid)}`)) {
-      try {
-        return await this.local(header);
-      } catch (err) {
-        if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw new SignerError(kid, `the key cannot verify ${alg}: ${(err as Error).message}`);
+      if (err instanceof joseErrors.JWKSNoMatchingKey) return undefined;
+      if (err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+        for await (const key of err) return key;
       }
+      throw new SignerError(kid, `the key cannot verify ${header.alg}: ${(err as Error).message}`);
     }
-    throw new SignerError(kid, `no ${alg} key with this kid in ${this.where}`);
   }
 
   close(): void {
