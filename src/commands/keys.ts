@@ -2,6 +2,7 @@
 // token), the values a Supabase client takes as its anon key. Signed with the gateway's
 // shared secret (HS256), or with a private key (`--private-key`) for a gateway that
 // verifies asymmetric tokens through `--jwt-jwks`; `--generate-key` makes such a key pair.
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { loadConfig } from '../core/config.js';
 import { Auth, loadSecret } from '../core/auth.js';
@@ -45,7 +46,6 @@ Examples:
     if (flags.privateKey && flags.generateKey) return usage('--private-key and --generate-key cannot be used together');
     let signingKey: SigningKey | undefined;
     let generated: Awaited<ReturnType<typeof generateSigningKey>> | undefined;
-    const secret = loadSecret(config.jwtSecret, config.dataDir);
     try {
       if (flags.generateKey) {
         generated = await generateSigningKey(flags.keyDir ?? `${config.dataDir}/jwt-keys`, flags.generateKey, flags.kid);
@@ -56,10 +56,12 @@ Examples:
     } catch (err) {
       return usage((err as Error).message);
     }
-    const auth = new Auth(secret.secret, { signingKey });
+    // Signing with a private key needs no secret: do not create a development secret for it.
+    const secret = signingKey ? undefined : loadSecret(config.jwtSecret, config.dataDir);
+    const auth = new Auth(secret?.secret ?? randomBytes(32).toString('base64url'), { signingKey });
     const keys: Record<string, string> = { ...(await auth.projectKeys()) };
     if (flags.user) keys.user = await auth.userToken(flags.user);
-    if (secret.created && !signingKey) console.error(`generated a development secret in ${secret.path} (set FANOUT_JWT_SECRET in production)`);
+    if (secret?.created) console.error(`generated a development secret in ${secret.path} (set FANOUT_JWT_SECRET in production)`);
     if (generated) {
       console.error(`wrote the private key ${generated.privateKeyPath} (kid ${generated.kid}, ${generated.alg})`);
       console.error(`added its public key to ${generated.jwksPath} (now ${generated.kids.length} keys); start the gateway with --jwt-jwks ${generated.jwksPath}`);
