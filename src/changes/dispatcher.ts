@@ -5,7 +5,8 @@
 //      the whole window), for INSERT/UPDATE on tables with RLS enabled,
 //   4. builds each distinct payload once (per role and `select`) and calls each channel's
 //      `deliver` once per change with all its matching binding ids.
-// Rows from `realtime.messages` (`realtime.send`) are published as text broadcasts.
+// Rows from `realtime.messages` (`realtime.send`, `send_binary`, `broadcast_changes`) are
+// published as broadcasts by message-broadcast.ts.
 //
 // Work is serialized (one window at a time, in commit order) so deliveries keep the order of
 // the database. After the gateway (re)starts, changes dispatched during the replay window —
@@ -17,13 +18,13 @@ import type { Claims } from '../core/auth.js';
 import type { Hub } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
 import type { GatewayMetrics } from '../server/metrics.js';
-import { publishBroadcast } from '../realtime/channel-topics.js';
 import { BindingIndex, entityKey, type IndexableBinding } from './binding-index.js';
 import type { Catalog, TableMeta } from './catalog.js';
 import type { Queryable } from './database.js';
 import { evaluatePredicates, visibleKeys, type VisibilityCheck } from './db-checks.js';
 import type { ActionFilter, ChangeAction } from './filter.js';
 import { evaluateFilters, valueText, type DatabasePredicate, type MatchOptions, type PreparedFilter, type ValueClass } from './matcher.js';
+import { publishMessageRow } from './message-broadcast.js';
 import type { CapturedRow } from './outbox.js';
 import { actionName, buildChangeData, errorChangeData, ERROR_NO_PRIMARY_KEY, ERROR_UNAUTHORIZED } from './payload.js';
 import type { ChangeData, ChangeSubscriptionRequest } from './types.js';
@@ -65,18 +66,6 @@ export class FeedSubscription {
     this.role = String(claims.role);
     this.claimsKey = stableJson(claims);
   }
-}
-
-/** Publishes a `realtime.send()` row as a text broadcast to its channel (undefined when the row names no topic or event). */
-export function publishDatabaseBroadcast(hub: Hub, row: CapturedRow): Promise<unknown> | undefined {
-  const r = row.record ?? {};
-  if (typeof r.topic !== 'string' || typeof r.event !== 'string') return undefined;
-  return publishBroadcast(hub, r.topic, r.private === true, {
-    event: r.event,
-    payload: r.payload,
-    id: typeof r.id === 'string' ? r.id : undefined,
-    frame: 'text',
-  });
 }
 
 /** JSON with sorted keys: equal claims give equal strings whatever order the token listed them in. */
@@ -218,7 +207,7 @@ export class ChangeDispatcher {
   }
 
   private publishBroadcast(row: CapturedRow): void {
-    publishDatabaseBroadcast(this.o.hub, row)?.catch((err: unknown) => this.o.log.warn({ err }, 'realtime.send broadcast not published: the bus is unavailable'));
+    publishMessageRow(this.o.hub, row.record ?? {})?.catch((err: unknown) => this.o.log.warn({ err }, 'broadcast from the database not published: the bus is unavailable'));
   }
 
   /** Steps 1–4 for a run of changes, for every subscription or (replay) for one. */

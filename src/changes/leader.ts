@@ -15,7 +15,7 @@ import pg from 'pg';
 import type { Hub, HubMessage, Subscriber } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
 import type { ChangeDispatcher } from './dispatcher.js';
-import { publishDatabaseBroadcast } from './dispatcher.js';
+import { publishMessageRow } from './message-broadcast.js';
 import type { OutboxConsumer } from './outbox.js';
 import type { CapturedRow } from './outbox.js';
 
@@ -41,7 +41,7 @@ export async function publishWindow(hub: Hub, rows: CapturedRow[]): Promise<void
   for (const row of rows) {
     if (row.kind === 'broadcast') {
       await flush();
-      await publishDatabaseBroadcast(hub, row);
+      await publishMessageRow(hub, row.record ?? {});
       continue;
     }
     if (bytes + row.size > CHUNK_BYTES) await flush();

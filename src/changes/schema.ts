@@ -16,6 +16,7 @@
 // processes migrating the same database at once do not collide. Every statement is also
 // idempotent on its own.
 import type { Database } from './database.js';
+import { BROADCAST_FROM_DATABASE } from './schema-broadcast.js';
 
 export const PUBLICATION = 'supabase_realtime';
 export const NOTIFY_CHANNEL = 'realtime_fanout';
@@ -498,7 +499,10 @@ begin
 end $$;
 `;
 
-export const MIGRATIONS: Migration[] = [{ version: 1, name: 'realtime schema, change capture, project_comments', sql: ROLES + MESSAGES + OUTBOX + FEED_FUNCTIONS + COMMENTS + LOCK_DOWN }];
+export const MIGRATIONS: Migration[] = [
+  { version: 1, name: 'realtime schema, change capture, project_comments', sql: ROLES + MESSAGES + OUTBOX + FEED_FUNCTIONS + COMMENTS + LOCK_DOWN },
+  { version: 2, name: 'broadcast_changes, send_binary and binary_payload', sql: BROADCAST_FROM_DATABASE },
+];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 

@@ -73,11 +73,14 @@ export interface ChannelAuthorizer {
   canWrite(subtopic: string, claims: Claims, extension: 'broadcast' | 'presence'): Promise<boolean>;
 }
 
+/** What a `realtime.messages` row sends: its JSON payload or its raw bytes (see message-broadcast.ts). */
+export type MessageBody = { kind: 'json'; payload: unknown } | { kind: 'binary'; bytes: Buffer };
+
 /** A broadcast kept in `realtime.messages`, as a replay sends it again. */
 export interface StoredBroadcast {
   id: string;
   event: string;
-  payload: unknown;
+  body: MessageBody;
 }
 
 /** The broadcasts stored for private channels, for `config.broadcast.replay`. */

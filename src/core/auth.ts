@@ -1,11 +1,14 @@
-// Authentication as Supabase does it: HS256 JWTs signed with the gateway's secret.
-// `anon` and `service_role` keys are long-lived JWTs; user tokens carry `sub` and
-// role `authenticated`. Verification failures are classified with Supabase's wording
-// so both the SSE side and the Realtime side can answer in the client's terms.
+// Authentication as Supabase does it: JWTs signed with the gateway's shared secret
+// (HS256/384/512) or, when a JWKS is configured, with an asymmetric key it lists (see
+// jwt-keys.ts). `anon` and `service_role` keys are long-lived JWTs; user tokens carry
+// `sub` and role `authenticated`. Verification failures are classified with Supabase's
+// wording so both the SSE side and the Realtime side can answer in the client's terms.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignJWT, jwtVerify, errors as joseErrors, decodeProtectedHeader } from 'jose';
+import { SignJWT, jwtVerify, errors as joseErrors, decodeProtectedHeader, type ProtectedHeaderParameters } from 'jose';
+import { GENERIC_SIGNER_MESSAGE, SignerError, SUPPORTED_ALGORITHMS, type JwtKeySet } from './jwt-keys.js';
+import type { SigningKey } from './jwt-signing.js';
 
 export type Role = 'anon' | 'authenticated' | 'service_role' | (string & {});
 
@@ -18,7 +21,8 @@ export interface Claims {
   [claim: string]: unknown;
 }
 
-export type AuthFailure = 'missing' | 'malformed' | 'signature' | 'expired' | 'claims';
+/** `signer`: no key can verify the token (unaccepted algorithm, unknown kid): Supabase's JwtSignerError. */
+export type AuthFailure = 'missing' | 'malformed' | 'signature' | 'expired' | 'claims' | 'signer';
 
 /** Messages as the Supabase Realtime server words them (see reference/supabase-realtime-protocol.md §1.1). */
 export const authFailureMessage: Record<AuthFailure, string> = {
@@ -27,6 +31,7 @@ export const authFailureMessage: Record<AuthFailure, string> = {
   signature: 'Failed to validate JWT signature',
   expired: 'Token has expired',
   claims: 'Fields `role` and `exp` are required in JWT',
+  signer: GENERIC_SIGNER_MESSAGE,
 };
 
 export class AuthError extends Error {
@@ -76,25 +81,39 @@ interface CachedClaims {
   exp: number;
 }
 
+export interface AuthOptions {
+  /** Public keys (and `oct` secrets) by kid; without it only the shared secret verifies. */
+  keys?: JwtKeySet;
+  /** What `sign` signs with; the shared secret (HS256) by default. */
+  signingKey?: SigningKey;
+}
+
 export class Auth {
   private readonly key: Uint8Array;
+  private readonly keys: JwtKeySet | undefined;
+  private readonly signingKey: SigningKey;
   /** Load tests reuse a handful of keys across thousands of connections; verifying each once is enough. */
   private readonly cache = new Map<string, CachedClaims>();
   private static readonly CACHE_LIMIT = 10_000;
 
-  constructor(secret: string) {
+  constructor(secret: string, options: AuthOptions = {}) {
     this.key = new TextEncoder().encode(secret);
+    this.keys = options.keys;
+    this.signingKey = options.signingKey ?? { alg: 'HS256', key: this.key };
+    // A key taken out of the set must stop verifying the tokens it signed.
+    this.keys?.onChange(() => this.cache.clear());
   }
 
   /** Signs a token with the given claims; `expiresInSeconds` defaults to one hour. */
   async sign(claims: Omit<Claims, 'exp' | 'iat'> & { exp?: number }, expiresInSeconds = 3600): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
     const { exp, ...rest } = claims;
+    const { alg, kid, key } = this.signingKey;
     return new SignJWT({ ...rest })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setProtectedHeader({ alg, typ: 'JWT', ...(kid === undefined ? {} : { kid }) })
       .setIssuedAt(now)
       .setExpirationTime(exp ?? now + expiresInSeconds)
-      .sign(this.key);
+      .sign(key);
   }
 
   /** The project's `anon` and `service_role` keys, as `fanout keys` prints them. */
@@ -110,6 +129,12 @@ export class Auth {
     return this.sign({ ...extra, sub: userId, role: 'authenticated' }, expiresInSeconds);
   }
 
+  /** Without a JWKS: the shared secret verifies HS tokens, and nothing verifies the others. */
+  private readonly secretFor = (header: ProtectedHeaderParameters): Uint8Array => {
+    if (header.alg?.startsWith('HS')) return this.key;
+    throw new SignerError(undefined, `an ${header.alg} token needs a JWKS (--jwt-jwks)`);
+  };
+
   /** Verifies a token and returns its claims, or throws an AuthError naming what was wrong. */
   async verify(token: string | undefined | null): Promise<Claims> {
     if (!token) throw new AuthError('missing');
@@ -120,15 +145,19 @@ export class Auth {
       this.cache.delete(token);
     }
     if (token.split('.').length !== 3) throw new AuthError('malformed');
+    let header: ProtectedHeaderParameters;
     try {
-      decodeProtectedHeader(token);
+      header = decodeProtectedHeader(token);
     } catch {
       throw new AuthError('malformed');
     }
+    if (!SUPPORTED_ALGORITHMS.includes(header.alg ?? '')) throw new AuthError('signer');
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
+      const resolveKey = this.keys ? (h: ProtectedHeaderParameters) => this.keys!.verificationKey(h, this.key) : this.secretFor;
+      ({ payload } = await jwtVerify(token, resolveKey, { algorithms: SUPPORTED_ALGORITHMS as string[] }));
     } catch (err) {
+      if (err instanceof SignerError) throw new AuthError('signer', err.message);
       if (err instanceof joseErrors.JWTExpired) {
         const exp = Number((err.payload as { exp?: unknown }).exp);
         const ago = Number.isFinite(exp) ? Math.max(0, Math.round(nowS - exp)) : 0;

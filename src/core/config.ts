@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseCorsOrigins } from './origins.js';
+import { parseJwksSource } from './jwt-keys.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -15,7 +16,25 @@ export const optionTable = {
   port: { flag: '--port <n>', env: 'PORT', schema: int(0, 65535), default: 4000, help: 'TCP port to listen on (0 picks a free port)' },
   host: { flag: '--host <addr>', env: 'FANOUT_HOST', schema: z.string().min(1), default: '127.0.0.1', help: 'address to bind (0.0.0.0 for every interface)' },
   dataDir: { flag: '--data-dir <path>', env: 'FANOUT_DATA_DIR', schema: z.string().min(1), default: '.fanout', help: 'directory for the development JWT secret and the embedded database' },
-  jwtSecret: { flag: undefined, env: 'FANOUT_JWT_SECRET', schema: z.string().min(32, 'must be at least 32 characters').optional(), default: undefined, help: 'HS256 secret that signs and verifies keys (generated into the data dir when unset)' },
+  jwtSecret: { flag: undefined, env: 'FANOUT_JWT_SECRET', schema: z.string().min(32, 'must be at least 32 characters').optional(), default: undefined, help: 'shared secret that signs keys (HS256) and verifies HS256/384/512 tokens; Supabase\'s JWT_SECRET (generated into the data dir when unset)' },
+  jwtJwks: {
+    flag: '--jwt-jwks <jwks>',
+    env: 'FANOUT_JWT_JWKS',
+    schema: z
+      .string()
+      .superRefine((value, ctx) => {
+        try {
+          parseJwksSource(value);
+        } catch (err) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+        }
+      })
+      .optional(),
+    default: undefined,
+    help: 'public keys that verify RS/ES/EdDSA tokens by kid (and oct keys for HS tokens): a JWKS as inline JSON (Supabase\'s JWT_JWKS), a file, or an http(s) URL such as GoTrue\'s <supabase-url>/auth/v1/.well-known/jwks.json',
+  },
+  jwtJwksCooldownMs: { flag: '--jwt-jwks-cooldown-ms <ms>', env: 'FANOUT_JWT_JWKS_COOLDOWN_MS', schema: ms(0, 3600_000), default: 30_000, help: 'a token naming an unknown kid re-reads the JWKS at once, but at most once per this period' },
+  jwtJwksRefreshMs: { flag: '--jwt-jwks-refresh-ms <ms>', env: 'FANOUT_JWT_JWKS_REFRESH_MS', schema: ms(1000, 7 * 24 * 3600_000), default: 600_000, help: 'how often a JWKS URL or file is read again (a key taken out of it stops verifying within this period)' },
   logLevel: { flag: '--log-level <level>', env: 'FANOUT_LOG_LEVEL', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info', help: 'log level' },
   historySize: { flag: '--history-size <n>', env: 'FANOUT_HISTORY_SIZE', schema: int(0, 1_000_000), default: 1000, help: 'messages kept per topic for resume' },
   historyTtlMs: { flag: '--history-ttl-ms <ms>', env: 'FANOUT_HISTORY_TTL_MS', schema: ms(0, 7 * 24 * 3600_000), default: 300_000, help: 'how long a message stays resumable' },

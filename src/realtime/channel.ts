@@ -13,7 +13,7 @@ import type { BroadcastPush, PhoenixMessage } from './codec.js';
 import { backoff, joinAuthReason } from './context.js';
 import { bindingId, parseJoinPayload, replayRequest, type JoinConfig } from './join-config.js';
 import { WindowLimiter } from './limits.js';
-import { changeFrame, PRESENCE_DIFF } from './wire.js';
+import { changeFrame, PRESENCE_DIFF, replayFrame } from './wire.js';
 import type { RealtimeSocket } from './socket.js';
 
 export type ChannelInbound = { kind: 'message'; message: PhoenixMessage } | { kind: 'broadcast_push'; push: BroadcastPush };
@@ -200,8 +200,8 @@ export class Channel implements Subscriber {
     if (messages.length === 0) return;
     this.replayedIds = new Set(messages.map((m) => m.id));
     for (const m of messages) {
-      const payload = JSON.stringify(m.payload ?? {});
-      this.socket.push(null, null, this.topic, 'broadcast', `{"type":"broadcast","event":${JSON.stringify(m.event)},"payload":${payload},"meta":{"replayed":true,"id":${JSON.stringify(m.id)}}}`);
+      const frame = replayFrame(this.socket.vsn, this.topic, m);
+      if (frame) this.socket.sendFrame(frame.bytes, frame.binary);
     }
   }
 

@@ -95,6 +95,8 @@ export function joinAuthReason(err: unknown): string {
       return `InvalidJWTToken: ${err.message}`;
     case 'signature':
       return `JwtSignatureError: ${err.message}`;
+    case 'signer':
+      return `JwtSignerError: ${err.message}`;
     default:
       return `MalformedJWT: The token provided is not a valid JWT`;
   }

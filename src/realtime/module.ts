@@ -57,7 +57,8 @@ async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Prom
     claims = await ctx.gateway.auth.verify(token);
   } catch (err) {
     if (!(err instanceof AuthError)) throw err;
-    throw new UpgradeRefused(401, authFailureMessage[err.kind], 'auth');
+    // Supabase's upgrade errors: its fixed wording, with the kid for a signer error.
+    throw new UpgradeRefused(401, err.kind === 'signer' ? err.message : authFailureMessage[err.kind], 'auth');
   }
   if (ctx.joins.triggered) throw new UpgradeRefused(429, 'Too many joins per second', 'rate_limit');
   const userKey = claims.sub ?? claims.role;

@@ -2,6 +2,7 @@
 // `join_ref: null, ref: null` (reference §1.2 "fastlane"), so one encoding serves every
 // subscriber of the topic; `HubMessage.encode` caches it per encoder object.
 import type { HubMessage, WireEncoder } from '../core/hub.js';
+import type { StoredBroadcast } from '../changes/types.js';
 import { wireTopic, type BroadcastData } from './channel-topics.js';
 import { encodeMessage, encodeUserBroadcast, type Vsn } from './codec.js';
 
@@ -47,9 +48,10 @@ export const v2BinaryEncoder: WireEncoder<Buffer | null> = {
   encode(msg: HubMessage): Buffer | null {
     const data = msg.data as BroadcastData;
     const topic = wireTopic(msg.topic);
-    if (isBytes(data.payload) && !data.json) return encodeUserBroadcast(topic, data.event, '', 0, data.payload);
+    const metadata = data.id === undefined ? '' : JSON.stringify({ id: data.id });
+    if (isBytes(data.payload) && !data.json) return encodeUserBroadcast(topic, data.event, metadata, 0, data.payload);
     const json = data.json ?? Buffer.from(data.payload === undefined ? '{}' : JSON.stringify(data.payload));
-    return encodeUserBroadcast(topic, data.event, data.id === undefined ? '' : JSON.stringify({ id: data.id }), 1, json);
+    return encodeUserBroadcast(topic, data.event, metadata, 1, json);
   },
 };
 
@@ -65,6 +67,23 @@ export function frameFor(msg: HubMessage, vsn: Vsn): { bytes: Buffer; binary: bo
   }
   const bytes = msg.encode(v2TextEncoder);
   return bytes && { bytes, binary: false };
+}
+
+/**
+ * A broadcast replayed from `realtime.messages` (reference §4.3), marked `replayed`: JSON as
+ * a text `broadcast` frame, bytes as a kind-4 binary frame. Null for bytes on a v1 socket,
+ * which cannot carry them (Supabase skips them there too), or when the topic or event is
+ * longer than the binary header allows.
+ */
+export function replayFrame(vsn: Vsn, topic: string, stored: StoredBroadcast): { bytes: Buffer; binary: boolean } | null {
+  const meta = `{"replayed":true,"id":${JSON.stringify(stored.id)}}`;
+  if (stored.body.kind === 'binary') {
+    if (vsn === '1.0.0') return null;
+    const bytes = encodeUserBroadcast(topic, stored.event, meta, 0, stored.body.bytes);
+    return bytes && { bytes, binary: true };
+  }
+  const payload = `{"type":"broadcast","event":${JSON.stringify(stored.event)},"payload":${JSON.stringify(stored.body.payload)},"meta":${meta}}`;
+  return { bytes: encodeMessage(vsn, null, null, topic, 'broadcast', payload), binary: false };
 }
 
 /** `data` of a change serialized once, however many channels receive it. */

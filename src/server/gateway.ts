@@ -22,6 +22,7 @@ import type { Bus } from '../bus/types.js';
 import { BusMetrics, createBus, startBus } from '../bus/index.js';
 import { ReadinessChecks } from './readiness.js';
 import { IdempotencyKeys } from './idempotency.js';
+import { jwksReadiness, startJwtKeySet } from './jwks.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -92,7 +93,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
   });
   const busMetrics = new BusMetrics(metrics, bus, hub);
-  const auth = new Auth(secret.secret);
+  const jwks = await startJwtKeySet(config, log, metrics);
+  const auth = new Auth(secret.secret, { keys: jwks });
   const router = new Router(log);
   hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
@@ -232,6 +234,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
   };
 
+  if (jwks) {
+    gateway.readiness.set('jwks', () => jwksReadiness(jwks));
+    shutdownHooks.push(() => jwks.close());
+  }
   await startBus({ bus, hub, log, metrics: busMetrics, router, readiness: gateway.readiness });
   // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
   shutdownHooks.push(() => bus.close());

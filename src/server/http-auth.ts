@@ -8,7 +8,7 @@ import { HttpError } from './http-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RouteHandler } from './router.js';
 
-const AUTH_ERROR_CODES = { missing: 'missing_api_key', expired: 'token_expired', malformed: 'invalid_token', signature: 'invalid_token', claims: 'invalid_token' } as const;
+const AUTH_ERROR_CODES = { missing: 'missing_api_key', expired: 'token_expired', malformed: 'invalid_token', signature: 'invalid_token', claims: 'invalid_token', signer: 'invalid_token' } as const;
 
 /** Verifies the request's key and returns its claims, or throws the 401 to answer. */
 export async function authenticate(auth: Auth, req: IncomingMessage, query: URLSearchParams): Promise<Claims> {

@@ -44,6 +44,8 @@ export class GatewayMetrics {
   readonly presenceMembers = new Gauge({ name: 'fanout_presence_members', help: 'tracked presence metas across all channels', registers: [this.registry] });
   readonly joins = new Counter({ name: 'fanout_realtime_joins_total', help: 'Realtime channel joins by result', labelNames: ['result'], registers: [this.registry] });
   readonly changeFeedLag = new Histogram({ name: 'fanout_change_feed_lag_seconds', help: 'database commit to dispatch of a postgres change', buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly jwksReads = new Counter({ name: 'fanout_jwks_reads_total', help: 'reads of the --jwt-jwks key set (URL fetches, file reads) by result', labelNames: ['result'], registers: [this.registry] });
+  readonly jwksKeys = new Gauge({ name: 'fanout_jwks_keys', help: 'keys held from the --jwt-jwks key set', registers: [this.registry] });
   readonly changeFeedLagLast = new Gauge({ name: 'fanout_change_feed_lag_last_seconds', help: 'lag of the most recently dispatched change', registers: [this.registry] });
 
   /** Per-transport children, so the fan-out loop does no label lookups. */

@@ -74,6 +74,24 @@ describe.each(['redis', 'nats'] as const)('the change feed of a cluster on the %
     expect(cursors.rows.map((r) => r.consumer)).toEqual(['default']);
   });
 
+  it('delivers realtime.send_binary and realtime.send once to subscribers on every node, bytes intact over the bus', async () => {
+    const [a, b] = cluster.nodes as [TestGateway, TestGateway];
+    const got: { node: string; event: string; payload: unknown }[] = [];
+    for (const [node, gw] of [['a', a], ['b', b]] as const) {
+      await joined(supabase(gw).channel('db-broadcast').on('broadcast', { event: '*' }, (m) => got.push({ node, event: m.event, payload: m.payload instanceof ArrayBuffer ? [...new Uint8Array(m.payload)] : m.payload })));
+    }
+    await writer.query(`select realtime.send_binary('\\x00ff7f'::bytea, 'bin', 'db-broadcast', false)`);
+    await writer.query(`select realtime.send('{"n":1}'::jsonb, 'json', 'db-broadcast', false)`);
+    await waitFor(() => got.length >= 4, 'both broadcasts on both nodes', 15_000);
+    await new Promise((r) => setTimeout(r, 300)); // room for any duplicate to show up
+    for (const node of ['a', 'b']) {
+      expect(got.filter((g) => g.node === node).map((g) => [g.event, g.payload])).toEqual([
+        ['bin', [0, 255, 127]],
+        ['json', expect.objectContaining({ n: 1 })],
+      ]);
+    }
+  });
+
   it('hands the lead to another node when the leader stops, without losing changes committed meanwhile', async () => {
     const nodes = cluster.nodes as TestGateway[];
     const leaderIndex = (await leaderGauge(nodes[0]!)) === 1 ? 0 : 1;

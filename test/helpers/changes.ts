@@ -138,12 +138,12 @@ export class ChangesHarness {
   }
 }
 
-/** Polls until `check` passes (or fails the test after `timeoutMs`). */
-export async function eventually(check: () => void, timeoutMs = 5000): Promise<void> {
+/** Polls until `check` passes (or fails the test after `timeoutMs`); `check` may be async. */
+export async function eventually(check: () => void | Promise<void>, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      check();
+      await check();
       return;
     } catch (err) {
       if (Date.now() > deadline) throw err;
