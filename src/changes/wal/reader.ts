@@ -24,7 +24,7 @@ import { sqlState } from '../database.js';
 import { OutboxConsumer, type CapturedRow } from '../outbox.js';
 import { MESSAGES_PUBLICATION, PUBLICATION } from '../schema.js';
 import { formatLsn, parseLsn } from './lsn.js';
-import { createSlot, dropSlot, inspectSlot, SESSION_OPTIONS, SlotBusyError, slotName } from './slot.js';
+import { createSlot, dropSlot, inspectIdleSlot, inspectSlot, SESSION_OPTIONS, slotName } from './slot.js';
 import { ValueDecoder, type RawTuple } from './values.js';
 
 /** Prefix of the logical messages `settle()` writes to find out when the reader has caught up. */
@@ -153,7 +153,7 @@ export class WalConsumer {
     this.service = undefined;
     if (service) {
       await this.acknowledge(service);
-      await service.destroy().catch(() => undefined);
+      await service.stop().catch(() => undefined);
     }
     for (const w of this.settleWaiters.values()) w.resolve();
     this.settleWaiters.clear();
@@ -169,8 +169,7 @@ export class WalConsumer {
       [consumer],
     );
     const cursor = rows[0];
-    const slot = await inspectSlot(db, this.slot);
-    if (slot?.activePid != null) throw new SlotBusyError(this.slot, slot.activePid);
+    const slot = await inspectIdleSlot(db, this.slot);
     if (cursor?.capture === 'outbox' && cursor.wal_until && slot && slot.walStatus !== 'lost') {
       // A switch back to the outbox that never finished: the slot still holds everything.
       await db.query(`update realtime.fanout_cursor set capture = 'wal', wal_until = null, outbox_until = snapshot, updated_at = now() where consumer = $1`, [consumer]);
@@ -259,7 +258,8 @@ export class WalConsumer {
   private connectionLost(service: LogicalReplicationService, err: Error): void {
     if (this.service !== service) return;
     this.service = undefined;
-    void service.destroy().catch(() => undefined);
+    // stop(), not destroy(): our 'error' listener stays, so a late error from the dead connection is ignored, not thrown.
+    void service.stop().catch(() => undefined);
     const wasStreaming = this.streaming;
     this.streaming = false;
     if (!wasStreaming) return void this.beforeStart?.(err); // connect() reports it
@@ -286,10 +286,9 @@ export class WalConsumer {
   /** After a lost connection: check the slot (dropped, invalidated, taken) and stream again. */
   private async recover(): Promise<void> {
     if (this.stopped) return;
-    const slot = await inspectSlot(this.o.db, this.slot);
+    const slot = await inspectIdleSlot(this.o.db, this.slot);
     if (!slot) await this.replaceLostSlot('was dropped while the gateway was reading it');
     else if (slot.walStatus === 'lost') await this.replaceLostSlot('was invalidated (the WAL it needed was removed: max_slot_wal_keep_size)');
-    else if (slot.activePid !== null) throw new SlotBusyError(this.slot, slot.activePid);
     await this.connect();
   }
 

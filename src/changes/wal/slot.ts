@@ -101,11 +101,25 @@ export class SlotBusyError extends Error {
   }
 }
 
+/**
+ * The slot's state once no backend reads it, waiting up to `waitMs` for one to let go (a
+ * reader that just disconnected takes a moment to end on the server); SlotBusyError if it
+ * does not.
+ */
+export async function inspectIdleSlot(db: Queryable, name: string, waitMs = 5000): Promise<SlotState | undefined> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const state = await inspectSlot(db, name);
+    if (!state || state.activePid === null) return state;
+    if (Date.now() >= deadline) throw new SlotBusyError(name, state.activePid);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Drops the slot; false when there was none. Refuses (SlotBusyError) while another backend reads it. */
-export async function dropSlot(db: Queryable, name: string): Promise<boolean> {
-  const state = await inspectSlot(db, name);
+export async function dropSlot(db: Queryable, name: string, waitMs = 5000): Promise<boolean> {
+  const state = await inspectIdleSlot(db, name, waitMs);
   if (!state) return false;
-  if (state.activePid !== null) throw new SlotBusyError(name, state.activePid);
   await db.query('select pg_drop_replication_slot($1)', [name]);
   return true;
 }
