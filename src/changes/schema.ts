@@ -120,6 +120,32 @@ begin
 end $$;
 `;
 
+/** PL/pgSQL (needs `rel regclass`): puts the capture trigger on every published table that lacks it (both versions of fanout_sync_triggers). */
+const ADD_CAPTURE_TRIGGERS = `  for rel in
+    select c.oid::regclass
+    from pg_publication_tables p
+    join pg_namespace n on n.nspname = p.schemaname
+    join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
+    where p.pubname = '${PUBLICATION}' and p.schemaname <> 'realtime' and c.relkind in ('r', 'p')
+      and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'fanout_capture')
+  loop
+    execute format('create trigger fanout_capture after insert or update or delete on %s for each row execute function realtime.fanout_capture()', rel);
+  end loop;`;
+
+/** PL/pgSQL (needs `rel regclass`): takes the capture trigger off tables that left the publication (or, with `orWhen`, also when that SQL condition holds). */
+function removeCaptureTriggers(orWhen: string): string {
+  return `  for rel in
+    select t.tgrelid::regclass
+    from pg_trigger t
+    join pg_class c on c.oid = t.tgrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    where t.tgname = 'fanout_capture'
+      and (${orWhen}not exists (select 1 from pg_publication_tables p where p.pubname = '${PUBLICATION}' and p.schemaname = n.nspname and p.tablename = c.relname))
+  loop
+    execute format('drop trigger fanout_capture on %s', rel);
+  end loop;`;
+}
+
 const OUTBOX = `
 create table if not exists realtime.fanout_changes (
   id bigint generated always as identity primary key,
@@ -171,26 +197,8 @@ language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   rel regclass;
 begin
-  for rel in
-    select c.oid::regclass
-    from pg_publication_tables p
-    join pg_namespace n on n.nspname = p.schemaname
-    join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
-    where p.pubname = '${PUBLICATION}' and p.schemaname <> 'realtime' and c.relkind in ('r', 'p')
-      and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'fanout_capture')
-  loop
-    execute format('create trigger fanout_capture after insert or update or delete on %s for each row execute function realtime.fanout_capture()', rel);
-  end loop;
-  for rel in
-    select t.tgrelid::regclass
-    from pg_trigger t
-    join pg_class c on c.oid = t.tgrelid
-    join pg_namespace n on n.oid = c.relnamespace
-    where t.tgname = 'fanout_capture'
-      and not exists (select 1 from pg_publication_tables p where p.pubname = '${PUBLICATION}' and p.schemaname = n.nspname and p.tablename = c.relname)
-  loop
-    execute format('drop trigger fanout_capture on %s', rel);
-  end loop;
+${ADD_CAPTURE_TRIGGERS}
+${removeCaptureTriggers('')}
 end $$;
 revoke all on function realtime.fanout_sync_triggers() from public;
 
@@ -526,27 +534,9 @@ declare
   needed boolean := exists (select 1 from realtime.fanout_cursor where capture = 'outbox');
 begin
   if needed then
-    for rel in
-      select c.oid::regclass
-      from pg_publication_tables p
-      join pg_namespace n on n.nspname = p.schemaname
-      join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
-      where p.pubname = '${PUBLICATION}' and p.schemaname <> 'realtime' and c.relkind in ('r', 'p')
-        and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'fanout_capture')
-    loop
-      execute format('create trigger fanout_capture after insert or update or delete on %s for each row execute function realtime.fanout_capture()', rel);
-    end loop;
+${ADD_CAPTURE_TRIGGERS}
   end if;
-  for rel in
-    select t.tgrelid::regclass
-    from pg_trigger t
-    join pg_class c on c.oid = t.tgrelid
-    join pg_namespace n on n.oid = c.relnamespace
-    where t.tgname = 'fanout_capture'
-      and (not needed or not exists (select 1 from pg_publication_tables p where p.pubname = '${PUBLICATION}' and p.schemaname = n.nspname and p.tablename = c.relname))
-  loop
-    execute format('drop trigger fanout_capture on %s', rel);
-  end loop;
+${removeCaptureTriggers('not needed or ')}
   -- realtime.send() rows reach WAL consumers through the fanout_messages publication.
   if (select t.tgenabled <> 'D' from pg_trigger t where t.tgname = 'fanout_broadcast' and t.tgrelid = 'realtime.messages'::regclass) <> needed then
     execute format('alter table realtime.messages %s trigger fanout_broadcast', case when needed then 'enable' else 'disable' end);
