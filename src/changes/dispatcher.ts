@@ -57,6 +57,7 @@ export class FeedSubscription {
     readonly channel: string,
     readonly deliver: ChangeSubscriptionRequest['deliver'],
     claims: Claims,
+    readonly notify?: ChangeSubscriptionRequest['notify'],
   ) {
     this.setClaims(claims);
   }
@@ -127,6 +128,8 @@ export interface DispatchStats {
 export class ChangeDispatcher {
   readonly stats: DispatchStats = { changes: 0, candidates: 0, dbPredicates: 0, rlsQueries: 0, rlsChecks: 0, deliveries: 0 };
   private readonly index = new BindingIndex<FeedBinding>();
+  /** Every active subscription, for notices that concern them all. */
+  private readonly subscriptions = new Set<FeedSubscription>();
   /** entity → role → number of bindings, to know whose privileges matter for a change. */
   private readonly roles = new Map<string, Map<string, number>>();
   private chain: Promise<void> = Promise.resolve();
@@ -146,6 +149,7 @@ export class ChangeDispatcher {
 
   add(sub: FeedSubscription): void {
     sub.serial = ++this.serial;
+    this.subscriptions.add(sub);
     for (const b of sub.bindings) {
       this.index.add(b);
       this.countRole(b.entity, sub.role, 1);
@@ -156,6 +160,7 @@ export class ChangeDispatcher {
   remove(sub: FeedSubscription): void {
     if (!sub.active) return;
     sub.active = false;
+    this.subscriptions.delete(sub);
     for (const b of sub.bindings) {
       this.index.remove(b);
       this.countRole(b.entity, sub.role, -1);
@@ -167,6 +172,19 @@ export class ChangeDispatcher {
     for (const b of sub.bindings) this.countRole(b.entity, sub.role, -1);
     sub.setClaims(claims);
     for (const b of sub.bindings) this.countRole(b.entity, sub.role, 1);
+  }
+
+  /** Tells every subscription something about capture itself (e.g. changes were lost), after the windows queued before it. */
+  notice(message: string): Promise<void> {
+    return this.enqueue(async () => {
+      for (const sub of this.subscriptions) {
+        try {
+          sub.notify?.(message);
+        } catch (err) {
+          this.o.log.error({ err, channel: sub.channel }, 'postgres_changes notice failed');
+        }
+      }
+    });
   }
 
   /** Handles a window of captured rows, after every window queued before it. */

@@ -77,7 +77,7 @@ export class DatabaseChangeFeed implements ChangeFeed {
     } catch {
       return { ok: false, error: DATABASE_UNAVAILABLE };
     }
-    const sub = new FeedSubscription(request.channel, request.deliver, request.claims);
+    const sub = new FeedSubscription(request.channel, request.deliver, request.claims, request.notify);
     for (const { id, params } of parsed) {
       const made = await this.bindingsFor(parts, sub, id, params);
       if (!made.ok) return made;

@@ -16,7 +16,6 @@ import type { Hub, HubMessage, Subscriber } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
 import type { ChangeDispatcher } from './dispatcher.js';
 import { publishMessageRow } from './message-broadcast.js';
-import type { OutboxConsumer } from './outbox.js';
 import type { CapturedRow } from './outbox.js';
 
 export const CHANGES_TOPIC = 'internal:changes';
@@ -81,6 +80,10 @@ export class ChangeFollower implements Subscriber {
   }
 
   deliver(m: HubMessage): void {
+    if (m.event === 'notice') {
+      void this.dispatcher.notice((m.data as { message: string }).message);
+      return;
+    }
     if (m.event !== 'changes') return;
     this.dispatcher.process(m.data as CapturedRow[]).catch((err: unknown) => this.log.error({ err }, 'failed to dispatch changes from the cluster feed'));
   }
@@ -96,12 +99,25 @@ export class ChangeFollower implements Subscriber {
   }
 }
 
+/** What the leader runs while it leads: the outbox consumer, or WAL capture (src/changes/wal/reader.ts). */
+export interface ChangeReader {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves once everything committed before the call was handed over. */
+  settle(): Promise<void>;
+}
+
+/** The leader's notice to every node's subscribers (capture lost changes), on the cluster topic. */
+export function publishNotice(hub: Hub, message: string): Promise<unknown> {
+  return hub.publish(CHANGES_TOPIC, 'notice', { message });
+}
+
 export interface LeaderOptions {
   databaseUrl: string;
   /** The cursor name: gateways with the same consumer name elect one leader. */
   consumer: string;
-  /** Makes the outbox consumer the leader runs (a new one per term). */
-  makeConsumer: () => OutboxConsumer;
+  /** Makes the reader the leader runs (a new one per term). */
+  makeConsumer: () => ChangeReader;
   log: Logger;
   /** Told when this node becomes leader (true) or stops being leader (false). */
   onChange?: (leading: boolean) => void;
@@ -111,7 +127,7 @@ export interface LeaderOptions {
 /** Holds (or keeps trying to take) the cluster's change-feed lock; runs the consumer while it holds it. */
 export class ChangeFeedLeader {
   private client: pg.Client | undefined;
-  private consumer: OutboxConsumer | undefined;
+  private consumer: ChangeReader | undefined;
   private timer: NodeJS.Timeout | undefined;
   private attempting: Promise<void> | undefined;
   private stopped = false;
@@ -155,11 +171,11 @@ export class ChangeFeedLeader {
         await consumer.start();
       } catch (err) {
         // Give the lock back (by ending its session) so another gateway can lead.
-        if (this.client) await this.lost(this.client, `the outbox consumer did not start: ${(err as Error).message}`);
+        if (this.client) await this.lost(this.client, `the change reader did not start: ${(err as Error).message}`);
         throw err;
       }
       this.consumer = consumer;
-      this.o.log.info({ consumer: this.o.consumer }, 'this gateway leads the cluster change feed: it reads the outbox and publishes to the bus');
+      this.o.log.info({ consumer: this.o.consumer }, 'this gateway leads the cluster change feed: it captures the changes and publishes them to the bus');
       this.o.onChange?.(true);
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'change-feed leader election failed; retrying');

@@ -30,6 +30,7 @@ export function registerChanges(gateway: Gateway): void {
     start: config.dbStart,
     replayMs: config.changesReplayMs,
     consumer: config.changesConsumer,
+    capture: config.changesCapture,
     hub: gateway.hub,
     sharedBus: gateway.bus.shared,
     metrics: gateway.metrics,

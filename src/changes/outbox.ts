@@ -135,6 +135,19 @@ export class OutboxConsumer {
     this.wake();
   }
 
+  /**
+   * Hands over every captured row from the saved cursor up to `target` (a pg_snapshot) and
+   * saves the cursor there, without listening or polling: what a consumer switching to WAL
+   * capture still owes its subscribers (the slot decodes what `target` does not show).
+   */
+  async drainTo(target: string): Promise<void> {
+    const { rows } = await this.db.query<{ snapshot: string }>('select snapshot::text as snapshot from realtime.fanout_cursor where consumer = $1', [this.consumer]);
+    if (!rows[0]) throw new Error(`no change-feed cursor named ${this.consumer}`);
+    this.snapshot = this.persisted = rows[0].snapshot;
+    await this.readWindow(target);
+    await this.persist(true);
+  }
+
   /** Reads whatever has committed since the last read (coalesced: one reader at a time). */
   wake(): void {
     if (this.stopped) return;
@@ -206,9 +219,9 @@ export class OutboxConsumer {
    * costs the rows it returns, not everything written since some old transaction began.
    * The first page takes the snapshot in the same statement, saving a round trip.
    */
-  private async readWindow(): Promise<void> {
+  private async readWindow(target: string | null = null): Promise<void> {
     const prev = this.snapshot;
-    let cur: string | null = null;
+    let cur: string | null = target;
     let afterTxid = '0';
     let afterId = '0';
     for (;;) {
@@ -265,7 +278,11 @@ export class OutboxConsumer {
   private async cleanup(): Promise<void> {
     if (Date.now() - this.lastCleanup < this.cleanupMs) return;
     this.lastCleanup = Date.now();
-    await this.db.query('delete from realtime.fanout_changes where txid < (select min(pg_snapshot_xmin(snapshot)) from realtime.fanout_cursor)');
+    // Cursors of WAL consumers that have delivered their share of the outbox hold nothing back.
+    await this.db.query(
+      `delete from realtime.fanout_changes where txid < (select min(pg_snapshot_xmin(snapshot)) from realtime.fanout_cursor
+         where capture = 'outbox' or outbox_until is null or snapshot::text <> outbox_until::text)`,
+    );
     // Supabase keeps realtime.messages partitions for a few days; so do we.
     await this.db.query(`delete from realtime.messages where inserted_at < now() - interval '3 days'`);
     await this.options.maintenance?.().catch((err: unknown) => {

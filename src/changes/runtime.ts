@@ -15,9 +15,13 @@ import { Catalog } from './catalog.js';
 import { openDatabase, type Database } from './database.js';
 import { ChangeDispatcher } from './dispatcher.js';
 import { OutboxConsumer } from './outbox.js';
-import { ChangeFeedLeader, ChangeFollower, publishWindow } from './leader.js';
+import { ChangeFeedLeader, ChangeFollower, publishNotice, publishWindow } from './leader.js';
 import type { CapturedRow } from './outbox.js';
 import { LATEST_VERSION, migrate, schemaVersion, syncCaptureTriggers } from './schema.js';
+import { chooseCapture, type CaptureMode, type CaptureSetting } from './wal/capture-mode.js';
+import { makeChangeReader } from './wal/capture.js';
+import { SlotLagMonitor } from './wal/lag.js';
+import { slotName } from './wal/slot.js';
 
 /** What reads the outbox: this gateway's own consumer, or (in a cluster) the leader election around one. */
 export interface FeedReader {
@@ -31,6 +35,8 @@ export interface RuntimeParts {
   catalog: Catalog;
   dispatcher: ChangeDispatcher;
   consumer: FeedReader;
+  /** How changes are captured (--changes-capture, resolved). */
+  capture: CaptureMode;
 }
 
 export interface RuntimeOptions {
@@ -40,6 +46,8 @@ export interface RuntimeOptions {
   replayMs: number;
   /** Cursor name: one per gateway sharing a database. */
   consumer: string;
+  /** --changes-capture. */
+  capture?: CaptureSetting;
   hub: Hub;
   /** Other gateways share the hub's bus (and may share this database): capture once per cluster, through a leader. */
   sharedBus: boolean;
@@ -159,6 +167,17 @@ export class DatabaseRuntime {
           // publication are picked up here within seconds.
           maintenance: () => syncCaptureTriggers(db),
         });
+      const capture = await chooseCapture(db, this.o.capture ?? 'auto', this.o.databaseUrl);
+      log.info(
+        { capture: capture.mode, reason: capture.reason, ...(capture.mode === 'wal' ? { slot: slotName(this.o.consumer) } : {}) },
+        capture.mode === 'wal' ? 'postgres changes are captured from the write-ahead log (logical replication, no triggers)' : 'postgres changes are captured by triggers into the outbox',
+      );
+      const reader = (handle: (rows: CapturedRow[]) => Promise<void>, notice: (message: string) => void) =>
+        makeChangeReader(
+          { mode: capture.mode, db, databaseUrl: this.o.databaseUrl, consumer: this.o.consumer, log, outbox, onError: () => this.o.metrics.errors.labels('database').inc() },
+          handle,
+          notice,
+        );
       let consumer: FeedReader;
       if (this.o.sharedBus && db.kind === 'postgres' && this.o.databaseUrl) {
         // A cluster sharing this database: one leader reads the outbox and publishes to the bus; every node dispatches.
@@ -168,7 +187,11 @@ export class DatabaseRuntime {
         const leader = new ChangeFeedLeader({
           databaseUrl: this.o.databaseUrl,
           consumer: this.o.consumer,
-          makeConsumer: () => outbox((rows) => publishWindow(hub, rows)),
+          makeConsumer: () =>
+            reader(
+              (rows) => publishWindow(hub, rows),
+              (message) => void publishNotice(hub, message).catch((err: unknown) => log.warn({ err }, 'could not publish a change-feed notice to the cluster')),
+            ),
           log,
           onChange: this.o.onLeader,
         });
@@ -182,12 +205,27 @@ export class DatabaseRuntime {
         };
       } else {
         if (this.o.sharedBus) log.warn('the embedded database is this gateway’s own: its changes reach only its own subscribers (give the cluster one DATABASE_URL)');
-        const own = outbox((rows) => dispatcher.process(rows));
+        const own = reader(
+          (rows) => dispatcher.process(rows),
+          (message) => void dispatcher.notice(message),
+        );
         await own.start();
         consumer = own;
       }
+      if (capture.mode === 'wal') {
+        const lag = new SlotLagMonitor(db, slotName(this.o.consumer), this.o.metrics, log);
+        lag.start();
+        const inner = consumer;
+        consumer = {
+          settle: () => inner.settle(),
+          stop: async () => {
+            lag.stop();
+            await inner.stop();
+          },
+        };
+      }
       log.info({ database: db.kind, location: db.location, ms: Date.now() - started }, 'change feed running');
-      return { db, catalog, dispatcher, consumer };
+      return { db, catalog, dispatcher, consumer, capture: capture.mode };
     } catch (err) {
       await db.close().catch(() => undefined);
       throw err;

@@ -121,6 +121,32 @@ begin
 end $$;
 `;
 
+/** PL/pgSQL (needs `rel regclass`): puts the capture trigger on every published table that lacks it (both versions of fanout_sync_triggers). */
+const ADD_CAPTURE_TRIGGERS = `  for rel in
+    select c.oid::regclass
+    from pg_publication_tables p
+    join pg_namespace n on n.nspname = p.schemaname
+    join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
+    where p.pubname = '${PUBLICATION}' and p.schemaname <> 'realtime' and c.relkind in ('r', 'p')
+      and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'fanout_capture')
+  loop
+    execute format('create trigger fanout_capture after insert or update or delete on %s for each row execute function realtime.fanout_capture()', rel);
+  end loop;`;
+
+/** PL/pgSQL (needs `rel regclass`): takes the capture trigger off tables that left the publication (or, with `orWhen`, also when that SQL condition holds). */
+function removeCaptureTriggers(orWhen: string): string {
+  return `  for rel in
+    select t.tgrelid::regclass
+    from pg_trigger t
+    join pg_class c on c.oid = t.tgrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    where t.tgname = 'fanout_capture'
+      and (${orWhen}not exists (select 1 from pg_publication_tables p where p.pubname = '${PUBLICATION}' and p.schemaname = n.nspname and p.tablename = c.relname))
+  loop
+    execute format('drop trigger fanout_capture on %s', rel);
+  end loop;`;
+}
+
 const OUTBOX = `
 create table if not exists realtime.fanout_changes (
   id bigint generated always as identity primary key,
@@ -172,26 +198,8 @@ language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   rel regclass;
 begin
-  for rel in
-    select c.oid::regclass
-    from pg_publication_tables p
-    join pg_namespace n on n.nspname = p.schemaname
-    join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
-    where p.pubname = '${PUBLICATION}' and p.schemaname <> 'realtime' and c.relkind in ('r', 'p')
-      and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'fanout_capture')
-  loop
-    execute format('create trigger fanout_capture after insert or update or delete on %s for each row execute function realtime.fanout_capture()', rel);
-  end loop;
-  for rel in
-    select t.tgrelid::regclass
-    from pg_trigger t
-    join pg_class c on c.oid = t.tgrelid
-    join pg_namespace n on n.oid = c.relnamespace
-    where t.tgname = 'fanout_capture'
-      and not exists (select 1 from pg_publication_tables p where p.pubname = '${PUBLICATION}' and p.schemaname = n.nspname and p.tablename = c.relname)
-  loop
-    execute format('drop trigger fanout_capture on %s', rel);
-  end loop;
+${ADD_CAPTURE_TRIGGERS}
+${removeCaptureTriggers('')}
 end $$;
 revoke all on function realtime.fanout_sync_triggers() from public;
 
@@ -499,9 +507,56 @@ begin
 end $$;
 `;
 
+// Capture from the write-ahead log (src/changes/wal/): each consumer's cursor says how it
+// captures. Capture triggers exist only while some consumer reads the outbox, so a database
+// served from the WAL alone has no trigger and no extra write on its tables. A WAL consumer
+// that took over from the outbox remembers the snapshot the slot started at (outbox_until):
+// outbox rows up to it are still to be delivered until `snapshot` reaches it. A consumer
+// going back to the outbox remembers the WAL position up to which the slot must still be
+// read (wal_until), for transactions visible in its first outbox snapshot. Tables in
+// `fanout_messages` carry realtime.send() rows through the same slot.
+export const MESSAGES_PUBLICATION = 'fanout_messages';
+
+const WAL_CAPTURE = `
+alter table realtime.fanout_cursor add column if not exists capture text not null default 'outbox';
+alter table realtime.fanout_cursor add column if not exists outbox_until pg_snapshot;
+alter table realtime.fanout_cursor add column if not exists wal_until pg_lsn;
+do $$
+begin
+  if not exists (select 1 from pg_constraint where conname = 'fanout_cursor_capture_check') then
+    alter table realtime.fanout_cursor add constraint fanout_cursor_capture_check check (capture in ('outbox', 'wal'));
+  end if;
+end $$;
+
+create or replace function realtime.fanout_sync_triggers() returns void
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  rel regclass;
+  needed boolean := exists (select 1 from realtime.fanout_cursor where capture = 'outbox');
+begin
+  if needed then
+${ADD_CAPTURE_TRIGGERS}
+  end if;
+${removeCaptureTriggers('not needed or ')}
+  -- realtime.send() rows reach WAL consumers through the fanout_messages publication.
+  if (select t.tgenabled <> 'D' from pg_trigger t where t.tgname = 'fanout_broadcast' and t.tgrelid = 'realtime.messages'::regclass) <> needed then
+    execute format('alter table realtime.messages %s trigger fanout_broadcast', case when needed then 'enable' else 'disable' end);
+  end if;
+end $$;
+revoke all on function realtime.fanout_sync_triggers() from public;
+
+do $$
+begin
+  if not exists (select 1 from pg_publication where pubname = '${MESSAGES_PUBLICATION}') then
+    create publication ${MESSAGES_PUBLICATION} for table realtime.messages with (publish = 'insert');
+  end if;
+end $$;
+`;
+
 export const MIGRATIONS: Migration[] = [
   { version: 1, name: 'realtime schema, change capture, project_comments', sql: ROLES + MESSAGES + OUTBOX + FEED_FUNCTIONS + COMMENTS + LOCK_DOWN },
   { version: 2, name: 'broadcast_changes, send_binary and binary_payload', sql: BROADCAST_FROM_DATABASE },
+  { version: 3, name: 'capture from the write-ahead log', sql: WAL_CAPTURE },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -35,6 +35,8 @@ export interface ChangeSubscriptionRequest {
   claims: Claims;
   /** Called once per change per channel, with every matching binding id. Must not throw. */
   deliver(ids: number[], data: ChangeData, commitTs: number): void;
+  /** Called when the feed must tell the channel something about capture itself (changes lost), as a `system` message. Must not throw. */
+  notify?(message: string): void;
 }
 
 export type ChangeSubscriptionResult = { ok: true; subscription: ChangeSubscription } | { ok: false; error: string };

@@ -183,6 +183,17 @@ export const DEFAULT_RULES: RuleInput[] = [
     severity: 'warning',
     description: 'database commit to dispatch p99 above 1 s',
   },
+  {
+    name: 'change_slot_lag_high',
+    signal: 'change_slot_lag_seconds',
+    op: '>',
+    threshold: 300,
+    resolve: 60,
+    for: '1m',
+    window: '1m',
+    severity: 'critical',
+    description: 'the replication slot of WAL capture has not confirmed WAL for over 5 minutes: PostgreSQL keeps every WAL file since (disk fills); is the change feed stuck or the slot abandoned? (`fanout migrate --drop-slot` removes one no gateway reads)',
+  },
 ];
 
 /** A bad alerts file; a ConfigError so `fanout serve` reports it like any bad option and exits 2. */

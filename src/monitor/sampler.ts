@@ -58,13 +58,17 @@ export class Sampler {
     ];
     const counters = Object.fromEntries(await Promise.all(counterValues.map(async ([k, v]) => [k, await v] as const))) as Snapshot['counters'];
     for (const c of COUNTERS) counters[c] ??= 0;
-    const [delivery, changeFeed, channels, presence, changeLagLast] = await Promise.all([
+    const [delivery, changeFeed, channels, presence, changeLagLast, slotBytes, slotSeconds] = await Promise.all([
       buckets(m.deliveryLatency),
       buckets(m.changeFeedLag),
       sum(m.channels),
       sum(m.presenceMembers),
       m.changeFeedLagLast.get(),
+      m.changeSlotLagBytes.get(),
+      m.changeSlotLagSeconds.get(),
     ]);
+    // Labelled by slot: no series at all unless the gateway captures from the WAL.
+    const largest = (g: typeof slotBytes) => (g.values.length ? Math.max(...g.values.map((v) => v.value)) : undefined);
     const histograms: Snapshot['histograms'] = { delivery_latency: delivery, change_feed_lag: changeFeed };
     for (const h of HISTOGRAMS) histograms[h] ??= [];
     const c = this.connections;
@@ -89,6 +93,8 @@ export class Sampler {
         event_loop_lag_max_seconds: proc.eventLoopLagMaxSeconds,
         // An unlabelled gauge reads 0 before it is ever set; only a dispatched change gives it meaning.
         change_feed_lag_last_seconds: (changeFeed.at(-1)?.[1] ?? 0) > 0 ? changeLagLast.values[0]?.value : undefined,
+        change_slot_lag_bytes: largest(slotBytes),
+        change_slot_lag_seconds: largest(slotSeconds),
       },
     };
     this.history.push(snapshot);

@@ -44,6 +44,8 @@ export const GAUGES = [
   'event_loop_lag_p99_seconds',
   'event_loop_lag_max_seconds',
   'change_feed_lag_last_seconds',
+  'change_slot_lag_bytes',
+  'change_slot_lag_seconds',
 ] as const;
 export type GaugeName = (typeof GAUGES)[number];
 
@@ -89,6 +91,8 @@ export const SIGNALS = {
   event_loop_lag_p99_seconds: gauge('event_loop_lag_p99_seconds', 'avg', 'event-loop delay, 99th percentile of each sample interval'),
   event_loop_lag_max_seconds: gauge('event_loop_lag_max_seconds', 'max', 'longest event-loop delay in each sample interval'),
   change_feed_lag_last_seconds: gauge('change_feed_lag_last_seconds', 'last', 'commit-to-dispatch lag of the latest database change'),
+  change_slot_lag_bytes: gauge('change_slot_lag_bytes', 'last', 'WAL held back by the change feed\'s replication slot (WAL capture)'),
+  change_slot_lag_seconds: gauge('change_slot_lag_seconds', 'last', 'age of the oldest WAL the replication slot has not confirmed (WAL capture)'),
   cpu_ratio: rate('cpu_seconds', 'CPU seconds per second (1 = one core busy)'),
   messages_in_per_second: rate('messages_in', 'messages received from clients and publishers'),
   messages_out_per_second: rate('messages_out', 'messages written to subscribers'),

@@ -272,7 +272,13 @@ export class Channel implements Subscriber {
   private startChanges(): Promise<ChangeSubscriptionResult> {
     const db = this.socket.ctx.gateway.database;
     if (!db) return Promise.resolve({ ok: false, error: NO_DATABASE });
-    const request = { channel: this.sub, bindings: this.bindings, claims: this.claims!, deliver: (ids: number[], data: ChangeData, commitTs: number) => this.deliverChange(ids, data, commitTs) };
+    const request = {
+      channel: this.sub,
+      bindings: this.bindings,
+      claims: this.claims!,
+      deliver: (ids: number[], data: ChangeData, commitTs: number) => this.deliverChange(ids, data, commitTs),
+      notify: (message: string) => this.state === 'joined' && this.pushSystem('postgres_changes', 'error', message),
+    };
     // Through a promise, so a feed that throws synchronously is reported like one that rejects.
     return Promise.resolve()
       .then(() => db.changeFeed.subscribe(request))

@@ -47,6 +47,9 @@ export class GatewayMetrics {
   readonly jwksReads = new Counter({ name: 'fanout_jwks_reads_total', help: 'reads of the --jwt-jwks key set (URL fetches, file reads) by result', labelNames: ['result'], registers: [this.registry] });
   readonly jwksKeys = new Gauge({ name: 'fanout_jwks_keys', help: 'keys held from the --jwt-jwks key set', registers: [this.registry] });
   readonly changeFeedLagLast = new Gauge({ name: 'fanout_change_feed_lag_last_seconds', help: 'lag of the most recently dispatched change', registers: [this.registry] });
+  // WAL capture only: an abandoned or stuck slot makes PostgreSQL keep WAL for ever.
+  readonly changeSlotLagBytes = new Gauge({ name: 'fanout_changes_slot_lag_bytes', help: 'WAL the change feed\'s replication slot holds back: pg_current_wal_lsn() - confirmed_flush_lsn', labelNames: ['slot'], registers: [this.registry] });
+  readonly changeSlotLagSeconds = new Gauge({ name: 'fanout_changes_slot_lag_seconds', help: 'age of the oldest WAL the change feed\'s replication slot has not confirmed (0 when caught up)', labelNames: ['slot'], registers: [this.registry] });
 
   /** Per-transport children, so the fan-out loop does no label lookups. */
   private readonly children = new Map<string, { observe(v: number): void; inc(v?: number): void }>();

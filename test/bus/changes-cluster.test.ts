@@ -1,5 +1,6 @@
 // postgres_changes in a cluster: gateways sharing one PostgreSQL database and one bus
-// elect one leader (advisory lock) that reads the outbox; every node dispatches to its own
+// elect one leader (advisory lock) that reads the outbox, or with WAL capture the one
+// replication slot (on a wal_level=logical server of the file's own); every node dispatches to its own
 // subscribers from the bus. A change committed once is delivered once to a subscriber on
 // each node (not once per node per subscriber), and when the leader stops another node
 // takes over without losing the changes committed in between.
@@ -11,6 +12,7 @@ import { createMigratedDatabase, type TestDatabase } from '../helpers/database.j
 import { closeClients, joined, supabase } from '../realtime/helpers.js';
 import { waitFor } from '../sse/helpers.js';
 import { startCluster, type Cluster } from './helpers.js';
+import { startWalServer, type WalServer } from '../helpers/wal-server.js';
 
 type Change = RealtimePostgresChangesPayload<Record<string, unknown>>;
 
@@ -19,22 +21,29 @@ async function leaderGauge(gw: TestGateway): Promise<number> {
   return (await metric!.get()).values[0]?.value ?? 0;
 }
 
-describe.each(['redis', 'nats'] as const)('the change feed of a cluster on the %s bus', (kind) => {
+describe.each([
+  { kind: 'redis', capture: 'outbox' },
+  { kind: 'nats', capture: 'outbox' },
+  { kind: 'redis', capture: 'wal' },
+] as const)('the change feed of a cluster on the $kind bus, captured by $capture', ({ kind, capture }) => {
   let db: TestDatabase;
   let writer: pg.Client;
   let cluster: Cluster;
+  let walServer: WalServer | undefined;
 
   beforeAll(async () => {
-    db = await createMigratedDatabase('fanout_cluster');
+    if (capture === 'wal') walServer = await startWalServer();
+    db = await createMigratedDatabase('fanout_cluster', walServer?.adminUrl);
     writer = new pg.Client({ connectionString: db.url });
     await writer.connect();
-    cluster = await startCluster(kind, 2, { databaseUrl: db.url, dbStart: 'eager', changesReplayMs: 0 });
+    cluster = await startCluster(kind, 2, { databaseUrl: db.url, dbStart: 'eager', changesReplayMs: 0, changesCapture: capture });
   }, 60_000);
   afterAll(async () => {
     await closeClients();
     await cluster?.stop();
     await writer?.end();
     await db?.drop();
+    await walServer?.stop();
   }, 60_000);
 
   /** A supabase-js channel (service_role: no RLS) collecting the INSERTs of project `p`. */
@@ -72,6 +81,11 @@ describe.each(['redis', 'nats'] as const)('the change feed of a cluster on the %
     // One cursor for the cluster, read by the leader only.
     const cursors = await writer.query<{ consumer: string }>('select consumer from realtime.fanout_cursor order by consumer');
     expect(cursors.rows.map((r) => r.consumer)).toEqual(['default']);
+    if (capture === 'wal') {
+      // One slot for the cluster, read by one connection (the leader's).
+      const slots = await writer.query<{ slot_name: string; active: boolean }>('select slot_name, active from pg_replication_slots');
+      expect(slots.rows).toEqual([{ slot_name: 'fanout_default', active: true }]);
+    }
   });
 
   it('delivers realtime.send_binary and realtime.send once to subscribers on every node, bytes intact over the bus', async () => {

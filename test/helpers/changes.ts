@@ -26,6 +26,13 @@ export interface Delivery {
   commitTs: number;
 }
 
+export interface HarnessOptions {
+  /** Create the database on this server (a WAL test server) instead of the machine's shared one. */
+  adminUrl?: string;
+  /** Settings every start of the gateway uses (e.g. changesCapture). */
+  gateway?: Partial<GatewayConfig>;
+}
+
 export class ChangesHarness {
   gw: TestGateway | undefined;
   private pgdb: TestDatabase | undefined;
@@ -33,12 +40,19 @@ export class ChangesHarness {
   private readonly dataDir = mkdtempSync(join(tmpdir(), 'fanout-changes-'));
   port = 0;
 
-  private constructor(readonly kind: DatabaseKind) {}
+  private constructor(
+    readonly kind: DatabaseKind,
+    private readonly defaults: Partial<GatewayConfig>,
+  ) {}
 
-  static async create(kind: DatabaseKind): Promise<ChangesHarness> {
-    const h = new ChangesHarness(kind);
+  /**
+   * `options.adminUrl`: create the database on that server (a WAL test server) instead of
+   * the machine's shared one; `options.gateway`: settings every start uses (e.g. changesCapture).
+   */
+  static async create(kind: DatabaseKind, options: HarnessOptions = {}): Promise<ChangesHarness> {
+    const h = new ChangesHarness(kind, options.gateway ?? {});
     if (kind === 'postgres') {
-      h.pgdb = await createMigratedDatabase('fanout_changes');
+      h.pgdb = await createMigratedDatabase('fanout_changes', options.adminUrl);
       h.writer = new pg.Client({ connectionString: h.pgdb.url });
       await h.writer.connect();
     }
@@ -61,6 +75,7 @@ export class ChangesHarness {
       databaseUrl: this.pgdb?.url,
       dataDir: this.dataDir,
       port: this.port,
+      ...this.defaults,
       ...overrides,
     });
     this.port = Number(new URL(this.gw.url).port);

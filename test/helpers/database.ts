@@ -15,21 +15,27 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(prefix = 'fanout_test'): Promise<TestDatabase> {
+/** `adminUrl`: another server than the machine's shared one (e.g. a WAL test server, test/helpers/wal-server.ts). */
+export async function createTestDatabase(prefix = 'fanout_test', adminUrl = POSTGRES_ADMIN_URL): Promise<TestDatabase> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  await admin((c) => c.query(`create database ${pg.escapeIdentifier(name)}`));
-  const url = new URL(POSTGRES_ADMIN_URL);
+  await admin(adminUrl, (c) => c.query(`create database ${pg.escapeIdentifier(name)}`));
+  const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
     name,
     url: url.toString(),
-    drop: () => admin((c) => c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`)),
+    drop: () =>
+      admin(adminUrl, async (c) => {
+        // Replication slots belong to the database: a database that has one cannot be dropped.
+        await c.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active`, [name]);
+        await c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+      }),
   };
 }
 
 /** A test database with the realtime schema and the seed's tables installed, as `fanout migrate` does. */
-export async function createMigratedDatabase(prefix?: string): Promise<TestDatabase> {
-  const db = await createTestDatabase(prefix);
+export async function createMigratedDatabase(prefix?: string, adminUrl?: string): Promise<TestDatabase> {
+  const db = await createTestDatabase(prefix, adminUrl);
   const handle = await openDatabase({ databaseUrl: db.url, dataDir: '/nonexistent', log: createLogger({ level: 'silent' }) });
   try {
     await migrate(handle);
@@ -39,8 +45,8 @@ export async function createMigratedDatabase(prefix?: string): Promise<TestDatab
   return db;
 }
 
-async function admin(fn: (c: pg.Client) => Promise<unknown>): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+async function admin(adminUrl: string, fn: (c: pg.Client) => Promise<unknown>): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
     await fn(client);

@@ -5,7 +5,7 @@
 // committed while it was down.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { RealtimeChannel, RealtimePostgresChangesPayload } from '@supabase/supabase-js';
-import { ChangesHarness, eventually, type DatabaseKind } from '../helpers/changes.js';
+import { ChangesHarness, eventually, type DatabaseKind, type HarnessOptions } from '../helpers/changes.js';
 import { closeClients, joined, subscribe, supabase } from '../realtime/helpers.js';
 import { ITEMS, OPERATOR_CASES, SETUP } from './changes-fixtures.js';
 
@@ -21,11 +21,12 @@ async function joinedWithChanges(channel: RealtimeChannel): Promise<RealtimeChan
   return channel;
 }
 
-export function changeFeedE2ESuite(kind: DatabaseKind): void {
+/** `options` is read when the suite starts (a WAL test server is up by then). */
+export function changeFeedE2ESuite(kind: DatabaseKind, options: () => HarnessOptions = () => ({})): void {
   let h: ChangesHarness;
 
   beforeAll(async () => {
-    h = await ChangesHarness.create(kind);
+    h = await ChangesHarness.create(kind, options());
     await h.start({ changesReplayMs: 30_000, realtimeConnectErrorBackoffMs: 0, realtimeChannelErrorBackoffMs: 0 });
     await h.exec(SETUP);
   });

@@ -2,14 +2,15 @@
 // changes-postgres.test.ts and changes-pglite.test.ts. Subscriptions go through the
 // gateway's ChangeFeed (the contract the Realtime channels use); writes are plain SQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChangesHarness, eventually, type DatabaseKind, type Delivery } from '../helpers/changes.js';
+import { ChangesHarness, eventually, type DatabaseKind, type Delivery, type HarnessOptions } from '../helpers/changes.js';
 import { channelTopic } from '../../src/realtime/channel-topics.js';
 import type { HubMessage } from '../../src/core/hub.js';
 import type { Claims } from '../../src/core/auth.js';
 import { ITEMS, OPERATOR_CASES, SETUP } from './changes-fixtures.js';
 
 
-export function changeFeedSuite(kind: DatabaseKind): void {
+/** `options` is read when the suite starts (a WAL test server is up by then). */
+export function changeFeedSuite(kind: DatabaseKind, options: () => HarnessOptions = () => ({})): void {
   let h: ChangesHarness;
   let anon: Claims;
   let service: Claims;
@@ -17,7 +18,7 @@ export function changeFeedSuite(kind: DatabaseKind): void {
   let user2: Claims;
 
   beforeAll(async () => {
-    h = await ChangesHarness.create(kind);
+    h = await ChangesHarness.create(kind, options());
     await h.start();
     await h.exec(SETUP);
     anon = await h.claims(h.gw!.keys.anon);
