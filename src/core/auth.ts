@@ -18,7 +18,7 @@ export interface Claims {
   [claim: string]: unknown;
 }
 
-export type AuthFailure = 'missing' | 'malformed' | 'signature' | 'expired' | 'claims';
+export type AuthFailure = 'missing' | 'malformed' | 'signature' | 'expired' | 'claims' | 'role';
 
 /** Messages as the Supabase Realtime server words them (see reference/supabase-realtime-protocol.md §1.1). */
 export const authFailureMessage: Record<AuthFailure, string> = {
@@ -27,7 +27,27 @@ export const authFailureMessage: Record<AuthFailure, string> = {
   signature: 'Failed to validate JWT signature',
   expired: 'Token has expired',
   claims: 'Fields `role` and `exp` are required in JWT',
+  role: 'The role in the JWT is not allowed',
 };
+
+/** The roles a JWT may name by default: Supabase's three (see `--allowed-roles`). */
+export const DEFAULT_ALLOWED_ROLES: readonly string[] = ['anon', 'authenticated', 'service_role'];
+
+/**
+ * Parses `--allowed-roles` (comma-separated PostgreSQL role names). The `role` claim is
+ * used for `SET ROLE` when the gateway queries the database on a user's behalf, so a token
+ * naming `postgres` (or any role the gateway's login role may assume) would act as that
+ * role; only the listed ones are accepted. Throws naming a bad entry.
+ */
+export function parseAllowedRoles(value: string): ReadonlySet<string> {
+  const roles = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (roles.length === 0) throw new Error('name at least one role (the default is anon,authenticated,service_role)');
+  for (const role of roles) if (!/^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(role)) throw new Error(`"${role}" is not a PostgreSQL role name`);
+  return new Set(roles);
+}
 
 export class AuthError extends Error {
   constructor(
@@ -82,7 +102,11 @@ export class Auth {
   private readonly cache = new Map<string, CachedClaims>();
   private static readonly CACHE_LIMIT = 10_000;
 
-  constructor(secret: string) {
+  constructor(
+    secret: string,
+    /** Roles a token may name; any other `role` claim is refused at verification. */
+    private readonly allowedRoles: ReadonlySet<string> = new Set(DEFAULT_ALLOWED_ROLES),
+  ) {
     this.key = new TextEncoder().encode(secret);
   }
 
@@ -138,6 +162,9 @@ export class Auth {
       throw new AuthError('malformed');
     }
     if (typeof payload.role !== 'string' || typeof payload.exp !== 'number') throw new AuthError('claims');
+    if (!this.allowedRoles.has(payload.role)) {
+      throw new AuthError('role', `The role ${JSON.stringify(payload.role.slice(0, 64))} in the JWT is not allowed (allowed: ${[...this.allowedRoles].join(', ')})`);
+    }
     const claims = payload as Claims;
     if (this.cache.size >= Auth.CACHE_LIMIT) {
       // Drop the oldest entry (Map iteration is insertion order).

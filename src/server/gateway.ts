@@ -8,7 +8,8 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { GatewayConfig } from '../core/config.js';
 import { Hub } from '../core/hub.js';
-import { Auth, loadSecret, type SecretSource } from '../core/auth.js';
+import { Auth, loadSecret, parseAllowedRoles, type SecretSource } from '../core/auth.js';
+import { clientAddress, parseTrustedProxies } from '../core/trusted-proxies.js';
 import { createLogger, scrubSecrets, type Logger } from '../core/log.js';
 import { Router, nextRequestId } from './router.js';
 import { Cors } from './cors.js';
@@ -37,6 +38,8 @@ export interface Gateway {
   readonly bus: Bus | undefined;
   /** Named checks `/readyz` evaluates; a module owning an external dependency registers one (see readiness.ts). */
   readonly readiness: ReadinessChecks;
+  /** The client's address: the peer, or what a trusted proxy (`--trusted-proxies`) put in X-Forwarded-For. */
+  clientAddress(req: IncomingMessage): string;
   /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
   database: DatabaseServices | undefined;
   /** `http://host:port` once listening. */
@@ -88,7 +91,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       log.warn({ problem, topic, detail }, 'hub replica problem');
     },
   });
-  const auth = new Auth(secret.secret);
+  const auth = new Auth(secret.secret, parseAllowedRoles(config.allowedRoles));
+  const trustProxy = parseTrustedProxies(config.trustedProxies);
   const router = new Router(log);
   hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
@@ -167,6 +171,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     metrics,
     bus,
     readiness: new ReadinessChecks(),
+    clientAddress: (req) => clientAddress(req, trustProxy),
     database: undefined,
     get url() {
       return url;

@@ -87,11 +87,11 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     readyExtra: Record<string, unknown> = {},
   ): void => {
     if (clientGone(req, res)) return;
-    const userKey = userKeyOf(claims, readsFor);
+    const userKey = userKeyOf(claims, gateway.clientAddress(req), readsFor);
     admit('sse', userKey);
     writeHead(res, 200, SSE_HEADERS);
     // Shared by reader: the same user's tabs, not every reader of that user's content.
-    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims), topics[0]!) : undefined;
+    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims, gateway.clientAddress(req)), topics[0]!) : undefined;
     new SseStream(ctx, res, userKey, topics, claims.exp * 1000, content !== undefined, shareKey).start(starts, readyExtra, content?.finished ?? false);
   };
 
@@ -221,7 +221,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseCursor(afterRaw, topics.length, 'after') : topics.map((): 'now' => 'now');
       const positions = after.map((start, i) => startPosition(hub, topics[i]!, start));
-      answerPoll(req, res, userKeyOf(claims), topics, positions, pollWait(query), true);
+      answerPoll(req, res, userKeyOf(claims, gateway.clientAddress(req)), topics, positions, pollWait(query), true);
     }),
   );
 
@@ -236,7 +236,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : startPosition(hub, topic, 'start');
       // A finished item never waits: nothing more will come.
-      answerPoll(req, res, userKeyOf(claims, item.ownerId), [topic], [after], pollWait(query), item.status === 'running');
+      answerPoll(req, res, userKeyOf(claims, gateway.clientAddress(req), item.ownerId), [topic], [after], pollWait(query), item.status === 'running');
     }),
   );
 }
