@@ -160,6 +160,8 @@ class Topic {
   readonly history: History;
   lastActivity = Date.now();
   sync: SyncState = 'plain';
+  /** A position in this topic (so its epoch) was handed out: keep the topic for resume until the sweep. */
+  positioned = false;
   loading: Promise<void> | undefined;
   pending: { envelope: BusEnvelope; origin: unknown }[] | undefined;
 
@@ -222,6 +224,7 @@ export class Hub {
     if (retain) topic.history.push(msg);
     topic.lastActivity = msg.ts;
     this.fanout(topic, msg);
+    this.dropIfUnused(topic);
     return msg;
   }
 
@@ -412,6 +415,16 @@ export class Hub {
     if (!topic) return;
     topic.subscribers.delete(subscriber);
     topic.lastActivity = Date.now();
+    this.dropIfUnused(topic);
+  }
+
+  /**
+   * Forgets a topic at once when nobody holds anything of it: no subscriber, nothing ever
+   * retained, no position handed out (Realtime channels). Its name and state are freed now,
+   * not after --history-ttl-ms, so a flood of joins to throw-away topics leaves nothing behind.
+   */
+  private dropIfUnused(topic: Topic): void {
+    if (topic.subscribers.size === 0 && topic.lastOffset === 0 && !topic.positioned && topic.sync === 'plain') this.topics.delete(topic.name);
   }
 
   subscriberCount(topicName: string): number {
@@ -422,6 +435,7 @@ export class Hub {
   position(topicName: string): Position {
     const t = this.topic(topicName);
     this.assertPrepared(t);
+    t.positioned = true;
     return { epoch: t.epoch, offset: t.lastOffset };
   }
 
@@ -441,6 +455,7 @@ export class Hub {
   since(topicName: string, from: Position, limit = Infinity): ResumeResult {
     const topic = this.topic(topicName);
     this.assertPrepared(topic);
+    topic.positioned = true;
     const position = { epoch: topic.epoch, offset: topic.lastOffset };
     if (from.epoch !== topic.epoch) return { kind: 'reset', reason: 'epoch', position };
     if (from.offset > topic.lastOffset) return { kind: 'reset', reason: 'ahead', position };
