@@ -45,6 +45,8 @@ export class RealtimeSocket implements ManagedConnection {
   private released = false;
   /** When a message was first refused for rate (ms), 0 when not flooding: persisting floods close the socket. */
   private floodedAt = 0;
+  /** When the last message was refused for rate (ms). */
+  private lastRefusedAt = 0;
   /** True while the TCP socket is corked for this event-loop turn (see `flushAtEndOfTurn`). */
   private corked = false;
   /** Unsent bytes were over the slow-consumer budget at the previous sweep. */
@@ -154,6 +156,7 @@ export class RealtimeSocket implements ManagedConnection {
 
   private flood(now: number, limit: string): void {
     this.ctx.error('rate_limit');
+    this.lastRefusedAt = now;
     const message = `Too many messages per second (${limit})`;
     if (this.floodedAt === 0) {
       this.floodedAt = now;
@@ -276,7 +279,7 @@ export class RealtimeSocket implements ManagedConnection {
       this.overBudget = false;
     }
     // A flood that stopped: the socket may be shut down again by the next one instead of closed.
-    if (this.floodedAt && now - this.floodedAt >= FLOOD_GRACE_MS && !this.events.empty(now)) this.floodedAt = 0;
+    if (this.floodedAt && now - this.lastRefusedAt >= FLOOD_GRACE_MS) this.floodedAt = 0;
     // Runs every sweep for every socket: allocates only when a channel must go.
     let expired: Channel[] | undefined;
     for (const channel of this.channels.values()) {
