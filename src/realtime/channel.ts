@@ -142,13 +142,20 @@ export class Channel implements Subscriber {
     const { ctx } = this.socket;
     ctx.gateway.metrics.joins.labels(err.result).inc();
     ctx.error(err.result === 'rate_limited' ? 'rate_limit' : err.result === 'invalid_token' ? 'auth' : 'join');
+    if (err.disconnect) {
+      // A join flood: answer and disconnect at once, as Supabase disconnects at once. Waiting
+      // out the back-off first would let the socket pile up joining channels meanwhile.
+      this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: err.reason });
+      this.release();
+      this.socket.closeWith(1001, 'Too many joins per second');
+      return;
+    }
     // The real server sleeps before every join error so rejoin loops cannot hammer it.
     await backoff(ctx.limits.channelErrorBackoffMs);
     if (this.state !== 'closed') {
       this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: err.reason });
       this.release();
     }
-    if (err.disconnect) this.socket.closeWith(1001, 'Too many joins per second');
   }
 
   /** Every check of the join pipeline in the real server's order; throws JoinRefused. */
@@ -156,9 +163,11 @@ export class Channel implements Subscriber {
     const { ctx } = this.socket;
     if (!this.sub) throw new JoinRefused('TopicNameRequired: You must provide a topic name', 'bad_request');
     if (this.config.problem) throw new JoinRefused(this.config.problem, 'bad_request');
-    if (this.socket.channels.size > ctx.limits.maxChannelsPerClient) throw new JoinRefused('ChannelRateLimitReached: Too many channels', 'channel_limit');
+    // Every join attempt spends from the socket's bucket, refused ones too, so refusals held
+    // for the error back-off cannot pile up faster than the bucket allows.
     const socketJoins = this.socket.joinBucket;
     if (!socketJoins.take()) throw new JoinRefused(`ClientJoinRateLimitReached: Too many joins per second (per connection: ${socketJoins.describe()})`, 'rate_limited', true);
+    if (this.socket.channels.size > ctx.limits.maxChannelsPerClient) throw new JoinRefused('ChannelRateLimitReached: Too many channels', 'channel_limit');
     const requested = this.config.accessToken;
     this.config.accessToken = undefined; // read once: the channel keeps the adopted token, not the payload's copy
     const claims = await this.adoptToken(requested && !requested.startsWith('sb_') ? requested : this.socket.token).catch((err: unknown) => {

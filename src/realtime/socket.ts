@@ -34,7 +34,7 @@ export class RealtimeSocket implements ManagedConnection {
   private lastSeen = this.openedAt;
   /** Messages this socket may send: `--realtime-max-events-per-second`, burst `--realtime-event-burst`. */
   private readonly events: TokenBucket;
-  /** Joins this socket may make: `--realtime-socket-joins-per-second`, burst = channels per client. */
+  /** Joins this socket may make: `--realtime-socket-joins-per-second`, burst = channels per client + one second's worth. */
   readonly joinBucket: TokenBucket;
   /** The buckets of the identity the socket counts against (kept while the socket holds it, see IdentityLimits.sweep). */
   private identity: IdentityBuckets;
@@ -67,7 +67,7 @@ export class RealtimeSocket implements ManagedConnection {
   ) {
     const { limits } = ctx;
     this.events = new TokenBucket(limits.maxEventsPerSecond, limits.eventBurst, this.openedAt);
-    this.joinBucket = new TokenBucket(limits.socketJoinsPerSecond, limits.maxChannelsPerClient, this.openedAt);
+    this.joinBucket = new TokenBucket(limits.socketJoinsPerSecond, limits.maxChannelsPerClient + limits.socketJoinsPerSecond, this.openedAt);
     this.identity = ctx.identities.of(userKey, this.openedAt);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
     ws.on('close', () => this.release());
