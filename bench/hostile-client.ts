@@ -154,8 +154,8 @@ async function hostileLoop(url: string, until: number, body: (ws: WebSocket, ali
       const [, ref, , event, payload] = JSON.parse(data.toString()) as [string | null, string | null, string, string, { status?: string }];
       if (event !== 'phx_reply' || !ref) return;
       const ok = payload.status === 'ok';
-      if (ref.startsWith('j')) ok ? hostile.joinsAccepted++ : hostile.joinsRefused++;
-      if (ref.startsWith('big')) ok ? hostile.bigTopicsAccepted++ : hostile.bigTopicsRefused++;
+      if (ref.startsWith('j')) hostile[ok ? 'joinsAccepted' : 'joinsRefused']++;
+      if (ref.startsWith('big')) hostile[ok ? 'bigTopicsAccepted' : 'bigTopicsRefused']++;
     });
     await body(ws, () => open && Date.now() < until);
     ws.terminate();
