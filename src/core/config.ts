@@ -10,6 +10,16 @@ import { parseAllowedRoles } from './auth.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** A string option that `parse` must accept; what `parse` throws becomes the validation message. */
+const parsedString = (parse: (value: string) => unknown) =>
+  z.string().superRefine((value, ctx) => {
+    try {
+      parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    }
+  });
+
 /** Durations are given in milliseconds as plain integers. */
 const ms = (min: number, max: number) => int(min, max);
 
@@ -29,26 +39,14 @@ export const optionTable = {
   trustedProxies: {
     flag: '--trusted-proxies <list>',
     env: 'FANOUT_TRUSTED_PROXIES',
-    schema: z.string().superRefine((value, ctx) => {
-      try {
-        parseTrustedProxies(value);
-      } catch (err) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-      }
-    }),
+    schema: parsedString(parseTrustedProxies),
     default: '',
     help: 'proxies whose X-Forwarded-For names the client address (comma-separated addresses or CIDRs, or loopback, linklocal, uniquelocal); empty: the socket\'s peer address is the client',
   },
   allowedRoles: {
     flag: '--allowed-roles <list>',
     env: 'FANOUT_ALLOWED_ROLES',
-    schema: z.string().superRefine((value, ctx) => {
-      try {
-        parseAllowedRoles(value);
-      } catch (err) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-      }
-    }),
+    schema: parsedString(parseAllowedRoles),
     default: 'anon,authenticated,service_role',
     help: 'database roles a JWT `role` claim may name (comma-separated); a token naming any other role is refused at authentication',
   },
@@ -64,13 +62,7 @@ export const optionTable = {
   corsOrigins: {
     flag: '--cors-origins <list>',
     env: 'FANOUT_CORS_ORIGINS',
-    schema: z.string().superRefine((value, ctx) => {
-      try {
-        parseCorsOrigins(value);
-      } catch (err) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-      }
-    }),
+    schema: parsedString(parseCorsOrigins),
     default: '*',
     help: 'browser origins whose pages may call the HTTP APIs and streams: * (any), off, or exact origins, comma-separated (https://app.example.com,http://localhost:3000)',
   },
