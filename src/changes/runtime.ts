@@ -8,6 +8,7 @@
 // with postgres_changes, a private channel, the comments API), which keeps short-lived
 // gateways (tests of other features) from paying for a database they never touch. Opening
 // failures are retried; callers waiting on `parts()` get the error.
+import { warnIfSuperuser } from './login-role.js';
 import type { Hub } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
 import type { GatewayMetrics } from '../server/metrics.js';
@@ -148,6 +149,7 @@ export class DatabaseRuntime {
           );
         }
         await syncCaptureTriggers(db).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not sync capture triggers (the event trigger keeps them in step)'));
+        await warnIfSuperuser(db, log).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not check whether the database login role is a superuser'));
       }
       const catalog = new Catalog(db);
       const dispatcher = new ChangeDispatcher({

@@ -21,8 +21,8 @@ export interface Claims {
   [claim: string]: unknown;
 }
 
-/** `signer`: no key can verify the token (unaccepted algorithm, unknown kid): Supabase's JwtSignerError. */
-export type AuthFailure = 'missing' | 'malformed' | 'signature' | 'expired' | 'claims' | 'signer';
+/** `signer`: no key can verify the token (unaccepted algorithm, unknown kid): Supabase's JwtSignerError. `role`: a role not in --allowed-roles. */
+export type AuthFailure = 'missing' | 'malformed' | 'signature' | 'expired' | 'claims' | 'signer' | 'role';
 
 /** Messages as the Supabase Realtime server words them (see reference/supabase-realtime-protocol.md §1.1). */
 export const authFailureMessage: Record<AuthFailure, string> = {
@@ -32,7 +32,27 @@ export const authFailureMessage: Record<AuthFailure, string> = {
   expired: 'Token has expired',
   claims: 'Fields `role` and `exp` are required in JWT',
   signer: GENERIC_SIGNER_MESSAGE,
+  role: 'The role in the JWT is not allowed',
 };
+
+/** The roles a JWT may name by default: Supabase's three (see `--allowed-roles`). */
+export const DEFAULT_ALLOWED_ROLES: readonly string[] = ['anon', 'authenticated', 'service_role'];
+
+/**
+ * Parses `--allowed-roles` (comma-separated PostgreSQL role names). The `role` claim is
+ * used for `SET ROLE` when the gateway queries the database on a user's behalf, so a token
+ * naming `postgres` (or any role the gateway's login role may assume) would act as that
+ * role; only the listed ones are accepted. Throws naming a bad entry.
+ */
+export function parseAllowedRoles(value: string): ReadonlySet<string> {
+  const roles = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (roles.length === 0) throw new Error('name at least one role (the default is anon,authenticated,service_role)');
+  for (const role of roles) if (!/^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(role)) throw new Error(`"${role}" is not a PostgreSQL role name`);
+  return new Set(roles);
+}
 
 export class AuthError extends Error {
   constructor(
@@ -86,12 +106,15 @@ export interface AuthOptions {
   keys?: JwtKeySet;
   /** What `sign` signs with; the shared secret (HS256) by default. */
   signingKey?: SigningKey;
+  /** Roles a token may name; any other `role` claim is refused at verification (default: DEFAULT_ALLOWED_ROLES). */
+  allowedRoles?: ReadonlySet<string>;
 }
 
 export class Auth {
   private readonly key: Uint8Array;
   private readonly keys: JwtKeySet | undefined;
   private readonly signingKey: SigningKey;
+  private readonly allowedRoles: ReadonlySet<string>;
   /** Load tests reuse a handful of keys across thousands of connections; verifying each once is enough. */
   private readonly cache = new Map<string, CachedClaims>();
   private static readonly CACHE_LIMIT = 10_000;
@@ -100,6 +123,7 @@ export class Auth {
     this.key = new TextEncoder().encode(secret);
     this.keys = options.keys;
     this.signingKey = options.signingKey ?? { alg: 'HS256', key: this.key };
+    this.allowedRoles = options.allowedRoles ?? new Set(DEFAULT_ALLOWED_ROLES);
     // A key taken out of the set must stop verifying the tokens it signed.
     this.keys?.onChange(() => this.cache.clear());
   }
@@ -167,6 +191,9 @@ export class Auth {
       throw new AuthError('malformed');
     }
     if (typeof payload.role !== 'string' || typeof payload.exp !== 'number') throw new AuthError('claims');
+    if (!this.allowedRoles.has(payload.role)) {
+      throw new AuthError('role', `The role ${JSON.stringify(payload.role.slice(0, 64))} in the JWT is not allowed (allowed: ${[...this.allowedRoles].join(', ')})`);
+    }
     const claims = payload as Claims;
     if (this.cache.size >= Auth.CACHE_LIMIT) {
       // Drop the oldest entry (Map iteration is insertion order).

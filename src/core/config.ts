@@ -6,8 +6,20 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseCorsOrigins } from './origins.js';
 import { parseJwksSource } from './jwt-keys.js';
+import { parseTrustedProxies } from './trusted-proxies.js';
+import { parseAllowedRoles } from './auth.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A string option that `parse` must accept; what `parse` throws becomes the validation message. */
+const parsedString = (parse: (value: string) => unknown) =>
+  z.string().superRefine((value, ctx) => {
+    try {
+      parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    }
+  });
 
 /** Durations are given in milliseconds as plain integers. */
 const ms = (min: number, max: number) => int(min, max);
@@ -41,7 +53,22 @@ export const optionTable = {
   heartbeatMs: { flag: '--heartbeat-ms <ms>', env: 'FANOUT_HEARTBEAT_MS', schema: ms(100, 3600_000), default: 15_000, help: 'SSE comment heartbeat interval' },
   retryMs: { flag: '--retry-ms <ms>', env: 'FANOUT_RETRY_MS', schema: ms(0, 3600_000), default: 2000, help: 'reconnect delay advertised to SSE clients (retry:)' },
   maxConnections: { flag: '--max-connections <n>', env: 'FANOUT_MAX_CONNECTIONS', schema: int(1, 10_000_000), default: 100_000, help: 'cap on open streaming connections (503 beyond it)' },
-  maxConnectionsPerUser: { flag: '--max-connections-per-user <n>', env: 'FANOUT_MAX_CONNECTIONS_PER_USER', schema: int(1, 10_000_000), default: 100, help: 'cap on open streams per user (429 beyond it)' },
+  maxConnectionsPerUser: { flag: '--max-connections-per-user <n>', env: 'FANOUT_MAX_CONNECTIONS_PER_USER', schema: int(1, 10_000_000), default: 100, help: 'cap on open streams and WebSockets per user: the `sub` of the token (for Realtime, of each join\'s token), 429 beyond it' },
+  maxConnectionsPerAddress: { flag: '--max-connections-per-address <n>', env: 'FANOUT_MAX_CONNECTIONS_PER_ADDRESS', schema: int(1, 10_000_000), default: 1000, help: 'cap on open connections per client address for keys without a user (anon or service_role keys; a Realtime socket counts here until a join carries a user token), 429 beyond it' },
+  trustedProxies: {
+    flag: '--trusted-proxies <list>',
+    env: 'FANOUT_TRUSTED_PROXIES',
+    schema: parsedString(parseTrustedProxies),
+    default: '',
+    help: 'proxies whose X-Forwarded-For names the client address (comma-separated addresses or CIDRs, or loopback, linklocal, uniquelocal); empty: the socket\'s peer address is the client',
+  },
+  allowedRoles: {
+    flag: '--allowed-roles <list>',
+    env: 'FANOUT_ALLOWED_ROLES',
+    schema: parsedString(parseAllowedRoles),
+    default: 'anon,authenticated,service_role',
+    help: 'database roles a JWT `role` claim may name (comma-separated); a token naming any other role is refused at authentication',
+  },
   slowConsumerBytes: { flag: '--slow-consumer-bytes <n>', env: 'FANOUT_SLOW_CONSUMER_BYTES', schema: int(1024, 1 << 30), default: 1 << 20, help: 'unsent bytes a connection may hold before it is disconnected' },
   drainTimeoutMs: { flag: '--drain-timeout-ms <ms>', env: 'FANOUT_DRAIN_TIMEOUT_MS', schema: ms(0, 600_000), default: 10_000, help: 'on SIGTERM, how long to wait for connections to leave before exiting' },
   maxTopicsPerStream: { flag: '--max-topics-per-stream <n>', env: 'FANOUT_MAX_TOPICS_PER_STREAM', schema: int(1, 1000), default: 64, help: 'most topics one /v1/stream connection may subscribe to' },
@@ -54,13 +81,7 @@ export const optionTable = {
   corsOrigins: {
     flag: '--cors-origins <list>',
     env: 'FANOUT_CORS_ORIGINS',
-    schema: z.string().superRefine((value, ctx) => {
-      try {
-        parseCorsOrigins(value);
-      } catch (err) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-      }
-    }),
+    schema: parsedString(parseCorsOrigins),
     default: '*',
     help: 'browser origins whose pages may call the HTTP APIs and streams: * (any), off, or exact origins, comma-separated (https://app.example.com,http://localhost:3000)',
   },
@@ -68,8 +89,15 @@ export const optionTable = {
   tlsKey: { flag: '--tls-key <path>', env: 'FANOUT_TLS_KEY', schema: z.string().min(1).optional(), default: undefined, help: 'PEM private key for --tls-cert' },
   tlsPort: { flag: '--tls-port <n>', env: 'FANOUT_TLS_PORT', schema: int(0, 65535), default: 4443, help: 'port for HTTP/2 over TLS' },
   realtimeMaxChannelsPerClient: { flag: '--realtime-max-channels-per-client <n>', env: 'FANOUT_REALTIME_MAX_CHANNELS_PER_CLIENT', schema: int(1, 1_000_000), default: 100, help: 'Realtime channels one WebSocket may have joined at once (ChannelRateLimitReached beyond it)' },
-  realtimeMaxJoinsPerSecond: { flag: '--realtime-max-joins-per-second <n>', env: 'FANOUT_REALTIME_MAX_JOINS_PER_SECOND', schema: int(1, 10_000_000), default: 100, help: 'gateway-wide Realtime channel joins per second, averaged over 60 s (ClientJoinRateLimitReached beyond it)' },
-  realtimeMaxEventsPerSecond: { flag: '--realtime-max-events-per-second <n>', env: 'FANOUT_REALTIME_MAX_EVENTS_PER_SECOND', schema: int(1, 10_000_000), default: 100, help: 'messages per second one WebSocket (or one REST caller) may send, averaged over 60 s ("Too many messages per second" beyond it)' },
+  realtimeMaxJoinsPerSecond: { flag: '--realtime-max-joins-per-second <n>', env: 'FANOUT_REALTIME_MAX_JOINS_PER_SECOND', schema: int(1, 10_000_000), default: 1000, help: 'gateway-wide Realtime channel joins per second, a token bucket with a burst of one second\'s worth; sized to what the machine can take, so only many users together reach it (ClientJoinRateLimitReached beyond it)' },
+  realtimeUserJoinsPerSecond: { flag: '--realtime-user-joins-per-second <n>', env: 'FANOUT_REALTIME_USER_JOINS_PER_SECOND', schema: int(1, 10_000_000), default: 20, help: 'Realtime joins per second one user (or one client address, for keys without a user) may make over all its sockets: a token bucket refilled at this rate' },
+  realtimeUserJoinBurst: { flag: '--realtime-user-join-burst <n>', env: 'FANOUT_REALTIME_USER_JOIN_BURST', schema: int(1, 10_000_000), default: 200, help: 'joins one user may make at once before --realtime-user-joins-per-second applies' },
+  realtimeSocketJoinsPerSecond: { flag: '--realtime-socket-joins-per-second <n>', env: 'FANOUT_REALTIME_SOCKET_JOINS_PER_SECOND', schema: int(1, 10_000_000), default: 10, help: 'Realtime joins per second one WebSocket may make: a token bucket whose burst is --realtime-max-channels-per-client plus one second\'s worth (an app may join all its channels at once)' },
+  realtimeMaxEventsPerSecond: { flag: '--realtime-max-events-per-second <n>', env: 'FANOUT_REALTIME_MAX_EVENTS_PER_SECOND', schema: int(1, 10_000_000), default: 100, help: 'messages per second one WebSocket (or one REST caller) may send: a token bucket with burst --realtime-event-burst; a message beyond it is dropped and the socket\'s channels are shut down ("Too many messages per second")' },
+  realtimeEventBurst: { flag: '--realtime-event-burst <n>', env: 'FANOUT_REALTIME_EVENT_BURST', schema: int(1, 10_000_000), default: 500, help: 'messages one WebSocket may send at once before --realtime-max-events-per-second applies' },
+  realtimeUserEventsPerSecond: { flag: '--realtime-user-events-per-second <n>', env: 'FANOUT_REALTIME_USER_EVENTS_PER_SECOND', schema: int(1, 10_000_000), default: 500, help: 'messages per second one user (or one client address, for keys without a user) may send over all its WebSockets: a token bucket with burst --realtime-user-event-burst' },
+  realtimeUserEventBurst: { flag: '--realtime-user-event-burst <n>', env: 'FANOUT_REALTIME_USER_EVENT_BURST', schema: int(1, 10_000_000), default: 2500, help: 'messages one user may send at once before --realtime-user-events-per-second applies' },
+  realtimeMaxBindingsPerJoin: { flag: '--realtime-max-bindings-per-join <n>', env: 'FANOUT_REALTIME_MAX_BINDINGS_PER_JOIN', schema: int(1, 100_000), default: 100, help: 'postgres_changes bindings one channel join may carry (the join is refused beyond it)' },
   realtimeMaxPayloadKb: { flag: '--realtime-max-payload-kb <n>', env: 'FANOUT_REALTIME_MAX_PAYLOAD_KB', schema: int(1, 1_000_000), default: 3000, help: 'largest broadcast, presence or REST payload in KB of 1000 bytes' },
   realtimeMaxFrameBytes: { flag: '--realtime-max-frame-bytes <n>', env: 'FANOUT_REALTIME_MAX_FRAME_BYTES', schema: int(1024, 1 << 30), default: 5_000_000, help: 'largest WebSocket message accepted; a bigger one closes the socket with 1009' },
   realtimePresenceMaxCalls: { flag: '--realtime-presence-max-calls <n>', env: 'FANOUT_REALTIME_PRESENCE_MAX_CALLS', schema: int(1, 1_000_000), default: 5, help: 'presence track/untrack calls a channel may make per window ("Client presence rate limit exceeded" beyond it)' },

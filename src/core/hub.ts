@@ -221,6 +221,8 @@ export class Hub {
   private readonly lingerMs: number;
   /** Origins of this node's retained publishes in flight, by publish ref (for an echo that delivers it here). */
   private readonly origins = new Map<number, { origin: unknown; at: number }>();
+  /** Topics forgotten here whose bus subscription lingers, with when their last subscriber left. */
+  private readonly lingering = new Map<string, number>();
   private refSeq = 0;
   /** Own messages that came back from the bus and were dropped (they had been delivered here first). */
   echoesDropped = 0;
@@ -491,6 +493,20 @@ export class Hub {
     if (!topic) return;
     topic.subscribers.delete(subscriber);
     topic.lastActivity = Date.now();
+    this.dropIfUnused(topic);
+  }
+
+  /**
+   * Forgets a plain topic (a Realtime channel: no replica, no positions) at once when its
+   * last subscriber leaves, so a flood of joins to throw-away topics leaves nothing behind.
+   * Only its name lingers, in `lingering`, while the node stays subscribed on the bus for
+   * the linger. A replica is kept for the linger instead (see `sweep`): a client that
+   * reconnects resumes from it without reloading it from the bus.
+   */
+  private dropIfUnused(topic: Topic): void {
+    if (topic.subscribers.size !== 0 || topic.sync !== 'plain') return;
+    this.topics.delete(topic.name);
+    if (topic.listening) this.lingering.set(topic.name, Date.now());
   }
 
   subscriberCount(topicName: string): number {
@@ -567,6 +583,11 @@ export class Hub {
       this.topics.delete(name);
       if (topic.listening) this.bus.unsubscribe(name);
     }
+    for (const [name, since] of this.lingering) {
+      if (since > idle) continue;
+      this.lingering.delete(name);
+      this.bus.unsubscribe(name);
+    }
     for (const [ref, { at }] of this.origins) if (at < now - ORIGIN_TTL_MS) this.origins.delete(ref);
   }
 
@@ -575,6 +596,8 @@ export class Hub {
     if (!t) {
       t = new Topic(name, this.options.historySize);
       this.topics.set(name, t);
+      // Back within the linger: the node never left the topic on the bus.
+      if (this.lingering.delete(name)) t.listening = Promise.resolve();
     }
     return t;
   }

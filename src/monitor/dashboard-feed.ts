@@ -92,7 +92,7 @@ export class DashboardFeed {
     const { gateway } = this;
     const claims = await authenticate(gateway.auth, req, query);
     requireServiceRole(claims, 'the dashboard feed');
-    const userKey = userKeyOf(claims);
+    const userKey = userKeyOf(claims, gateway.clientAddress(req));
     try {
       gateway.connections.admit(userKey);
     } catch (err) {

@@ -10,8 +10,8 @@ import type { ChangeData, ChangeSubscription, ChangeSubscriptionResult, Postgres
 import { channelTopic, publishBroadcast, type BroadcastData } from './channel-topics.js';
 import { BusUnavailableError } from '../bus/types.js';
 import type { BroadcastPush, PhoenixMessage } from './codec.js';
-import { backoff, joinAuthReason } from './context.js';
-import { bindingId, parseJoinPayload, replayRequest, type JoinConfig } from './join-config.js';
+import { backoff, identityLimitText, joinAuthReason } from './context.js';
+import { bindingId, MAX_NAME_BYTES, parseJoinPayload, replayRequest, type JoinConfig } from './join-config.js';
 import { WindowLimiter } from './limits.js';
 import { changeFrame, PRESENCE_DIFF, replayFrame } from './wire.js';
 import type { RealtimeSocket } from './socket.js';
@@ -75,7 +75,7 @@ export class Channel implements Subscriber {
     payload: Record<string, unknown>,
   ) {
     this.sub = topic.slice('realtime:'.length);
-    this.config = parseJoinPayload(payload);
+    this.config = parseJoinPayload(payload, { maxBindings: socket.ctx.limits.maxBindingsPerJoin, maxPresenceKeyBytes: MAX_NAME_BYTES });
     this.hubTopic = channelTopic(this.sub, this.config.isPrivate);
     this.presenceEnabled = this.config.presenceEnabled;
     const { limits } = socket.ctx;
@@ -150,27 +150,46 @@ export class Channel implements Subscriber {
     const { ctx } = this.socket;
     ctx.gateway.metrics.joins.labels(err.result).inc();
     ctx.error(err.result === 'rate_limited' ? 'rate_limit' : err.result === 'invalid_token' ? 'auth' : 'join');
+    if (err.disconnect) {
+      // A join flood: answer and disconnect at once, as Supabase disconnects at once. Waiting
+      // out the back-off first would let the socket pile up joining channels meanwhile.
+      this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: err.reason });
+      this.release();
+      this.socket.closeWith(1001, 'Too many joins per second');
+      return;
+    }
     // The real server sleeps before every join error so rejoin loops cannot hammer it.
     await backoff(ctx.limits.channelErrorBackoffMs);
     if (this.state !== 'closed') {
       this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: err.reason });
       this.release();
     }
-    if (err.disconnect) this.socket.closeWith(1001, 'Too many joins per second');
   }
 
   /** Every check of the join pipeline in the real server's order; throws JoinRefused. */
   private async authorizeJoin(): Promise<void> {
     const { ctx } = this.socket;
     if (!this.sub) throw new JoinRefused('TopicNameRequired: You must provide a topic name', 'bad_request');
-    if (ctx.joins.triggered) throw new JoinRefused('ClientJoinRateLimitReached: Too many joins per second', 'rate_limited', true);
-    ctx.joins.add();
+    if (this.config.problem) throw new JoinRefused(this.config.problem, 'bad_request');
+    // Every join attempt spends from the socket's bucket, refused ones too, so refusals held
+    // for the error back-off cannot pile up faster than the bucket allows.
+    const socketJoins = this.socket.joinBucket;
+    if (!socketJoins.take()) throw new JoinRefused(`ClientJoinRateLimitReached: Too many joins per second (per connection: ${socketJoins.describe()})`, 'rate_limited', true);
     if (this.socket.channels.size > ctx.limits.maxChannelsPerClient) throw new JoinRefused('ChannelRateLimitReached: Too many channels', 'channel_limit');
     const requested = this.config.accessToken;
     this.config.accessToken = undefined; // read once: the channel keeps the adopted token, not the payload's copy
-    await this.adoptToken(requested && !requested.startsWith('sb_') ? requested : this.socket.token).catch((err: unknown) => {
+    const claims = await this.adoptToken(requested && !requested.startsWith('sb_') ? requested : this.socket.token).catch((err: unknown) => {
       throw new JoinRefused(joinAuthReason(err), 'invalid_token');
     });
+    // The join's token says who the client is (supabase-js connects with the anon key and
+    // sends the user's token here): the socket now counts against that user's caps.
+    const refused = this.socket.adoptIdentity(claims);
+    if (refused) throw new JoinRefused(`ConnectionRateLimitReached: Too many connected users (${refused})`, 'rate_limited');
+    const identity = this.socket.userKey;
+    const identityJoins = ctx.identities.of(identity).joins;
+    if (!identityJoins.take()) throw new JoinRefused(`ClientJoinRateLimitReached: Too many joins per second (${identityLimitText(identity, identityJoins)})`, 'rate_limited', true);
+    // Gateway-wide last, so that only joins no identity limit refused spend the shared budget.
+    if (!ctx.joins.take()) throw new JoinRefused(`ClientJoinRateLimitReached: Too many joins per second (gateway-wide: ${ctx.joins.describe()})`, 'rate_limited');
     if (this.isPrivate) {
       const denied = `Unauthorized: You do not have permissions to read from this Channel topic: ${this.sub}`;
       if (!(await this.evaluateReadPermissions(this.presenceEnabled))) throw new JoinRefused(denied, 'unauthorized');
@@ -326,6 +345,7 @@ export class Channel implements Subscriber {
 
   private deliverChange(ids: number[], data: ChangeData, commitTs: number): void {
     if (this.state !== 'joined') return;
+    if (Date.now() >= this.tokenExpiresAt) return this.expire(Date.now());
     try {
       this.socket.sendFrame(changeFrame(this.socket.vsn, this.topic, ids, data), false, commitTs);
     } catch (err) {
@@ -338,6 +358,8 @@ export class Channel implements Subscriber {
   /** Hub delivery: broadcasts and presence diffs of this channel's topic. */
   deliver(msg: HubMessage): void {
     if (this.state !== 'joined') return;
+    // Published after the token expired: never delivered, even before the sweep notices.
+    if (msg.ts >= this.tokenExpiresAt) return this.expire(msg.ts);
     if (msg.event === 'broadcast') {
       if (!this.broadcastRead || (msg.origin === this && !this.config.self)) return;
       if (this.replayedIds) {
@@ -457,9 +479,10 @@ export class Channel implements Subscriber {
   /** A JSON `broadcast` message (serializer 1.0.0 clients, or a v2 text frame). */
   private broadcastText(ref: string | null, message: Record<string, unknown>): Pending {
     const event = message.event;
-    if (typeof event !== 'string' || event === '') {
+    if (typeof event !== 'string' || event === '' || Buffer.byteLength(event) > MAX_NAME_BYTES) {
       this.socket.ctx.error('bad_request');
-      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason: 'broadcast needs a string event' });
+      const reason = typeof event === 'string' && event !== '' ? `broadcast event names are at most ${MAX_NAME_BYTES} bytes` : 'broadcast needs a string event';
+      if (this.config.ack) this.socket.reply(this.joinRef, ref, this.topic, 'error', { reason });
       return;
     }
     const json = Buffer.from(JSON.stringify(message.payload ?? {}));
@@ -648,6 +671,12 @@ export class Channel implements Subscriber {
     this.socket.reply(this.joinRef, ref, this.topic, 'ok', {});
     this.socket.push(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}');
     this.release();
+  }
+
+  /** The channel's token expired: shut down with Supabase's message (the sweep does the same for quiet channels). */
+  expire(now: number): void {
+    this.socket.ctx.error('token_expired');
+    this.shutdown(`Token has expired ${Math.max(0, Math.round((now - this.tokenExpiresAt) / 1000))} seconds ago`);
   }
 
   /** Server-side shutdown: a `system` error naming why, then `phx_close`; the client does not rejoin. */

@@ -6,12 +6,18 @@ import type { Counter } from 'prom-client';
 import type { Gateway } from '../server/gateway.js';
 import type { Logger } from '../core/log.js';
 import { AuthError } from '../core/auth.js';
+import { isAddressIdentity } from '../server/connections.js';
 import { PresenceRegistry } from './presence.js';
-import { RateCounter } from './limits.js';
+import { IdentityLimits, TokenBucket } from './limits.js';
 
 export interface RealtimeLimits {
   maxChannelsPerClient: number;
   maxEventsPerSecond: number;
+  /** Burst of the per-socket message bucket. */
+  eventBurst: number;
+  /** Per-socket join bucket: refill rate (its burst is maxChannelsPerClient). */
+  socketJoinsPerSecond: number;
+  maxBindingsPerJoin: number;
   /** Largest payload in bytes: the configured KB × 1000 plus Supabase's 500-byte slack. */
   maxPayloadBytes: number;
   presenceMaxCalls: number;
@@ -28,8 +34,13 @@ export interface RealtimeContext {
   log: Logger;
   limits: RealtimeLimits;
   presence: PresenceRegistry;
-  /** Joins per second across the gateway (Supabase counts them per tenant; one gateway is one tenant). */
-  joins: RateCounter;
+  /**
+   * Joins across the gateway: a bucket sized to what the machine can take. Per-identity
+   * buckets (`identities`) sit in front of it, so no one identity can spend it.
+   */
+  joins: TokenBucket;
+  /** Join and message buckets per identity (user, or client address for keys without a user). */
+  identities: IdentityLimits;
   out: { messages: Counter.Internal; bytes: Counter.Internal };
   /** Counts an error by kind (bad_request, protocol, auth, rate_limit, slow_consumer, ...). */
   error(kind: string): void;
@@ -56,6 +67,9 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
     limits: {
       maxChannelsPerClient: config.realtimeMaxChannelsPerClient,
       maxEventsPerSecond: config.realtimeMaxEventsPerSecond,
+      eventBurst: config.realtimeEventBurst,
+      socketJoinsPerSecond: config.realtimeSocketJoinsPerSecond,
+      maxBindingsPerJoin: config.realtimeMaxBindingsPerJoin,
       maxPayloadBytes: config.realtimeMaxPayloadKb * 1000 + 500,
       presenceMaxCalls: config.realtimePresenceMaxCalls,
       presenceWindowMs: config.realtimePresenceWindowMs,
@@ -66,7 +80,13 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
       replicationReadyTimeoutMs: config.realtimeReplicationReadyTimeoutMs,
     },
     presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus.shared ? gateway.bus : undefined, log),
-    joins: new RateCounter(config.realtimeMaxJoinsPerSecond),
+    joins: new TokenBucket(config.realtimeMaxJoinsPerSecond, config.realtimeMaxJoinsPerSecond),
+    identities: new IdentityLimits({
+      joinsPerSecond: config.realtimeUserJoinsPerSecond,
+      joinBurst: config.realtimeUserJoinBurst,
+      eventsPerSecond: config.realtimeUserEventsPerSecond,
+      eventBurst: config.realtimeUserEventBurst,
+    }),
     out: { messages: metrics.messages.labels('ws', 'out'), bytes: metrics.bytes.labels('ws', 'out') },
     error(kind) {
       let child = errorChildren.get(kind);
@@ -93,6 +113,8 @@ export function joinAuthReason(err: unknown): string {
       return `InvalidJWTToken: ${err.message}`;
     case 'claims':
       return `InvalidJWTToken: ${err.message}`;
+    case 'role':
+      return `InvalidJWTToken: ${err.message}`;
     case 'signature':
       return `JwtSignatureError: ${err.message}`;
     case 'signer':
@@ -100,4 +122,21 @@ export function joinAuthReason(err: unknown): string {
     default:
       return `MalformedJWT: The token provided is not a valid JWT`;
   }
+}
+
+/**
+ * Which join limit a new join of `identity` is over, worded for the refusal ("per user …:
+ * 20/s, burst 200"), or undefined when it may join. Reads the buckets without spending.
+ */
+export function joinLimitReached(ctx: RealtimeContext, identity: string, now = Date.now()): string | undefined {
+  if (ctx.identities.joinsExhausted(identity, now)) return identityLimitText(identity, ctx.identities.of(identity, now).joins);
+  if (ctx.joins.empty(now)) return `gateway-wide: ${ctx.joins.describe()}`;
+  return undefined;
+}
+
+/** "per user u1: 20/s, burst 200" or "per client address 127.0.0.2: …". */
+export function identityLimitText(identity: string, bucket: { describe(): string }): string {
+  const sep = identity.indexOf(':');
+  const who = isAddressIdentity(identity) ? `per client address ${identity.slice(sep + 1)}` : `per user ${identity.slice(sep + 1)}`;
+  return `${who}: ${bucket.describe()}`;
 }

@@ -5,6 +5,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { PostgresChangesParams } from '../changes/types.js';
 
+/**
+ * The most bytes a name a client chooses may have: a topic (`realtime:<sub>`), a broadcast
+ * event, a presence key. Supabase's binary serializer carries topic and event lengths in
+ * one byte, so 255 is its limit too.
+ */
+export const MAX_NAME_BYTES = 255;
+
 export interface JoinConfig {
   ack: boolean;
   self: boolean;
@@ -23,6 +30,45 @@ export interface JoinConfig {
   waitForChangesMs: number | undefined;
   /** `access_token` (or legacy `user_token`) from the payload, if any. */
   accessToken: string | undefined;
+  /**
+   * Why the join must be refused, as an `InvalidJoinPayload: …` reason: a postgres_changes
+   * binding that is not a map or has a field that is not a string (what Supabase's join
+   * schema rejects), too many bindings, or a presence key over its size.
+   */
+  problem: string | undefined;
+}
+
+/** Limits on the sizes a join payload may choose. */
+export interface JoinPayloadLimits {
+  maxBindings: number;
+  /** Largest presence key in bytes (as the key's string form). */
+  maxPresenceKeyBytes: number;
+}
+
+const DEFAULT_PAYLOAD_LIMITS: JoinPayloadLimits = { maxBindings: 100, maxPresenceKeyBytes: MAX_NAME_BYTES };
+
+/** The string fields of a postgres_changes binding (Supabase's `PostgresChange` schema). */
+const BINDING_STRING_FIELDS = ['event', 'schema', 'table', 'filter'] as const;
+
+/**
+ * Checks `config.postgres_changes` as Supabase's join schema casts it (an array of maps whose
+ * event, schema, table and filter are strings; nulls are dropped), with Ecto's wording, plus
+ * the number of bindings. Whether the params name something to subscribe to is checked later,
+ * by the change feed, and reported in a `system` message as Supabase does.
+ */
+function bindingsProblem(changes: unknown, maxBindings: number): string | undefined {
+  if (changes === undefined || changes === null) return undefined;
+  if (!Array.isArray(changes)) return 'InvalidJoinPayload: config.postgres_changes: unable to parse, expected an array of maps';
+  const bindings = changes.filter((b) => b !== null);
+  if (bindings.length > maxBindings) return `InvalidJoinPayload: config.postgres_changes: ${bindings.length} bindings, at most ${maxBindings} per join (--realtime-max-bindings-per-join)`;
+  for (let i = 0; i < bindings.length; i++) {
+    const b: unknown = bindings[i];
+    if (!isObject(b)) return 'InvalidJoinPayload: config.postgres_changes: unable to parse, expected an array of maps';
+    for (const field of BINDING_STRING_FIELDS) {
+      if (b[field] !== undefined && b[field] !== null && typeof b[field] !== 'string') return `InvalidJoinPayload: config.postgres_changes[${i}].${field}: unable to parse, expected string`;
+    }
+  }
+  return undefined;
 }
 
 /** Supabase's defaults for a `broadcast.replay` object without `since` or `limit`. */
@@ -67,7 +113,7 @@ function presenceKeyOf(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function parseJoinPayload(payload: Record<string, unknown>): JoinConfig {
+export function parseJoinPayload(payload: Record<string, unknown>, limits: JoinPayloadLimits = DEFAULT_PAYLOAD_LIMITS): JoinConfig {
   const config = isObject(payload.config) ? payload.config : {};
   const broadcast = isObject(config.broadcast) ? config.broadcast : {};
   const presence = isObject(config.presence) ? config.presence : {};
@@ -75,17 +121,22 @@ export function parseJoinPayload(payload: Record<string, unknown>): JoinConfig {
   const token = payload.access_token ?? payload.user_token;
   const options = isObject(config.postgres_changes_options) ? config.postgres_changes_options : {};
   const waitMs = typeof options.timeout === 'number' && options.timeout > 0 ? options.timeout : DEFAULT_CHANGES_WAIT_MS;
+  const presenceKey = presenceKeyOf(presence.key);
+  const problem =
+    bindingsProblem(config.postgres_changes, limits.maxBindings) ??
+    (Buffer.byteLength(presenceKey) > limits.maxPresenceKeyBytes ? `InvalidJoinPayload: config.presence.key: at most ${limits.maxPresenceKeyBytes} bytes` : undefined);
   return {
     ack: flexibleBoolean(broadcast.ack, false),
     self: flexibleBoolean(broadcast.self, false),
     replicationReady: flexibleBoolean(broadcast.replication_ready, false),
     presenceEnabled: flexibleBoolean(presence.enabled, false),
-    presenceKey: presenceKeyOf(presence.key),
+    presenceKey,
     isPrivate: flexibleBoolean(config.private, false),
     replay: broadcast.replay,
     postgresChanges: changes.filter(isObject) as PostgresChangesParams[],
     waitForChangesMs: flexibleBoolean(options.wait, false) ? Math.min(waitMs, MAX_CHANGES_WAIT_MS) : undefined,
     accessToken: typeof token === 'string' ? token : undefined,
+    problem,
   };
 }
 

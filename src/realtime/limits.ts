@@ -126,3 +126,101 @@ export class WindowLimiter {
     return true;
   }
 }
+
+/**
+ * A token bucket: `burst` tokens to start with, refilled at `rate` per second up to
+ * `burst`. Refilled lazily on use, so it needs no timer and costs two numbers; a refused
+ * `take` spends nothing, so a client over its limit gets exactly `rate` per second through.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    now = Date.now(),
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  /** Spends one token; false (spending nothing) when the bucket is empty. */
+  take(now = Date.now()): boolean {
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** True when a `take` now would be refused. */
+  empty(now = Date.now()): boolean {
+    this.refill(now);
+    return this.tokens < 1;
+  }
+
+  /** True when the bucket is back to its full burst: its owner may drop it. */
+  full(now = Date.now()): boolean {
+    this.refill(now);
+    return this.tokens >= this.burst;
+  }
+
+  /** "100/s, burst 500", for refusal messages that say which limit was hit. */
+  describe(): string {
+    return `${this.rate}/s, burst ${this.burst}`;
+  }
+
+  private refill(now: number): void {
+    if (now <= this.last) return;
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+    this.last = now;
+  }
+}
+
+export interface IdentityRates {
+  joinsPerSecond: number;
+  joinBurst: number;
+  eventsPerSecond: number;
+  eventBurst: number;
+}
+
+/** The join and message buckets of one identity (a user, or a client address), shared by all its sockets. */
+export interface IdentityBuckets {
+  joins: TokenBucket;
+  events: TokenBucket;
+}
+
+/**
+ * Per-identity buckets, created on first use and dropped by the sweep once full again and
+ * unused by any connection, so the map holds only identities that are active.
+ */
+export class IdentityLimits {
+  private readonly buckets = new Map<string, IdentityBuckets>();
+
+  constructor(private readonly rates: IdentityRates) {}
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  of(identity: string, now = Date.now()): IdentityBuckets {
+    let b = this.buckets.get(identity);
+    if (!b) {
+      b = { joins: new TokenBucket(this.rates.joinsPerSecond, this.rates.joinBurst, now), events: new TokenBucket(this.rates.eventsPerSecond, this.rates.eventBurst, now) };
+      this.buckets.set(identity, b);
+    }
+    return b;
+  }
+
+  /** True when the identity may not join now (read-only: creates nothing). */
+  joinsExhausted(identity: string, now = Date.now()): boolean {
+    return this.buckets.get(identity)?.joins.empty(now) ?? false;
+  }
+
+  /** From the shared sweep: forgets identities whose buckets are full and that hold no connection. */
+  sweep(now: number, inUse: (identity: string) => boolean): void {
+    for (const [identity, b] of this.buckets) {
+      if (b.joins.full(now) && b.events.full(now) && !inUse(identity)) this.buckets.delete(identity);
+    }
+  }
+}

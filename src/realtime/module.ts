@@ -7,7 +7,8 @@ import { WebSocketServer } from 'ws';
 import { AuthError, authFailureMessage, type Claims } from '../core/auth.js';
 import type { Gateway } from '../server/gateway.js';
 import { HttpError } from '../server/http-errors.js';
-import { backoff, createRealtimeContext, type RealtimeContext } from './context.js';
+import { backoff, createRealtimeContext, joinLimitReached, type RealtimeContext } from './context.js';
+import { addressIdentity, userIdentity } from '../server/connections.js';
 import type { Vsn } from './codec.js';
 import { registerBroadcastRoutes } from './rest.js';
 import { RealtimeSocket } from './socket.js';
@@ -57,16 +58,18 @@ async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Prom
     claims = await ctx.gateway.auth.verify(token);
   } catch (err) {
     if (!(err instanceof AuthError)) throw err;
-    // Supabase's upgrade errors: its fixed wording, with the kid for a signer error.
-    throw new UpgradeRefused(401, err.kind === 'signer' ? err.message : authFailureMessage[err.kind], 'auth');
+    // Supabase's upgrade errors: its fixed wording, with the kid for a signer error and the role for a refused one.
+    throw new UpgradeRefused(401, err.kind === 'signer' || err.kind === 'role' ? err.message : authFailureMessage[err.kind], 'auth');
   }
-  if (ctx.joins.triggered) throw new UpgradeRefused(429, 'Too many joins per second', 'rate_limit');
-  const userKey = claims.sub ?? claims.role;
+  // Who the socket is until a join names a user: the key's user, or the client's address.
+  const userKey = claims.sub !== undefined ? userIdentity(claims.sub) : addressIdentity(ctx.gateway.clientAddress(req));
+  const joinLimit = joinLimitReached(ctx, userKey);
+  if (joinLimit) throw new UpgradeRefused(429, `Too many joins per second (${joinLimit})`, 'rate_limit', { 'retry-after': '1' });
   try {
     ctx.gateway.connections.admit(userKey);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err;
-    const message = err.status === 429 ? 'Too many connected users' : err.message;
+    const message = err.status === 429 ? `Too many connected users (${err.message})` : err.message;
     throw new UpgradeRefused(err.status, message, err.code, err.headers);
   }
   return { vsn, token, claims, userKey };
@@ -112,7 +115,7 @@ export async function registerRealtime(gateway: Gateway): Promise<void> {
     });
   });
   registerBroadcastRoutes(ctx);
-  gateway.onSweep((now) => ctx.joins.tick(now));
+  gateway.onSweep((now) => ctx.identities.sweep(now, (identity) => connections.countForUser(identity) > 0));
   if (gateway.bus.shared) {
     const bus = gateway.bus;
     // Heartbeat at once, so this node's members count as alive from its first join.

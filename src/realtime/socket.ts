@@ -9,11 +9,18 @@ import { nextConnectionId, type CloseReason, type ManagedConnection } from '../s
 import { Channel } from './channel.js';
 import { CloseCode, decodeBinary, decodeText, encodeMessage, encodeReply, FrameError, type PhoenixMessage, type Vsn } from './codec.js';
 import type { RealtimeContext } from './context.js';
-import { RateCounter } from './limits.js';
+import { TokenBucket, type IdentityBuckets } from './limits.js';
+import { identityLimitText } from './context.js';
+import { isAddressIdentity, userIdentity } from '../server/connections.js';
+import { HttpError } from '../server/http-errors.js';
 import { frameFor } from './wire.js';
+import { MAX_NAME_BYTES } from './join-config.js';
 
 const TEXT = { binary: false } as const;
 const BINARY = { binary: true } as const;
+
+/** How long a client may keep flooding after its channels were shut down before its socket is closed. */
+const FLOOD_GRACE_MS = 1000;
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5000;
@@ -25,14 +32,21 @@ export class RealtimeSocket implements ManagedConnection {
   /** Joined (or joining) channels by wire topic. */
   readonly channels = new Map<string, Channel>();
   private lastSeen = this.openedAt;
-  private readonly events: RateCounter;
+  /** Messages this socket may send: `--realtime-max-events-per-second`, burst `--realtime-event-burst`. */
+  private readonly events: TokenBucket;
+  /** Joins this socket may make: `--realtime-socket-joins-per-second`, burst = channels per client + one second's worth. */
+  readonly joinBucket: TokenBucket;
+  /** The buckets of the identity the socket counts against (kept while the socket holds it, see IdentityLimits.sweep). */
+  private identity: IdentityBuckets;
   /** Set when the server started closing the socket (ms since the epoch), 0 while open. */
   private closingSince = 0;
   /** A close was decided; its last messages (a `system` notice) may still be written. */
   private closeRequested = false;
   private released = false;
-  /** The flood limit already shut the channels down; persisting floods close the socket. */
-  private floodWarned = false;
+  /** When a message was first refused for rate (ms), 0 when not flooding: persisting floods close the socket. */
+  private floodedAt = 0;
+  /** When the last message was refused for rate (ms). */
+  private lastRefusedAt = 0;
   /** True while the TCP socket is corked for this event-loop turn (see `flushAtEndOfTurn`). */
   private corked = false;
   /** Unsent bytes were over the slow-consumer budget at the previous sweep. */
@@ -47,10 +61,14 @@ export class RealtimeSocket implements ManagedConnection {
     /** The connection's token (the `apikey`): channels use it unless their join carries an access_token. */
     readonly token: string,
     readonly claims: Claims,
-    readonly userKey: string,
+    /** The identity the caps count by (see ConnectionManager); moved to a user by `adoptIdentity`. */
+    public userKey: string,
     private readonly onGone: (socket: RealtimeSocket) => void,
   ) {
-    this.events = new RateCounter(ctx.limits.maxEventsPerSecond, 60_000, this.openedAt);
+    const { limits } = ctx;
+    this.events = new TokenBucket(limits.maxEventsPerSecond, limits.eventBurst, this.openedAt);
+    this.joinBucket = new TokenBucket(limits.socketJoinsPerSecond, limits.maxChannelsPerClient + limits.socketJoinsPerSecond, this.openedAt);
+    this.identity = ctx.identities.of(userKey, this.openedAt);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
     ws.on('close', () => this.release());
     ws.on('error', (err: Error & { code?: string }) => {
@@ -69,7 +87,7 @@ export class RealtimeSocket implements ManagedConnection {
       if (isBinary) {
         if (this.vsn !== '2.0.0') throw new FrameError('binary frames need serializer 2.0.0 (vsn=2.0.0)', CloseCode.unsupportedData);
         const push = decodeBinary(data);
-        this.events.add();
+        if (!this.allowMessage()) return;
         this.routeToChannel(push.topic, push.joinRef, push.ref, { kind: 'broadcast_push', push });
       } else {
         this.route(decodeText(data.toString('utf8'), this.vsn));
@@ -83,7 +101,8 @@ export class RealtimeSocket implements ManagedConnection {
         return;
       }
       this.ctx.error('protocol');
-      this.events.add(); // answered with an error reply: counted, so it cannot be used to flood
+      // Answered with an error reply: counted, so it cannot be used to flood.
+      if (!this.allowMessage()) return;
       if (err.replyTo) this.reply(err.replyTo.joinRef, err.replyTo.ref, err.replyTo.topic, 'error', { reason: err.message });
       else this.closeWith(err.closeCode, err.message);
     }
@@ -99,7 +118,7 @@ export class RealtimeSocket implements ManagedConnection {
       this.join(msg);
       return;
     }
-    if (msg.event !== 'phx_leave' && msg.event !== 'access_token') this.events.add();
+    if (msg.event !== 'phx_leave' && msg.event !== 'access_token' && !this.allowMessage()) return;
     this.routeToChannel(msg.topic, msg.joinRef, msg.ref, { kind: 'message', message: msg }, msg.event === 'phx_leave');
   }
 
@@ -116,7 +135,63 @@ export class RealtimeSocket implements ManagedConnection {
     channel.receive(inbound);
   }
 
+  /**
+   * Spends one message from this socket's bucket and its identity's. A message over either
+   * is dropped (never fanned out): the first one shuts the socket's channels down with
+   * "Too many messages per second", as Supabase does; a client still sending after
+   * FLOOD_GRACE_MS has its socket closed (1008).
+   */
+  private allowMessage(): boolean {
+    const now = this.lastSeen;
+    if (!this.events.take(now)) {
+      this.flood(now, `per connection: ${this.events.describe()}`);
+      return false;
+    }
+    if (!this.identity.events.take(now)) {
+      this.flood(now, identityLimitText(this.userKey, this.identity.events));
+      return false;
+    }
+    return true;
+  }
+
+  private flood(now: number, limit: string): void {
+    this.ctx.error('rate_limit');
+    this.lastRefusedAt = now;
+    const message = `Too many messages per second (${limit})`;
+    if (this.floodedAt === 0) {
+      this.floodedAt = now;
+      for (const channel of [...this.channels.values()]) if (channel.state === 'joined') channel.shutdown(message);
+      return;
+    }
+    if (now - this.floodedAt >= FLOOD_GRACE_MS) this.closeWith(CloseCode.policyViolation, message);
+  }
+
+  /**
+   * A join's verified claims name who the client is: a socket counted by address (opened
+   * with a key without a user) moves to that user's caps. Returns why not when the user is
+   * at its connection cap, else undefined.
+   */
+  adoptIdentity(claims: Claims): string | undefined {
+    if (claims.sub === undefined || !isAddressIdentity(this.userKey)) return undefined;
+    try {
+      this.ctx.gateway.connections.rekey(this, userIdentity(claims.sub));
+    } catch (err) {
+      if (err instanceof HttpError) return err.message;
+      throw err;
+    }
+    this.identity = this.ctx.identities.of(this.userKey);
+    return undefined;
+  }
+
   private join(msg: PhoenixMessage): void {
+    if (Buffer.byteLength(msg.topic) > MAX_NAME_BYTES) {
+      // Refused before anything keeps the name; counted as a message, so it cannot flood.
+      if (!this.allowMessage()) return;
+      this.ctx.gateway.metrics.joins.labels('bad_request').inc();
+      this.ctx.error('bad_request');
+      this.reply(msg.joinRef, msg.ref, msg.topic, 'error', { reason: `TopicNameTooLong: The topic name must be at most ${MAX_NAME_BYTES} bytes (got ${Buffer.byteLength(msg.topic)})` });
+      return;
+    }
     if (!msg.topic.startsWith('realtime:')) {
       this.ctx.gateway.metrics.joins.labels('unmatched_topic').inc();
       this.reply(null, msg.ref, msg.topic, 'error', { reason: 'unmatched topic' });
@@ -203,29 +278,14 @@ export class RealtimeSocket implements ManagedConnection {
     } else {
       this.overBudget = false;
     }
-    let flooded = false;
-    if (this.events.tick(now)) {
-      this.ctx.error('rate_limit');
-      if (this.floodWarned && this.events.recentRate >= this.events.limit) {
-        // The channels were already shut down and the client keeps flooding: drop the socket.
-        this.closeWith(CloseCode.policyViolation, 'Too many messages per second');
-        return;
-      }
-      this.floodWarned = flooded = true;
-    } else {
-      this.floodWarned = false;
-    }
+    // A flood that stopped: the socket may be shut down again by the next one instead of closed.
+    if (this.floodedAt && now - this.lastRefusedAt >= FLOOD_GRACE_MS) this.floodedAt = 0;
     // Runs every sweep for every socket: allocates only when a channel must go.
-    let doomed: [Channel, string][] | undefined;
+    let expired: Channel[] | undefined;
     for (const channel of this.channels.values()) {
-      if (channel.state !== 'joined') continue;
-      if (flooded) (doomed ??= []).push([channel, 'Too many messages per second']);
-      else if (channel.tokenExpiresAt <= now) {
-        this.ctx.error('token_expired');
-        (doomed ??= []).push([channel, `Token has expired ${Math.max(0, Math.round((now - channel.tokenExpiresAt) / 1000))} seconds ago`]);
-      }
+      if (channel.state === 'joined' && channel.tokenExpiresAt <= now) (expired ??= []).push(channel);
     }
-    if (doomed) for (const [channel, message] of doomed) channel.shutdown(message);
+    if (expired) for (const channel of expired) channel.expire(now);
   }
 
   /** Server-initiated close (connection manager: drain, slow consumer, idle). */

@@ -12,8 +12,11 @@ export type CloseReason = 'shutdown' | 'slow_consumer' | 'token_expired' | 'idle
 export interface ManagedConnection {
   readonly id: string;
   readonly transport: Transport;
-  /** Key the per-user cap counts by (JWT `sub`, or the role for keys without a user). */
-  readonly userKey: string;
+  /**
+   * The identity the per-identity cap counts by (see `userIdentity`, `addressIdentity`).
+   * Changed only by `ConnectionManager.rekey` (a Realtime socket whose join names a user).
+   */
+  userKey: string;
   readonly openedAt: number;
   /** Server-initiated close: tell the client why (and, on shutdown, to reconnect elsewhere), then free everything. */
   close(reason: CloseReason): void;
@@ -24,6 +27,26 @@ export interface ManagedConnection {
 export interface ConnectionLimits {
   maxConnections: number;
   maxConnectionsPerUser: number;
+  maxConnectionsPerAddress: number;
+}
+
+const ADDRESS_PREFIX = 'address:';
+
+/** The identity of a client whose token names a user: its `sub`. */
+export function userIdentity(sub: string): string {
+  return `user:${sub}`;
+}
+
+/**
+ * The identity of a client whose token names no user (the anon or service_role key): its
+ * address, so one anonymous client filling its cap does not lock out anyone else's.
+ */
+export function addressIdentity(address: string): string {
+  return `${ADDRESS_PREFIX}${address}`;
+}
+
+export function isAddressIdentity(key: string): boolean {
+  return key.startsWith(ADDRESS_PREFIX);
 }
 
 let connectionCounter = 0;
@@ -67,9 +90,41 @@ export class ConnectionManager {
     if (this.all.size >= this.limits.maxConnections) {
       throw new HttpError(503, 'too_many_connections', `the gateway holds its maximum of ${this.limits.maxConnections} connections`, { 'retry-after': '5' });
     }
-    if (this.countForUser(userKey) >= this.limits.maxConnectionsPerUser) {
-      throw new HttpError(429, 'too_many_user_connections', `user ${userKey} already has ${this.limits.maxConnectionsPerUser} open connections`, { 'retry-after': '5' });
+    this.admitIdentity(userKey);
+  }
+
+  /** 429 when the identity is at its cap (per user, or per address for clients without a user). */
+  private admitIdentity(userKey: string): void {
+    const byAddress = isAddressIdentity(userKey);
+    const cap = byAddress ? this.limits.maxConnectionsPerAddress : this.limits.maxConnectionsPerUser;
+    if (this.countForUser(userKey) >= cap) {
+      const who = byAddress ? `client address ${userKey.slice(ADDRESS_PREFIX.length)} (keys without a user)` : `user ${userKey.slice(userKey.indexOf(':') + 1)}`;
+      const flag = byAddress ? '--max-connections-per-address' : '--max-connections-per-user';
+      throw new HttpError(429, byAddress ? 'too_many_address_connections' : 'too_many_user_connections', `${who} already has ${cap} open connections (${flag})`, { 'retry-after': '5' });
     }
+  }
+
+  /**
+   * Moves an open connection to another identity (a Realtime socket opened with the anon
+   * key whose join carries a user's token now counts as that user). Throws the 429 of
+   * `admit` when the new identity is at its cap; the connection then stays where it was.
+   */
+  rekey(conn: ManagedConnection, userKey: string): void {
+    if (conn.userKey === userKey) return;
+    if (!this.all.has(conn)) {
+      conn.userKey = userKey;
+      return;
+    }
+    this.admitIdentity(userKey);
+    this.uncount(conn.userKey);
+    conn.userKey = userKey;
+    this.perUser.set(userKey, this.countForUser(userKey) + 1);
+  }
+
+  private uncount(userKey: string): void {
+    const n = this.countForUser(userKey) - 1;
+    if (n > 0) this.perUser.set(userKey, n);
+    else this.perUser.delete(userKey);
   }
 
   add(conn: ManagedConnection): void {
@@ -82,9 +137,7 @@ export class ConnectionManager {
   /** Idempotent: every close path calls this, some more than once. */
   remove(conn: ManagedConnection): void {
     if (!this.all.delete(conn)) return;
-    const n = this.countForUser(conn.userKey) - 1;
-    if (n > 0) this.perUser.set(conn.userKey, n);
-    else this.perUser.delete(conn.userKey);
+    this.uncount(conn.userKey);
     this.perTransport.set(conn.transport, this.count(conn.transport) - 1);
     if (this.all.size === 0) for (const wake of this.emptyWaiters.splice(0)) wake();
   }

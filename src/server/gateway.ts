@@ -8,7 +8,8 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { GatewayConfig } from '../core/config.js';
 import { Hub } from '../core/hub.js';
-import { Auth, loadSecret, type SecretSource } from '../core/auth.js';
+import { Auth, loadSecret, parseAllowedRoles, type SecretSource } from '../core/auth.js';
+import { clientAddress, parseTrustedProxies } from '../core/trusted-proxies.js';
 import { createLogger, scrubSecrets, type Logger } from '../core/log.js';
 import { Router, nextRequestId } from './router.js';
 import { Cors } from './cors.js';
@@ -41,6 +42,8 @@ export interface Gateway {
   readonly idempotency: IdempotencyKeys;
   /** Named checks `/readyz` evaluates; a module owning an external dependency registers one (see readiness.ts). */
   readonly readiness: ReadinessChecks;
+  /** The client's address: the peer, or what a trusted proxy (`--trusted-proxies`) put in X-Forwarded-For. */
+  clientAddress(req: IncomingMessage): string;
   /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
   database: DatabaseServices | undefined;
   /** `http://host:port` once listening. */
@@ -94,7 +97,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   const busMetrics = new BusMetrics(metrics, bus, hub);
   const jwks = await startJwtKeySet(config, log, metrics);
-  const auth = new Auth(secret.secret, { keys: jwks });
+  const auth = new Auth(secret.secret, { keys: jwks, allowedRoles: parseAllowedRoles(config.allowedRoles) });
+  const trustProxy = parseTrustedProxies(config.trustedProxies);
   const router = new Router(log);
   hub.observe(() => metrics.publishes.inc());
   const sweepers: ((now: number) => void)[] = [(now) => connections.tick(now), (now) => hub.sweep(now)];
@@ -174,6 +178,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     bus,
     idempotency: new IdempotencyKeys(bus.records, config.idempotencyWindowMs),
     readiness: new ReadinessChecks(),
+    clientAddress: (req) => clientAddress(req, trustProxy),
     database: undefined,
     get url() {
       return url;

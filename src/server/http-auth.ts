@@ -5,10 +5,11 @@
 import type { IncomingMessage } from 'node:http';
 import { AuthError, isServiceRole, tokenFromRequest, type Auth, type Claims } from '../core/auth.js';
 import { HttpError } from './http-errors.js';
+import { addressIdentity, userIdentity } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RouteHandler } from './router.js';
 
-const AUTH_ERROR_CODES = { missing: 'missing_api_key', expired: 'token_expired', malformed: 'invalid_token', signature: 'invalid_token', claims: 'invalid_token', signer: 'invalid_token' } as const;
+const AUTH_ERROR_CODES = { missing: 'missing_api_key', expired: 'token_expired', malformed: 'invalid_token', signature: 'invalid_token', claims: 'invalid_token', signer: 'invalid_token', role: 'role_not_allowed' } as const;
 
 /** Verifies the request's key and returns its claims, or throws the 401 to answer. */
 export async function authenticate(auth: Auth, req: IncomingMessage, query: URLSearchParams): Promise<Claims> {
@@ -21,14 +22,16 @@ export async function authenticate(auth: Auth, req: IncomingMessage, query: URLS
 }
 
 /**
- * The key a connection counts against in the per-user cap: the user whose progress it
- * carries. A user's token reads only their own, so that is the token's `sub`; a
- * service_role stream on behalf of one user (`readsFor`) counts against that user, so a
- * backend relaying many users' streams is not capped as one user. Otherwise the role.
+ * The identity a connection counts against in the per-identity cap: the user whose
+ * progress it carries. A user's token reads only their own, so that is the token's `sub`;
+ * a service_role stream on behalf of one user (`readsFor`) counts against that user, so a
+ * backend relaying many users' streams is not capped as one user. A key without a user
+ * (anon, service_role) counts against the client's address, so one client cannot use up
+ * the cap of everyone holding the same public key.
  */
-export function userKeyOf(claims: Claims, readsFor?: string): string {
-  if (readsFor !== undefined && isServiceRole(claims)) return readsFor;
-  return claims.sub ?? claims.role;
+export function userKeyOf(claims: Claims, address: string, readsFor?: string): string {
+  if (readsFor !== undefined && isServiceRole(claims)) return userIdentity(readsFor);
+  return claims.sub !== undefined ? userIdentity(claims.sub) : addressIdentity(address);
 }
 
 export function requireServiceRole(claims: Claims, action: string): void {

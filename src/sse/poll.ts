@@ -84,6 +84,8 @@ export class LongPoll implements ManagedConnection, Subscriber {
     private readonly topics: readonly string[],
     private readonly after: readonly Position[],
     private readonly deadline: number,
+    /** Token expiry (ms since the epoch): the poll is answered `token_expired` then, and nothing published after it is sent. */
+    private readonly expiresAt: number,
   ) {}
 
   get transport(): Transport {
@@ -99,6 +101,7 @@ export class LongPoll implements ManagedConnection, Subscriber {
 
   deliver(m: HubMessage): void {
     if (this.done || !m.offset) return;
+    if (m.ts >= this.expiresAt) return this.close('token_expired');
     const i = this.topics.indexOf(m.topic);
     if (i < 0) return;
     const event = m.encode(pollEvent);
@@ -114,6 +117,7 @@ export class LongPoll implements ManagedConnection, Subscriber {
   }
 
   tick(now: number): void {
+    if (!this.done && now >= this.expiresAt) return this.close('token_expired');
     if (!this.done && now >= this.deadline) this.answer({ events: [], lastEventId: formatCursor(this.after), more: false });
   }
 
@@ -121,7 +125,9 @@ export class LongPoll implements ManagedConnection, Subscriber {
     if (this.done) return;
     this.finish();
     if (reason === 'shutdown') sendError(this.res, new HttpError(503, 'draining', 'the gateway is shutting down; poll again (another instance will answer)', { 'retry-after': '1' }));
-    else sendError(this.res, new HttpError(503, reason, `the poll was ended by the server (${reason}); poll again`, { 'retry-after': '1' }));
+    else if (reason === 'token_expired') {
+      sendError(this.res, new HttpError(401, 'token_expired', `the key used for this poll expired at ${new Date(this.expiresAt).toISOString()}; poll again with a fresh token`, { 'www-authenticate': 'Bearer error="invalid_token"' }));
+    } else sendError(this.res, new HttpError(503, reason, `the poll was ended by the server (${reason}); poll again`, { 'retry-after': '1' }));
   }
 
   private answer(answer: PollAnswer): void {

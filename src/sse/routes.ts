@@ -87,11 +87,11 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     readyExtra: Record<string, unknown> = {},
   ): void => {
     if (clientGone(req, res)) return;
-    const userKey = userKeyOf(claims, readsFor);
+    const userKey = userKeyOf(claims, gateway.clientAddress(req), readsFor);
     admit('sse', userKey);
     writeHead(res, 200, SSE_HEADERS);
     // Shared by reader: the same user's tabs, not every reader of that user's content.
-    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims), topics[0]!) : undefined;
+    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims, gateway.clientAddress(req)), topics[0]!) : undefined;
     new SseStream(ctx, res, userKey, topics, claims.exp * 1000, content !== undefined, shareKey).start(starts, readyExtra, content?.finished ?? false);
   };
 
@@ -200,7 +200,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
   };
 
   /** Answers a poll at once when there is something (or nothing may be waited for), else parks it. */
-  const answerPoll = (req: IncomingMessage, res: ServerResponse, userKey: string, topics: string[], after: Position[], wait: number, waitable: boolean): void => {
+  const answerPoll = (req: IncomingMessage, res: ServerResponse, claims: Claims, userKey: string, topics: string[], after: Position[], wait: number, waitable: boolean): void => {
     const now = pollNow(ctx, topics, after);
     if (now.events.length > 0 || wait === 0 || !waitable) {
       metrics.messages.labels('poll', 'out').inc(now.events.length);
@@ -209,7 +209,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     }
     if (clientGone(req, res)) return;
     admit('poll', userKey);
-    new LongPoll(ctx, res, userKey, topics, after, Date.now() + wait * 1000).start();
+    new LongPoll(ctx, res, userKey, topics, after, Date.now() + wait * 1000, claims.exp * 1000).start();
   };
 
   router.on(
@@ -221,7 +221,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseCursor(afterRaw, topics.length, 'after') : topics.map((): 'now' => 'now');
       const positions = after.map((start, i) => startPosition(hub, topics[i]!, start));
-      answerPoll(req, res, userKeyOf(claims), topics, positions, pollWait(query), true);
+      answerPoll(req, res, claims, userKeyOf(claims, gateway.clientAddress(req)), topics, positions, pollWait(query), true);
     }),
   );
 
@@ -236,7 +236,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : startPosition(hub, topic, 'start');
       // A finished item never waits: nothing more will come.
-      answerPoll(req, res, userKeyOf(claims, item.ownerId), [topic], [after], pollWait(query), item.status === 'running');
+      answerPoll(req, res, claims, userKeyOf(claims, gateway.clientAddress(req), item.ownerId), [topic], [after], pollWait(query), item.status === 'running');
     }),
   );
 }

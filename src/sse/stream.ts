@@ -212,6 +212,8 @@ export class SseStream implements ManagedConnection, Subscriber {
 
   /** Hub delivery (live). */
   deliver(m: HubMessage): void {
+    // Published after the token expired: never sent, even before the sweep notices.
+    if (m.ts >= this.expiresAt) return this.close('token_expired');
     this.send(m, true);
   }
 

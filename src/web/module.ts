@@ -10,7 +10,8 @@
 // for a throw-away deployment); or `auto` (the default): only while the gateway runs on
 // the generated development secret (FANOUT_JWT_SECRET unset, the setting in which
 // `npx fanout keys` already prints every key to whoever has the data directory) AND only
-// for requests from a loopback address. A production gateway (FANOUT_JWT_SECRET set)
+// for requests from a loopback address whose Host header names loopback too (so a
+// DNS-rebound page of another site cannot take a key). A production gateway (FANOUT_JWT_SECRET set)
 // answers 404 unless an operator turned it on explicitly. In every mode it answers only the
 // gateway's own pages: a page of another origin (which CORS would otherwise let read the
 // answer) is refused, so a site a developer happens to visit cannot take a key.
@@ -20,6 +21,7 @@ import type { Gateway } from '../server/gateway.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { bundle } from './bundles.js';
 import { CONTENT_TYPES, serveStatic } from '../server/static-files.js';
+import { isLoopbackAddress } from '../core/trusted-proxies.js';
 
 const WEB_DIR = new URL('../../web/demo/', import.meta.url);
 
@@ -46,9 +48,22 @@ const SCRIPTS: { path: string; name: string }[] = [
 const DEMO_USER = /^[A-Za-z0-9_-]{1,40}$/;
 const SESSION_TTL_S = 3600;
 
-function isLoopback(req: IncomingMessage): boolean {
-  const addr = req.socket.remoteAddress ?? '';
-  return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
+/**
+ * True when the request's `Host` names this machine's loopback (localhost, 127.0.0.0/8,
+ * [::1]). A loopback client address alone is not enough: with DNS rebinding, a page of
+ * evil.example whose name was re-pointed at 127.0.0.1 reaches the gateway from the
+ * developer's own browser, but its requests still carry `Host: evil.example`.
+ */
+function hostIsLoopback(host: string | undefined): boolean {
+  if (!host) return false;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  if (hostname === 'localhost' || hostname.endsWith('.localhost')) return true;
+  return isLoopbackAddress(hostname.replace(/^\[|\]$/g, ''));
 }
 
 export function registerWeb(gateway: Gateway): void {
@@ -73,7 +88,7 @@ export function registerWeb(gateway: Gateway): void {
   const sessionEnabled = (req: IncomingMessage): boolean => {
     if (config.demoSession === 'on') return true;
     if (config.demoSession === 'off') return false;
-    return gateway.secret.origin === 'file' && isLoopback(req);
+    return gateway.secret.origin === 'file' && isLoopbackAddress(gateway.clientAddress(req)) && hostIsLoopback(req.headers.host);
   };
 
   router.on('GET', '/demo/session', async ({ req, res, query }) => {
@@ -87,7 +102,7 @@ export function registerWeb(gateway: Gateway): void {
         'demo_session_disabled',
         config.demoSession === 'off'
           ? 'demo sessions are off (--demo-session off)'
-          : 'demo sessions are only given to loopback clients of a gateway on the development secret; set --demo-session on to allow them anyway (anyone could then act as any user)',
+          : 'demo sessions are only given to loopback clients (client address and Host header both loopback) of a gateway on the development secret; set --demo-session on to allow them anyway (anyone could then act as any user)',
       );
     }
     const requested = query.get('user');

@@ -49,48 +49,83 @@ describe('channels per connection', () => {
 });
 
 describe('connection caps', () => {
-  it('answers a socket over the per-user cap with 429 "Too many connected users"; the first socket keeps working', async () => {
+  it('answers a socket over the per-user cap with 429 "Too many connected users" naming the limit; the first socket keeps working', async () => {
     const gw = await gateway({ maxConnectionsPerUser: 1 });
-    const first = await RawClient.connect(gw);
-    expect(await refusedUpgrade(`${gw.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${gw.keys.anon}&vsn=2.0.0`)).toEqual({
-      status: 429,
-      body: JSON.stringify({ error: 'Too many connected users' }),
-    });
+    const token = await gw.userToken('u1');
+    const first = await RawClient.connect(gw, token);
+    const refused = await refusedUpgrade(`${gw.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${token}&vsn=2.0.0`);
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body)).toEqual({ error: 'Too many connected users (user u1 already has 1 open connections (--max-connections-per-user))' });
     expect((await first.join('still-here')).reply[4]).toMatchObject({ status: 'ok' });
     expect(await metric(gw, 'fanout_connections_rejected_total', { transport: 'ws' })).toBe(1);
     first.close();
   });
+
+  it('counts sockets opened with a key without a user by client address', async () => {
+    const gw = await gateway({ maxConnectionsPerAddress: 1 });
+    const first = await RawClient.connect(gw);
+    const refused = await refusedUpgrade(`${gw.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${gw.keys.anon}&vsn=2.0.0`);
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body).error).toBe('Too many connected users (client address 127.0.0.1 (keys without a user) already has 1 open connections (--max-connections-per-address))');
+    // A signed-in user's socket is not in that bucket.
+    const user = await RawClient.connect(gw, await gw.userToken('u2'));
+    expect((await user.join('fine')).reply[4]).toMatchObject({ status: 'ok' });
+    first.close();
+    user.close();
+  });
 });
 
 describe('joins per second', () => {
-  it('refuses joins and new connections while the gateway-wide join rate is over the limit, and disconnects the joiner', async () => {
-    const gw = await gateway({ realtimeMaxJoinsPerSecond: 5 });
-    const calm = await RawClient.connect(gw);
-    const { joinRef } = await calm.join('calm');
-    const raw = await RawClient.connect(gw);
-    // A burst of joins in one go, then more after a sweep has measured the rate.
-    for (let i = 0; i < 20; i++) raw.send([`b${i}`, `b${i}`, `realtime:burst-${i}`, 'phx_join', { config: {} }]);
-    await sleep(150);
-    for (let i = 0; i < 3 && !raw.closed; i++) raw.send([`late${i}`, `late${i}`, `realtime:late-${i}`, 'phx_join', { config: {} }]);
+  it('refuses joins of one user over its bucket and disconnects the joiner, while another user joins freely', async () => {
+    const gw = await gateway({ realtimeUserJoinsPerSecond: 1, realtimeUserJoinBurst: 5 });
+    const bad = await gw.userToken('hog');
+    const raw = await RawClient.connect(gw, bad);
+    for (let i = 0; i < 20; i++) raw.send([`b${i}`, `b${i}`, `realtime:burst-${i}`, 'phx_join', { config: {}, access_token: bad }]);
     expect((await raw.waitClose()).code).toBe(1001);
     const replies = raw.frames.filter((f) => Array.isArray(f) && f[3] === 'phx_reply') as unknown[][];
-    expect(replies.filter((r) => (r[4] as { status: string }).status === 'ok').length).toBeGreaterThanOrEqual(4);
-    expect(replies.at(-1)![4]).toEqual({ status: 'error', response: { reason: 'ClientJoinRateLimitReached: Too many joins per second' } });
-    expect(await refusedUpgrade(`${gw.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${gw.keys.anon}&vsn=2.0.0`)).toEqual({
-      status: 429,
-      body: JSON.stringify({ error: 'Too many joins per second' }),
-    });
-    // The calm socket and its channel are untouched.
-    calm.send([joinRef, '70', 'realtime:calm', 'phx_leave', {}]);
-    expect(await calm.waitFrame((f) => Array.isArray(f) && f[1] === '70', 'leave reply on the calm socket')).toMatchObject([joinRef, '70', 'realtime:calm', 'phx_reply', { status: 'ok' }]);
-    expect(calm.closed).toBeUndefined();
+    // Joins still in flight when the socket is disconnected are dropped with it, as on Supabase.
+    expect(replies.filter((r) => (r[4] as { status: string }).status === 'ok').length).toBeLessThanOrEqual(5);
+    expect(replies.at(-1)![4]).toEqual({ status: 'error', response: { reason: 'ClientJoinRateLimitReached: Too many joins per second (per user hog: 1/s, burst 5)' } });
+    // Its next socket is refused at the upgrade while its bucket is empty, with the limit named.
+    const refused = await refusedUpgrade(`${gw.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${bad}&vsn=2.0.0`);
+    expect(refused).toEqual({ status: 429, body: JSON.stringify({ error: 'Too many joins per second (per user hog: 1/s, burst 5)' }) });
+    // Someone else is untouched.
+    const calm = await RawClient.connect(gw, await gw.userToken('calm'));
+    expect((await calm.join('calm')).reply[4]).toMatchObject({ status: 'ok' });
     calm.close();
+  });
+
+  it('limits join/leave churn on one socket with its own bucket (burst: the channels a client may hold plus one second)', async () => {
+    const gw = await gateway({ realtimeSocketJoinsPerSecond: 1, realtimeMaxChannelsPerClient: 3 });
+    const raw = await RawClient.connect(gw);
+    for (let i = 0; i < 10; i++) {
+      raw.send([`c${i}`, `c${i}`, 'realtime:churn', 'phx_join', { config: {} }]);
+      raw.send([`c${i}`, `l${i}`, 'realtime:churn', 'phx_leave', {}]);
+    }
+    expect((await raw.waitClose()).code).toBe(1001);
+    const joins = raw.frames.filter((f) => Array.isArray(f) && f[3] === 'phx_reply' && String(f[1]).startsWith('c')) as unknown[][];
+    expect(joins.filter((r) => (r[4] as { status: string }).status === 'ok').length).toBeLessThanOrEqual(4);
+    expect(joins.at(-1)![4]).toEqual({ status: 'error', response: { reason: 'ClientJoinRateLimitReached: Too many joins per second (per connection: 1/s, burst 4)' } });
+  });
+
+  it('refuses joins over the gateway-wide bucket without disconnecting anyone', async () => {
+    const gw = await gateway({ realtimeMaxJoinsPerSecond: 3 });
+    const a = await RawClient.connect(gw, await gw.userToken('a'));
+    const b = await RawClient.connect(gw, await gw.userToken('b'));
+    expect((await a.join('g1')).reply[4]).toMatchObject({ status: 'ok' });
+    expect((await a.join('g2')).reply[4]).toMatchObject({ status: 'ok' });
+    expect((await b.join('g3')).reply[4]).toMatchObject({ status: 'ok' });
+    expect((await b.join('g4')).reply[4]).toEqual({ status: 'error', response: { reason: 'ClientJoinRateLimitReached: Too many joins per second (gateway-wide: 3/s, burst 3)' } });
+    await sleep(100);
+    expect(b.closed).toBeUndefined();
+    a.close();
+    b.close();
   });
 });
 
 describe('messages per second', () => {
   it('shuts the flooding channel down with "Too many messages per second"; other clients carry on', async () => {
-    const gw = await gateway({ realtimeMaxEventsPerSecond: 20 });
+    const gw = await gateway({ realtimeMaxEventsPerSecond: 20, realtimeEventBurst: 20 });
     const other = await bystander(gw, 'flood-room');
     const flooder = supabase(gw).channel('flood-room');
     const system: System[] = [];
@@ -98,7 +133,7 @@ describe('messages per second', () => {
     const { statuses } = await subscribe(flooder);
     for (let i = 0; i < 60; i++) void flooder.send({ type: 'broadcast', event: 'spam', payload: { i } });
     await waitFor(() => statuses.some((s) => s.status === 'CLOSED'), 'flooder closed');
-    expect(system).toEqual([{ extension: 'system', status: 'error', message: 'Too many messages per second', channel: 'flood-room' }]);
+    expect(system).toEqual([{ extension: 'system', status: 'error', message: 'Too many messages per second (per connection: 20/s, burst 20)', channel: 'flood-room' }]);
     const sender = supabase(gw).channel('flood-room');
     await joined(sender);
     expect(await sender.send({ type: 'broadcast', event: 'check', payload: { after: true } })).toBe('ok');
@@ -119,7 +154,7 @@ describe('messages per second', () => {
   });
 
   it('closes a socket that keeps flooding after its channels were shut down (1008), without touching others', async () => {
-    const gw = await gateway({ realtimeMaxEventsPerSecond: 20 });
+    const gw = await gateway({ realtimeMaxEventsPerSecond: 20, realtimeEventBurst: 20 });
     const other = await bystander(gw, 'raw-flood');
     const raw = await RawClient.connect(gw);
     const { joinRef } = await raw.join('raw-flood');
@@ -129,8 +164,8 @@ describe('messages per second', () => {
       await sleep(50);
     }
     const closed = await raw.waitClose();
-    expect(closed).toEqual({ code: 1008, reason: 'Too many messages per second' });
-    expect(raw.frames).toContainEqual([joinRef, null, 'realtime:raw-flood', 'system', { extension: 'system', status: 'error', message: 'Too many messages per second', channel: 'raw-flood' }]);
+    expect(closed).toEqual({ code: 1008, reason: 'Too many messages per second (per connection: 20/s, burst 20)' });
+    expect(raw.frames).toContainEqual([joinRef, null, 'realtime:raw-flood', 'system', { extension: 'system', status: 'error', message: 'Too many messages per second (per connection: 20/s, burst 20)', channel: 'raw-flood' }]);
     const sender = supabase(gw).channel('raw-flood');
     await joined(sender);
     expect(await sender.send({ type: 'broadcast', event: 'check', payload: {} })).toBe('ok');

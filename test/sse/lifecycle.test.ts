@@ -89,7 +89,7 @@ describe('caps', () => {
     a1.close();
     await waitFor(() => gw.gateway.connections.size === 3, 'the closed stream to free its slot');
     await open(alice!);
-    expect(gw.gateway.connections.countForUser('alice')).toBe(2);
+    expect(gw.gateway.connections.countForUser('user:alice')).toBe(2);
   });
 });
 

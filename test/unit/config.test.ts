@@ -27,3 +27,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ tlsCert: 'a.pem' }, {})).toThrow(/--tls-cert and --tls-key/);
   });
 });
+
+describe('identity and role options', () => {
+  it('refuses a bad --trusted-proxies entry and a bad --allowed-roles entry, naming them', () => {
+    expect(() => loadConfig({ trustedProxies: '10.0.0.0/8,not-an-address' })).toThrow(/--trusted-proxies="10.0.0.0\/8,not-an-address": "not-an-address" is not an address, a CIDR/);
+    expect(() => loadConfig({}, { FANOUT_ALLOWED_ROLES: 'anon,bad role' })).toThrow(/FANOUT_ALLOWED_ROLES="anon,bad role": "bad role" is not a PostgreSQL role name/);
+    expect(() => loadConfig({ allowedRoles: ' , ' })).toThrow(/name at least one role/);
+    const cfg = loadConfig({ trustedProxies: 'loopback,10.0.0.0/8', allowedRoles: 'anon,authenticated' });
+    expect([cfg.trustedProxies, cfg.allowedRoles]).toEqual(['loopback,10.0.0.0/8', 'anon,authenticated']);
+  });
+});
