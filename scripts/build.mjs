@@ -12,6 +12,17 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = new URL('../dist/', import.meta.url);
 const started = Date.now();
+
+// `prepare` passes --if-stale: npm runs it on every install of this directory (`npm ci`, and
+// `npx fanout` in a checkout, which installs the checkout into npm's exec cache), and a
+// build that is already up to date need not be redone.
+if (process.argv.includes('--if-stale')) {
+  const { chooseEntry } = await import('../bin/entry.js');
+  if (chooseEntry(root, {}).kind === 'dist') {
+    console.log('build: dist/ is up to date with src/ (npm run build rebuilds it anyway)');
+    process.exit(0);
+  }
+}
 const step = (what, since) => console.log(`build: ${what} (${((Date.now() - since) / 1000).toFixed(1)} s)`);
 
 // A clean dist/, so a deleted source leaves no module behind.

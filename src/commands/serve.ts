@@ -1,8 +1,14 @@
-// `fanout serve`: starts the gateway and drains it on SIGTERM/SIGINT.
+// `fanout serve`: starts the gateway and drains it on SIGTERM/SIGINT. A failure a user can
+// cause (port in use, bad host, unreadable TLS file, unreachable bus or database) ends the
+// process with one line and exit code 2 or 4 (serve-startup.ts, failures.ts).
 import type { Command } from 'commander';
-import { loadConfig } from '../core/config.js';
-import { createGateway } from '../server/gateway.js';
+import { loadConfig, type GatewayConfig } from '../core/config.js';
+import type { Gateway } from '../server/gateway.js';
 import { addGatewayOptions, configOrExit } from './options.js';
+import { exitWith, explainListenError, failure, runCommand } from './failures.js';
+import { EXIT } from './exit-codes.js';
+import { onStopRequest } from './signals.js';
+import { bannerLines, checkTlsFiles, followDatabaseStart, formatBanner, waitForBus } from './serve-startup.js';
 
 export function registerServeCommand(program: Command): void {
   const cmd = program
@@ -10,28 +16,65 @@ export function registerServeCommand(program: Command): void {
     .description('start the gateway (embedded defaults: in-memory hub, PGlite database under --data-dir)');
   addGatewayOptions(cmd).action(async (flags: Record<string, unknown>) => {
     const config = await configOrExit('serve', () => loadConfig(flags));
-    // Modules validate their own files (e.g. --alerts) while the gateway is assembled.
-    const gateway = await configOrExit('serve', () => createGateway(config));
+    await runCommand('serve', async () => {
+      const gateway = await startGateway(config);
+      announce(gateway);
+      stopOnSignals(gateway, config);
+    });
+  });
+}
+
+/** Builds the gateway and opens its sockets; every failure a user can fix becomes a CommandFailure. */
+async function startGateway(config: GatewayConfig): Promise<Gateway> {
+  checkTlsFiles(config);
+  // Loaded here, not at the top, so `fanout --help` does not load the whole gateway.
+  const [{ createGateway }, { SecretError }] = await Promise.all([import('../server/gateway.js'), import('../core/auth.js')]);
+  // Modules validate their own files (e.g. --alerts) while the gateway is assembled.
+  const gateway = await configOrExit('serve', () =>
+    createGateway(config).catch((err: unknown) => {
+      throw err instanceof SecretError ? failure(err.message, err.fix, EXIT.setupFailed, err) : err;
+    }),
+  );
+  try {
     await gateway.listen();
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      gateway.log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
-      // A hard deadline, so a stuck hook can never keep a terminated process alive.
-      setTimeout(() => {
-        gateway.log.error('shutdown exceeded its deadline; exiting');
+    await waitForBus(gateway);
+  } catch (err) {
+    await gateway.close().catch(() => undefined);
+    throw explainListenError(err, config) ?? err;
+  }
+  return gateway;
+}
+
+/** The banner in a terminal, and the database's start-up followed in the log; a database that cannot open ends the process. */
+function announce(gateway: Gateway): void {
+  const terminal = process.stderr.isTTY === true;
+  if (terminal) process.stderr.write(formatBanner(bannerLines(gateway)));
+  void import('../changes/module.js').then(({ databaseRuntime }) => {
+    const runtime = databaseRuntime(gateway);
+    followDatabaseStart(gateway, runtime && (() => runtime.parts()), {
+      ready: (line) => {
+        if (terminal) process.stderr.write(line);
+      },
+      fail: (err) => exitWith('serve', err),
+    });
+  });
+}
+
+/** Drains and exits on SIGTERM/SIGINT (and, under npm, when npm goes away), with a hard deadline. */
+function stopOnSignals(gateway: Gateway, config: GatewayConfig): void {
+  onStopRequest((reason) => {
+    gateway.log.info({ signal: reason, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
+    // A hard deadline, so a stuck hook can never keep a terminated process alive.
+    setTimeout(() => {
+      gateway.log.error('shutdown exceeded its deadline; exiting');
+      process.exit(1);
+    }, config.drainTimeoutMs + 5000).unref();
+    gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        gateway.log.error({ err }, 'shutdown failed');
         process.exit(1);
-      }, config.drainTimeoutMs + 5000).unref();
-      gateway.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          gateway.log.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+      },
+    );
   });
 }
