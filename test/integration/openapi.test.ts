@@ -80,7 +80,7 @@ function mismatches(method: string, path: string, answer: Answer): string[] {
 
 describe('GET /openapi.json', () => {
   it('is a valid OpenAPI 3.0 document', async () => {
-    const result = await new Validator().validate(doc as unknown as object);
+    const result = await new Validator().validate(doc as unknown as Record<string, unknown>);
     expect(result.errors ?? [], JSON.stringify(result.errors)).toEqual([]);
     expect(result.valid).toBe(true);
   });
