@@ -50,7 +50,13 @@ const FAVICON = readFileSync(new URL('../favicon.svg', WEB_DIR));
 const DEMO_USER = /^[A-Za-z0-9_-]{1,40}$/;
 const SESSION_TTL_S = 3600;
 
+/**
+ * A client on this machine. A request that came through a reverse proxy (it carries
+ * X-Forwarded-For or Forwarded) reaches us from the proxy's address, often loopback,
+ * whoever sent it: it never counts as local.
+ */
 function isLoopback(req: IncomingMessage): boolean {
+  if (req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined) return false;
   const addr = req.socket.remoteAddress ?? '';
   return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
 }
