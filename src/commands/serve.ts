@@ -7,7 +7,7 @@ import type { Gateway } from '../server/gateway.js';
 import { addGatewayOptions, configOrExit } from './options.js';
 import { exitWith, explainListenError, failure, runCommand } from './failures.js';
 import { EXIT } from './exit-codes.js';
-import { onStopRequest } from './signals.js';
+import { onStopRequest, type StopReason } from './signals.js';
 import { bannerLines, checkTlsFiles, followDatabaseStart, formatBanner, waitForBus } from './serve-startup.js';
 
 export function registerServeCommand(program: Command): void {
@@ -17,11 +17,22 @@ export function registerServeCommand(program: Command): void {
   addGatewayOptions(cmd).action(async (flags: Record<string, unknown>) => {
     const config = await configOrExit('serve', () => loadConfig(flags));
     await runCommand('serve', async () => {
-      const gateway = await startGateway(config);
-      announce(gateway);
-      stopOnSignals(gateway, config);
+      // Signals are handled from the first moment: one that arrives while the gateway is
+      // still starting stops it as soon as it exists, instead of killing the process.
+      const lifecycle: Lifecycle = { stopping: undefined, gateway: undefined };
+      stopOnSignals(config, lifecycle);
+      lifecycle.gateway = await startGateway(config);
+      if (lifecycle.stopping) return drain(lifecycle.gateway, config, lifecycle.stopping);
+      announce(lifecycle.gateway, lifecycle);
     });
   });
+}
+
+/** Shared by start-up and the signal handler: a stop cancels whatever is still starting. */
+interface Lifecycle {
+  /** Why the gateway is stopping, once a stop was requested. */
+  stopping: StopReason | undefined;
+  gateway: Gateway | undefined;
 }
 
 /** Builds the gateway and opens its sockets; every failure a user can fix becomes a CommandFailure. */
@@ -46,7 +57,7 @@ async function startGateway(config: GatewayConfig): Promise<Gateway> {
 }
 
 /** The banner in a terminal, and the database's start-up followed in the log; a database that cannot open ends the process. */
-function announce(gateway: Gateway): void {
+function announce(gateway: Gateway, lifecycle: Lifecycle): void {
   const terminal = process.stderr.isTTY === true;
   if (terminal) process.stderr.write(formatBanner(bannerLines(gateway)));
   void import('../changes/module.js').then(({ databaseRuntime }) => {
@@ -55,26 +66,35 @@ function announce(gateway: Gateway): void {
       ready: (line) => {
         if (terminal) process.stderr.write(line);
       },
-      fail: (err) => exitWith('serve', err),
+      // A stop during start-up aborts the database's opening: that is the stop, not a failure.
+      fail: (err) => {
+        if (!lifecycle.stopping) exitWith('serve', err);
+      },
     });
   });
 }
 
-/** Drains and exits on SIGTERM/SIGINT (and, under npm, when npm goes away), with a hard deadline. */
-function stopOnSignals(gateway: Gateway, config: GatewayConfig): void {
+/** Drains and exits on SIGTERM/SIGINT (and, under npm, when npm goes away). */
+function stopOnSignals(config: GatewayConfig, lifecycle: Lifecycle): void {
   onStopRequest((reason) => {
-    gateway.log.info({ signal: reason, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
-    // A hard deadline, so a stuck hook can never keep a terminated process alive.
-    setTimeout(() => {
-      gateway.log.error('shutdown exceeded its deadline; exiting');
-      process.exit(1);
-    }, config.drainTimeoutMs + 5000).unref();
-    gateway.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        gateway.log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    lifecycle.stopping = reason;
+    if (lifecycle.gateway) drain(lifecycle.gateway, config, reason);
   });
+}
+
+/** Closes the gateway (bounded by the drain timeout plus a hard deadline) and exits 0, or 1 if that fails. */
+function drain(gateway: Gateway, config: GatewayConfig, reason: StopReason): void {
+  gateway.log.info({ signal: reason, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
+  // A hard deadline, so a stuck hook can never keep a terminated process alive.
+  setTimeout(() => {
+    gateway.log.error('shutdown exceeded its deadline; exiting');
+    process.exit(1);
+  }, config.drainTimeoutMs + 5000).unref();
+  gateway.close().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      gateway.log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    },
+  );
 }

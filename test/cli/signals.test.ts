@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_SECRET } from '../helpers/gateway.js';
 import { freePort } from '../../src/load/embedded-gateway.js';
 import { startedByNpm } from '../../src/commands/signals.js';
+import { spawnServe } from '../helpers/serve-process.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const UNIT = join(ROOT, 'deploy/systemd/fanout.service');
@@ -116,6 +117,18 @@ describe('under systemd (deploy/systemd/fanout.service)', () => {
     expect(await log.exited).toBe(0);
     expect(log.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['draining', 'gateway stopped']));
     expect(log.lines.find((l) => l.msg === 'draining')?.signal).toBe('SIGTERM');
+  });
+});
+
+describe('during start-up', () => {
+  it('drains and exits 0 when stopped while the embedded database is still opening', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fanout-early-stop-'));
+    dirs.push(dataDir);
+    // A fresh data directory: the embedded database's first start takes seconds, the stop comes first.
+    const started = await spawnServe(['--db-start', 'eager'], dataDir);
+    children.push(started.proc);
+    started.proc.kill('SIGTERM');
+    expect((await started.exited).code).toBe(0);
   });
 });
 
