@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { jwtVerify } from 'jose';
 import { runFanout } from '../helpers/cli.js';
-import { TEST_SECRET } from '../helpers/gateway.js';
+import { TEST_SECRET, startGateway } from '../helpers/gateway.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { freePort } from '../../src/load/embedded-gateway.js';
 import { loadSecret } from '../../src/core/auth.js';
@@ -144,6 +144,25 @@ describe('fanout keys', () => {
     expect(r.firstLine).toMatch(/^fanout keys: signed with FANOUT_JWT_SECRET/);
     const keys = JSON.parse(r.stdout) as Record<string, string>;
     expect((await jwtVerify(keys.anon!, new TextEncoder().encode(TEST_SECRET))).payload.role).toBe('anon');
+  });
+});
+
+describe('a key from another secret', () => {
+  it('gets a 401 that says the key was signed with a different secret, and what to do', async () => {
+    const gw = await startGateway({});
+    try {
+      const otherDir = tempDir();
+      loadSecret(undefined, otherDir); // another gateway's development secret
+      const r = await runFanout(['keys', '--json', '--data-dir', otherDir], { env: { FANOUT_JWT_SECRET: '' } });
+      const keys = JSON.parse(r.stdout) as Record<string, string>;
+      const res = await fetch(`${gw.url}/api/content/anything`, { headers: { authorization: `Bearer ${keys.service_role}` } });
+      expect(res.status).toBe(401);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('invalid_token');
+      expect(body.error.message).toMatch(/^Failed to validate JWT signature: the key was signed with a different secret than this gateway's .*`fanout keys` run with the gateway's settings/);
+    } finally {
+      await gw.stop();
+    }
   });
 });
 
