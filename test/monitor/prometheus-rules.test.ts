@@ -63,6 +63,16 @@ describe('fanout alerts --prometheus', () => {
     expect(text).toContain('(max_over_time((sum by (job, instance) (fanout_realtime_channels))[5m:])) < 1');
   });
 
+  it('prints the rules with --json in the shape an --alerts file takes, which reads back the same', async () => {
+    const first = await runFanout(['alerts', '--json']);
+    expect(first.code).toBe(0);
+    writeFileSync(join(dir, 'exported.json'), first.stdout);
+    const again = await runFanout(['alerts', '--json', '--alerts', join(dir, 'exported.json')]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual(JSON.parse(first.stdout));
+    expect((JSON.parse(first.stdout) as { rules: unknown[] }).rules).toHaveLength(6);
+  });
+
   it('refuses a bad operator file with exit code 2 and the problem on the first line', async () => {
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ rules: [{ name: 'x', signal: 'no_such_signal', threshold: 1 }] }));
     const r = await runFanout(['alerts', '--prometheus', '--alerts', join(dir, 'bad.json')]);
