@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the test suite talks to is running on this machine: PostgreSQL,
-# Redis and NATS (JetStream) on their standard loopback ports, and Debian's Chromium
-# for the browser tests. Idempotent and quick when everything is already up.
+# Redis and NATS (JetStream) on their standard loopback ports, and Debian's Chromium,
+# nginx and promtool for the browser, reverse-proxy and alert-rule tests. Idempotent and quick when everything is already up.
 set -u
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -35,13 +35,25 @@ if ! port_open 4222; then
   wait_port 4222 NATS
 fi
 
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "ensure-services: installing Debian's chromium for the browser tests"
+# Debian packages the tests use as real tools: Chromium (browser tests), nginx (the
+# reverse-proxy test runs deploy/nginx/fanout.conf) and prometheus (for promtool, which
+# checks the exported alert rules). Installed together, after one apt-get update.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure-services: installing Debian's ${missing[*]} for the tests"
   if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "ensure-services: could not install chromium; browser tests will fail" >&2
+    # policy-rc.d keeps the packages' own services (nginx, prometheus) from starting: the tests run their own.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=""
+    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && added_policy=1; fi
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+      || echo "ensure-services: could not install ${missing[*]}; the tests that use them will fail" >&2
+    [ -n "$added_policy" ] && rm -f "$policy"
   else
-    echo "ensure-services: not root; install chromium with: sudo apt-get install -y chromium" >&2
+    echo "ensure-services: not root; install them with: sudo apt-get install -y ${missing[*]}" >&2
   fi
 fi
 exit 0

@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './pglite-worker.js';
 import type { Logger } from '../core/log.js';
 import { redactUrl, scrubSecrets } from '../core/log.js';
+import { isCompiled } from '../core/module-files.js';
 
 export interface QueryResult<R> {
   rows: R[];
@@ -212,7 +213,9 @@ class PgliteWorkerDatabase implements Database {
 
   /** Starts a worker and waits for its `ready` (or its failure). */
   private static async startWorker(dir: string, mode: 'init' | 'serve', signal?: AbortSignal): Promise<Worker> {
-    const worker = new Worker(new URL('./pglite-worker-boot.js', import.meta.url), { workerData: { dir, mode } });
+    // From source, a boot file loads tsx first (worker threads do not inherit module hooks).
+    const entry = isCompiled(import.meta.url) ? new URL('./pglite-worker.js', import.meta.url) : new URL('./pglite-worker-boot.js', import.meta.url);
+    const worker = new Worker(entry, { workerData: { dir, mode } });
     // Stopping while the database starts (first start: initdb takes seconds) ends the
     // worker at once; a first start is made in a scratch directory, so nothing is left half-made.
     const stop = () => void worker.terminate();

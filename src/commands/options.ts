@@ -2,6 +2,7 @@
 // flag with its environment variable and default.
 import type { Command } from 'commander';
 import { ConfigError, optionTable } from '../core/config.js';
+import { exitWith } from './failures.js';
 
 export function addGatewayOptions(cmd: Command, only?: readonly (keyof typeof optionTable)[]): Command {
   for (const [name, opt] of Object.entries(optionTable)) {
@@ -21,10 +22,7 @@ export async function configOrExit<T>(command: string, load: () => T | Promise<T
   try {
     return await load();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`fanout ${command}: ${err.message}`);
-      process.exit(2);
-    }
+    if (err instanceof ConfigError) exitWith(command, err);
     throw err;
   }
 }

@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../core/config.js';
 import { ConfigError } from '../core/config.js';
 import { loadSecret } from '../core/auth.js';
 import type { Logger } from '../core/log.js';
+import { onStopRequest } from './signals.js';
 
 /** The number of gateway processes `--workers` asks for. */
 export function workerCount(config: GatewayConfig): number {
@@ -117,8 +118,7 @@ export function runPrimary(config: GatewayConfig, count: number, log: Logger): P
     }, config.drainTimeoutMs + 10_000).unref();
   };
 
-  process.on('SIGTERM', () => stopAll('SIGTERM'));
-  process.on('SIGINT', () => stopAll('SIGINT'));
+  onStopRequest((reason) => stopAll(reason));
   for (const slot of slots) start(slot);
   return exited.then((code) => (code === 0 ? exitCode : code));
 }

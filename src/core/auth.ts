@@ -75,17 +75,38 @@ export interface SecretSource {
   path?: string;
 }
 
+/** The signing secret is missing or unusable; `fix` says what to do about it. */
+export class SecretError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+    readonly fix: string,
+  ) {
+    super(message);
+    this.name = 'SecretError';
+  }
+}
+
 /**
  * Returns the signing secret: FANOUT_JWT_SECRET when set, otherwise a development
- * secret generated once and kept (mode 0600) at `<dataDir>/jwt-secret`.
+ * secret generated once and kept (mode 0600) at `<dataDir>/jwt-secret`. With
+ * `create: false` (`fanout keys`) a missing development secret is an error, not a new
+ * secret that the running gateway would not know.
  */
-export function loadSecret(jwtSecret: string | undefined, dataDir: string): SecretSource {
+export function loadSecret(jwtSecret: string | undefined, dataDir: string, { create = true }: { create?: boolean } = {}): SecretSource {
   if (jwtSecret) return { secret: jwtSecret, origin: 'env', created: false };
   const path = join(dataDir, 'jwt-secret');
   if (existsSync(path)) {
     const secret = readFileSync(path, 'utf8').trim();
-    if (secret.length < 32) throw new Error(`development secret in ${path} is shorter than 32 characters; delete it to regenerate`);
+    if (secret.length < 32) throw new SecretError(path, `the development secret in ${path} is shorter than 32 characters`, 'delete the file to have the gateway generate a new one (keys signed with the old one stop working)');
     return { secret, origin: 'file', created: false, path };
+  }
+  if (!create) {
+    throw new SecretError(
+      path,
+      `no secret to sign keys with: FANOUT_JWT_SECRET is not set and ${path} does not exist`,
+      `give the --data-dir (or FANOUT_DATA_DIR) the gateway uses, or set the FANOUT_JWT_SECRET it uses; \`fanout serve\` generates ${path} on its first start`,
+    );
   }
   mkdirSync(dataDir, { recursive: true });
   const secret = randomBytes(32).toString('base64url');

@@ -1,14 +1,13 @@
-// The coordinator's side of the worker processes: forks them (TypeScript through tsx's
-// loader, resolved from this package so `fanout` works from any directory), hands each a
+// The coordinator's side of the worker processes: forks them (the compiled worker from
+// dist/, or the TypeScript source through tsx's loader; see core/module-files.ts), hands each a
 // plan, relays their messages, and guarantees they exit — a worker also exits on its own
 // when the coordinator's IPC channel closes.
 import { fork, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { loaderArgs, siblingModule } from '../core/module-files.js';
 import type { CoordinatorMessage, WorkerMessage } from './plan.js';
 
-const WORKER_FILE = fileURLToPath(new URL('./worker.ts', import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const WORKER_FILE = fileURLToPath(siblingModule(import.meta.url, 'worker'));
 
 /** Most sockets one generator process may hold: the machine allows 20,000 open files per process. */
 export const MAX_SOCKETS_PER_WORKER = 18_000;
@@ -34,7 +33,7 @@ export class WorkerPool {
 
   private spawn(index: number): Promise<void> {
     const child = fork(WORKER_FILE, [], {
-      execArgv: ['--import', TSX_LOADER, '--max-old-space-size=1024'],
+      execArgv: [...loaderArgs(import.meta.url), '--max-old-space-size=1024'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
     });

@@ -126,7 +126,7 @@ export const DEFAULT_RULES: RuleInput[] = [
     for: '10s',
     window: '10s',
     severity: 'warning',
-    description: 'more than 150 SSE connections (the seed\'s RealtimeMonitor threshold)',
+    description: 'more than 150 SSE connections (the RealtimeMonitor threshold of the original spike design)',
   },
   {
     name: 'delivery_latency_p99_high',

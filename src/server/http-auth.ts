@@ -16,9 +16,19 @@ export async function authenticate(auth: Auth, req: IncomingMessage, query: URLS
   try {
     return await auth.verify(tokenFromRequest(req.headers, query));
   } catch (err) {
-    if (err instanceof AuthError) throw new HttpError(401, AUTH_ERROR_CODES[err.kind], err.message, { 'www-authenticate': 'Bearer' });
+    if (err instanceof AuthError) throw new HttpError(401, AUTH_ERROR_CODES[err.kind], explain(err), { 'www-authenticate': 'Bearer' });
     throw err;
   }
+}
+
+/**
+ * Supabase's wording first (clients match on it), then, for the one failure whose cause a
+ * user cannot guess, why: a well-formed key made with a different secret, typically by
+ * `fanout keys` run against another data directory.
+ */
+function explain(err: AuthError): string {
+  if (err.kind !== 'signature') return err.message;
+  return `${err.message}: the key was signed with a different secret than this gateway's (FANOUT_JWT_SECRET, or the development secret in its --data-dir); \`fanout keys\` run with the gateway's settings prints keys it accepts`;
 }
 
 /**

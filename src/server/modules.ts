@@ -9,6 +9,7 @@ import { registerRealtime } from '../realtime/module.js';
 import { registerHealth } from './health.js';
 import { registerMonitor } from '../monitor/module.js';
 import { registerWeb } from '../web/module.js';
+import { registerOpenApi } from './openapi.js';
 
 // registerChanges sets gateway.database; Realtime stays last because it reads it.
-export const gatewayModules: GatewayModule[] = [registerInfo, registerContent, registerSse, registerChanges, registerHealth, registerMonitor, registerWeb, registerRealtime];
+export const gatewayModules: GatewayModule[] = [registerInfo, registerOpenApi, registerContent, registerSse, registerChanges, registerHealth, registerMonitor, registerWeb, registerRealtime];

@@ -48,6 +48,11 @@ export class Router {
     }
   }
 
+  /** Every registered path (in find-my-way syntax, `/api/content/:contentId`) with its methods, for the API description's completeness test. */
+  routes(): { path: string; methods: Method[] }[] {
+    return [...this.methodsByPath].map(([path, methods]) => ({ path, methods: [...methods] }));
+  }
+
   /** Dispatches a request; returns false when no route matched so the caller can answer 404. */
   handle(req: IncomingMessage, res: ServerResponse, requestId = nextRequestId()): boolean {
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');

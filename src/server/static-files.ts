@@ -16,6 +16,9 @@ export const CONTENT_TYPES = {
   html: 'text/html; charset=utf-8',
   js: 'text/javascript; charset=utf-8',
   css: 'text/css; charset=utf-8',
+  svg: 'image/svg+xml',
+  /** TypeScript declarations (Deno and esm.sh serve them so). */
+  ts: 'application/typescript; charset=utf-8',
 } as const;
 
 export interface StaticAsset {
@@ -23,13 +26,15 @@ export interface StaticAsset {
   type: string;
   /** The bytes, read once at start-up, or produced (and cached by the producer) on first request. */
   body: Uint8Array | (() => Promise<Uint8Array>);
+  /** Extra response headers (e.g. X-TypeScript-Types on a library bundle). */
+  headers?: Record<string, string>;
 }
 
 export function serveStatic(router: Router, assets: readonly StaticAsset[]): void {
-  for (const { path, type, body } of assets) {
+  for (const { path, type, body, headers } of assets) {
     router.on(['GET', 'HEAD'], path, async ({ req, res }) => {
       const bytes = typeof body === 'function' ? await body() : body;
-      writeHead(res, 200, { 'content-type': type, 'content-length': bytes.byteLength, ...PAGE_SECURITY_HEADERS });
+      writeHead(res, 200, { 'content-type': type, 'content-length': bytes.byteLength, ...PAGE_SECURITY_HEADERS, ...headers });
       res.end(req.method === 'HEAD' ? undefined : bytes);
     });
   }

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Gateway } from '../server/gateway.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
-import { bundle } from './bundles.js';
+import { bundle, types } from './bundles.js';
 import { CONTENT_TYPES, serveStatic } from '../server/static-files.js';
 import { isLoopbackAddress } from '../core/trusted-proxies.js';
 
@@ -39,11 +39,15 @@ const PAGES: { path: string; file: string; type: string }[] = [
   { path: '/demo/style.css', file: 'style.css', type: CONTENT_TYPES.css },
 ];
 
-const SCRIPTS: { path: string; name: string }[] = [
-  { path: '/client/fanout-client.js', name: 'fanout-client.js' },
-  { path: '/client/fanout-collaboration.js', name: 'fanout-collaboration.js' },
+/** Bundles; a library bundle names its declarations, as Deno's X-TypeScript-Types convention has it. */
+const SCRIPTS: { path: string; name: string; types?: string }[] = [
+  { path: '/client/fanout-client.js', name: 'fanout-client.js', types: 'fanout-client.d.ts' },
+  { path: '/client/fanout-collaboration.js', name: 'fanout-collaboration.js', types: 'fanout-collaboration.d.ts' },
   { path: '/demo/demo.js', name: 'demo.js' },
 ];
+
+/** The icon both pages link (and browsers ask for as /favicon.ico by default). */
+const FAVICON = readFileSync(new URL('../favicon.svg', WEB_DIR));
 
 const DEMO_USER = /^[A-Za-z0-9_-]{1,40}$/;
 const SESSION_TTL_S = 3600;
@@ -66,29 +70,45 @@ function hostIsLoopback(host: string | undefined): boolean {
   return isLoopbackAddress(hostname.replace(/^\[|\]$/g, ''));
 }
 
+/**
+ * A request that came through a reverse proxy (it carries X-Forwarded-For or Forwarded)
+ * reaches us from the proxy's address, often loopback, whoever sent it: it never counts as
+ * a local client.
+ */
+function forwarded(req: IncomingMessage): boolean {
+  return req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined;
+}
+
 export function registerWeb(gateway: Gateway): void {
   const { router, config, log } = gateway;
 
+  /** A bundle or declaration file, or a 500 naming why it could not be built. */
+  const built = async (name: string, pending: Promise<Uint8Array>): Promise<Uint8Array> => {
+    try {
+      return await pending;
+    } catch (err) {
+      log.error({ err, bundle: name }, 'building a browser bundle failed');
+      throw new HttpError(500, 'bundle_failed', `building ${name} failed: ${(err as Error).message.split('\n')[0]}`);
+    }
+  };
+
   serveStatic(router, [
     ...PAGES.map(({ path, file, type }) => ({ path, type, body: readFileSync(new URL(file, WEB_DIR)) })),
-    ...SCRIPTS.map(({ path, name }) => ({
+    ...SCRIPTS.map(({ path, name, types: typesName }) => ({
       path,
       type: CONTENT_TYPES.js,
-      body: async () => {
-        try {
-          return await bundle(name)!;
-        } catch (err) {
-          log.error({ err, bundle: name }, 'building a browser bundle failed');
-          throw new HttpError(500, 'bundle_failed', `building ${name} failed: ${(err as Error).message.split('\n')[0]}`);
-        }
-      },
+      ...(typesName ? { headers: { 'x-typescript-types': `/client/${typesName}` } } : {}),
+      body: () => built(name, bundle(name)!),
     })),
+    ...SCRIPTS.flatMap(({ types: typesName }) => (typesName ? [{ path: `/client/${typesName}`, type: CONTENT_TYPES.ts, body: () => built(typesName, types(typesName)!) }] : [])),
+    { path: '/favicon.svg', type: CONTENT_TYPES.svg, body: FAVICON },
+    { path: '/favicon.ico', type: CONTENT_TYPES.svg, body: FAVICON },
   ]);
 
   const sessionEnabled = (req: IncomingMessage): boolean => {
     if (config.demoSession === 'on') return true;
     if (config.demoSession === 'off') return false;
-    return gateway.secret.origin === 'file' && isLoopbackAddress(gateway.clientAddress(req)) && hostIsLoopback(req.headers.host);
+    return gateway.secret.origin === 'file' && !forwarded(req) && isLoopbackAddress(gateway.clientAddress(req)) && hostIsLoopback(req.headers.host);
   };
 
   router.on('GET', '/demo/session', async ({ req, res, query }) => {

@@ -103,8 +103,8 @@ describe('fanout migrate', () => {
 
   it('reports a database it cannot reach without printing the password', async () => {
     const r = await fanout('migrate', '--database-url', 'postgres://someone:hunter2@127.0.0.1:1/nowhere');
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cannot connect to PostgreSQL at postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere/);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/^fanout migrate: cannot connect to PostgreSQL at postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere/);
     expect(r.stderr).not.toContain('hunter2');
   });
 
@@ -118,7 +118,7 @@ describe('fanout migrate', () => {
     try {
       await databaseRuntime(gw.gateway)!.parts();
       const busy = await fanout('migrate', '--data-dir', dataDir);
-      expect(busy.code).toBe(3);
+      expect(busy.code).toBe(4);
       expect(busy.stderr).toMatch(/in use by process \d+/);
     } finally {
       await gw.stop();

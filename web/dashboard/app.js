@@ -1,4 +1,4 @@
-/* global document, window, location, history, sessionStorage, requestAnimationFrame, setInterval */
+/* global document, window, location, history, localStorage, requestAnimationFrame, setInterval */
 // The live dashboard: keeps the last points the feed sent, redraws the charts on each
 // sample, and renders alerts and the busiest channels. Every number comes from the
 // server's signals (the same ones alert rules use); the page computes nothing itself.
@@ -264,8 +264,9 @@ function onEvent(name, data) {
 
 function onState(s, detail) {
   if (s === 'unauthorized') {
-    sessionStorage.removeItem(KEY_STORAGE);
+    localStorage.removeItem(KEY_STORAGE);
     askForKey(detail);
+    return;
   }
   setStatus(s, detail);
 }
@@ -273,34 +274,58 @@ function onState(s, detail) {
 function start(key) {
   $('key-form').hidden = true;
   $('main').hidden = false;
+  $('forget-key').hidden = false;
   state.feed?.close();
   state.feed = openFeed('/dashboard/feed', key, { onEvent, onState });
 }
 
 function askForKey(problem) {
+  state.feed?.close();
+  state.feed = undefined;
+  // Nothing is connecting until there is a key: say what the page is waiting for.
+  const status = $('status');
+  status.dataset.state = 'idle';
+  status.textContent = problem ? 'key refused' : 'waiting for a key';
   $('main').hidden = true;
+  $('forget-key').hidden = true;
   $('key-form').hidden = false;
   $('key-error').textContent = problem ?? '';
   $('key-input').focus();
 }
 
-/** A key in the URL fragment (never sent to the server) moves to this tab's storage and leaves the address bar. */
+/**
+ * A key in the URL fragment (never sent to the server) moves to this browser's storage and
+ * leaves the address bar. The key is kept for this origin, so a new tab connects without
+ * asking again, until "Forget key" (or a refusal) removes it.
+ */
 function keyFromLocation() {
   const m = /(?:^#|&)key=([^&]+)/.exec(location.hash);
   if (m) {
-    sessionStorage.setItem(KEY_STORAGE, decodeURIComponent(m[1]));
+    localStorage.setItem(KEY_STORAGE, decodeURIComponent(m[1]));
     history.replaceState(null, '', location.pathname + location.search);
   }
-  return sessionStorage.getItem(KEY_STORAGE);
+  return localStorage.getItem(KEY_STORAGE);
 }
 
 $('key-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const key = $('key-input').value.trim();
   if (!key) return;
-  sessionStorage.setItem(KEY_STORAGE, key);
+  localStorage.setItem(KEY_STORAGE, key);
   $('key-input').value = '';
   start(key);
+});
+
+$('forget-key').addEventListener('click', () => {
+  localStorage.removeItem(KEY_STORAGE);
+  askForKey();
+});
+
+// Another tab forgot the key or saved a new one: follow it.
+window.addEventListener('storage', (e) => {
+  if (e.key !== KEY_STORAGE) return;
+  if (e.newValue) start(e.newValue);
+  else askForKey();
 });
 
 window.addEventListener('resize', render);

@@ -92,7 +92,13 @@ async function main(): Promise<void> {
   try {
     me = await session();
   } catch (err) {
+    // Without a session nothing here can work: the controls stay disabled and the pills say why.
     problem(`No demo session: ${(err as Error).message}`);
+    el('who').textContent = 'no session';
+    el('fanout-state').textContent = 'progress: unavailable';
+    const collab = el('collab-mode');
+    collab.dataset.mode = 'closed';
+    collab.textContent = 'collaboration: unavailable';
     return;
   }
   el('who').textContent = `user ${me.userId} · tab ${tabId}`;
@@ -144,6 +150,7 @@ async function main(): Promise<void> {
   });
 
   const button = el<HTMLButtonElement>('generate');
+  button.disabled = false;
   button.addEventListener('click', () => {
     void (async () => {
       button.disabled = true;
@@ -175,8 +182,13 @@ async function main(): Promise<void> {
     room = await CollaborationRoom.open({ supabase, url: origin, token: getToken, projectId, presence: { key: tabId, meta: { user: me.userId, tab: tabId } } });
   } catch (err) {
     problem(`Collaboration unavailable: ${(err as Error).message}`);
+    const collab = el('collab-mode');
+    collab.dataset.mode = 'closed';
+    collab.textContent = 'collaboration: unavailable';
     return;
   }
+  el<HTMLInputElement>('comment-input').disabled = false;
+  el<HTMLButtonElement>('comment-send').disabled = false;
   el('comments-via').textContent = room.commentsVia === 'database' ? '(stored: comments API + postgres_changes)' : '(broadcast: this gateway has no comments API)';
 
   const renderPresence = (members: PresenceMember[]): void => {
