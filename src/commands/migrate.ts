@@ -48,7 +48,7 @@ export function registerMigrateCommand(program: Command): void {
           try {
             slot = { name, dropped: await dropSlot(db, name) };
           } catch (err) {
-            if (err instanceof SlotBusyError) throw failure((err as Error).message, 'stop the gateway that reads it first', EXIT.setupFailed, err);
+            if (err instanceof SlotBusyError) throw failure((err as Error).message, 'stop that gateway first', EXIT.setupFailed, err);
             throw err;
           }
           // The consumer no longer reads the WAL: nothing of it is left to finish.

@@ -27,6 +27,9 @@ const GAUGE_PROMQL: Record<string, string> = {
   event_loop_lag_p99_seconds: `sum by (${BY}) (fanout_event_loop_lag_p99_seconds)`,
   event_loop_lag_max_seconds: `sum by (${BY}) (fanout_event_loop_lag_max_seconds)`,
   change_feed_lag_last_seconds: `sum by (${BY}) (fanout_change_feed_lag_last_seconds)`,
+  // The worst replication slot (WAL capture), as the gateway's own sampler takes it.
+  change_slot_lag_bytes: `max by (${BY}) (fanout_changes_slot_lag_bytes)`,
+  change_slot_lag_seconds: `max by (${BY}) (fanout_changes_slot_lag_seconds)`,
 };
 
 /** The counter series (and label filter) behind each rate signal's counter. */

@@ -179,7 +179,7 @@ describe('WAL capture', () => {
       (e: { code: number; stdout: string; stderr: string }) => e,
     );
     const busy = await cli([]);
-    expect(busy.code).toBe(1);
+    expect(busy.code).toBe(4); // set-up failed (exit-codes.ts)
     expect(busy.stderr).toMatch(/replication slot fanout_default is in use by another process .*stop that gateway first/);
     await h.stop();
     const dropped = await cli([]);

@@ -40,7 +40,7 @@ describe('fanout alerts --prometheus', () => {
     const text = await ruleFile('builtin.yml');
     const check = await promtool('check', 'rules', 'builtin.yml');
     expect(check.code, check.out).toBe(0);
-    expect(check.out).toContain('SUCCESS: 6 rules found');
+    expect(check.out).toContain('SUCCESS: 7 rules found');
     expect(text).toContain('alert: "FanoutSseConnectionsHigh"');
   });
 
@@ -58,7 +58,7 @@ describe('fanout alerts --prometheus', () => {
     const text = await ruleFile('ops.yml', ['--alerts', join(dir, 'ops.json')]);
     const check = await promtool('check', 'rules', 'ops.yml');
     expect(check.code, check.out).toBe(0);
-    expect(check.out).toContain('SUCCESS: 7 rules found');
+    expect(check.out).toContain('SUCCESS: 8 rules found');
     expect(text).not.toContain('FanoutEventLoopLagHigh');
     expect(text).toContain('(max_over_time((sum by (job, instance) (fanout_realtime_channels))[5m:])) < 1');
   });
@@ -70,7 +70,7 @@ describe('fanout alerts --prometheus', () => {
     const again = await runFanout(['alerts', '--json', '--alerts', join(dir, 'exported.json')]);
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toEqual(JSON.parse(first.stdout));
-    expect((JSON.parse(first.stdout) as { rules: unknown[] }).rules).toHaveLength(6);
+    expect((JSON.parse(first.stdout) as { rules: unknown[] }).rules).toHaveLength(7);
   });
 
   it('refuses a bad operator file with exit code 2 and the problem on the first line', async () => {
