@@ -1,8 +1,8 @@
 // `fanout load sse|realtime|hybrid`: one load run against a target (a Fanout gateway,
 // a Supabase project, or any SSE URL), or against an embedded gateway started for the
 // run. Live progress on stderr, a summary table (or --json) on stdout, and an exit code
-// a CI job can act on: 0 passed, 1 a threshold failed, 2 bad usage, 3 the run is invalid
-// because the generator itself saturated.
+// a CI job can act on (exit-codes.ts): 0 passed, 1 a threshold failed, 2 bad usage, 3 the
+// run is invalid (the generator saturated, an agent died), 4 the target or set-up failed.
 import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runLoad } from '../load/coordinator.js';
@@ -10,14 +10,13 @@ import { startEmbeddedGateway, type EmbeddedGateway } from '../load/embedded-gat
 import { ProgressReporter } from '../load/progress.js';
 import { formatSummary } from '../load/summary.js';
 import { DEFAULT_GENERATOR_LIMITS, type RunSpec } from '../load/spec.js';
-import { checkTarget, createFanoutStreams, normalizeLoopback, TargetRefusedError, type Target, type TargetKind } from '../load/target.js';
-import { ThresholdSyntaxError, resolveThresholds } from '../load/thresholds.js';
+import { checkTarget, createFanoutStreams, normalizeLoopback, probeTarget, type Target, type TargetKind } from '../load/target.js';
+import { resolveThresholds } from '../load/thresholds.js';
 import type { ConnectionPattern } from '../load/schedule.js';
 import type { RunResult } from '../load/result.js';
 
-export const EXIT = { passed: 0, failed: 1, usage: 2, invalid: 3 } as const;
-
-export class UsageError extends Error {}
+import { EXIT, type ExitCode } from './exit-codes.js';
+import { UsageError, reportCommandError } from './command-errors.js';
 
 const positive = (name: string) => (v: string): number => {
   const n = Number(v);
@@ -45,7 +44,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--workers <n>', 'generator processes (each holds at most 18,000 sockets); default max(2, sockets/18,000)', integer('--workers'))
     .option('--server-pid <pid>', 'sample this local process (CPU, RSS, open files) from /proc', integer('--server-pid'))
     .option('--metrics-url <url>', "sample the server's Prometheus endpoint (event-loop lag, heap); default <target>/metrics for Fanout")
-    .option('--threshold <expr>', 'pass/fail criterion such as "sse.latency.p99<300" (repeatable; replaces the default for the same metric)', collect, [])
+    .option('--threshold <expr>', 'pass/fail criterion such as "sse.latency_e2e.p99<300" (repeatable; replaces the default for the same metric)', collect, [])
     .option('--no-default-thresholds', "do not apply the seed's acceptance criteria as default thresholds")
     .option('--abort-on-fail', 'stop the run as soon as a latency threshold fails on the live merged data (judged after the ramp)')
     .option('--generator-max-lag-ms <ms>', "mark the run INVALID when the generator's event-loop lag p99 exceeds this", positive('--generator-max-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxLagMs)
@@ -183,9 +182,9 @@ export function buildSpec(kind: LoadKind, flags: RunFlags, target: Target): RunS
 }
 
 /** Exit code of a finished run. */
-export function exitCodeFor(r: Pick<RunResult, 'valid' | 'passed'>): number {
-  if (!r.valid) return EXIT.invalid;
-  return r.passed ? EXIT.passed : EXIT.failed;
+export function exitCodeFor(r: Pick<RunResult, 'valid' | 'passed'>): ExitCode {
+  if (!r.valid) return EXIT.invalidRun;
+  return r.passed ? EXIT.ok : EXIT.thresholdFailed;
 }
 
 async function runCommand(kind: LoadKind, flags: RunFlags): Promise<number> {
@@ -193,6 +192,7 @@ async function runCommand(kind: LoadKind, flags: RunFlags): Promise<number> {
   try {
     resolved = await resolveTarget(flags);
     const spec = buildSpec(kind, flags, resolved.target);
+    if (!resolved.embedded) await probeTarget(resolved.target);
     const progress = flags.quiet ? undefined : new ProgressReporter();
     if (resolved.embedded && !flags.quiet) process.stderr.write(`started an embedded gateway at ${resolved.embedded.url} (pid ${resolved.embedded.pid})\n`);
     const result = await runLoad(spec, {
@@ -208,15 +208,6 @@ async function runCommand(kind: LoadKind, flags: RunFlags): Promise<number> {
   }
 }
 
-export function handleCommandError(name: string, err: unknown): number {
-  if (err instanceof UsageError || err instanceof TargetRefusedError || err instanceof ThresholdSyntaxError) {
-    console.error(`fanout ${name}: ${err.message}`);
-    return EXIT.usage;
-  }
-  console.error(`fanout ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  return EXIT.failed;
-}
-
 const HELP_FOOTER = `
 What is measured: connection establishment time, time to first event, delivery latency from the
 server's publish stamp (SSE "ts") and from the publisher's intended send time (open-loop schedule:
@@ -227,14 +218,17 @@ connection, and the server's CPU, RSS, memory per connection (a fitted slope), e
 open files. Latencies are HDR histograms merged across the generator's worker processes. If the
 generator itself saturates (event-loop lag or CPU over the limits) the run is marked INVALID.
 
-Default thresholds are the seed's acceptance criteria (SSE p99 < 500 ms, connect p99 < 2 s,
+Default thresholds are the seed's acceptance criteria (SSE delivery p99 < 500 ms judged from the
+intended publish time, sse.latency_e2e — the server-stamped sse.latency is a diagnostic and is
+judged only when the tester does not publish; connect p99 < 2 s,
 stability > 99%, presence p99 < 1 s, subscribe (connect + join) p99 < 1 s, reliability >= 99.9%, no loss, memory
 < 10 MB/connection). The seed's growth benchmarks are reported and judged on request:
 --threshold "server.cpu_per_100_connections_pct<5" --threshold "bandwidth_per_connection_kbps<1".
 Metric names: see --json "metrics".
 
-Exit codes: 0 passed, 1 a threshold failed, 2 bad usage, 3 invalid run (generator saturated).
-Only loopback targets are accepted unless --allow-remote is given.`;
+Exit codes: 0 passed, 1 a threshold failed, 2 bad usage, 3 invalid run (the generator
+saturated, an agent died or lagged), 4 the target or set-up failed (unreachable target,
+refused key, port in use). Only loopback targets are accepted unless --allow-remote is given.`;
 
 export function registerLoadCommand(program: Command): void {
   const load = program.command('load').description('load-test SSE progress streams, Supabase Realtime collaboration, or both at once');
@@ -254,7 +248,7 @@ export function registerLoadCommand(program: Command): void {
       try {
         code = await runCommand(kind, flags);
       } catch (err) {
-        code = handleCommandError(`load ${kind}`, err);
+        code = reportCommandError(`load ${kind}`, err);
       }
       process.exitCode = code;
     });

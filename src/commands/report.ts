@@ -7,7 +7,8 @@ import { writeReport } from '../spike/report-render.js';
 import { allCharts } from '../spike/report-charts.js';
 import { renderChartsToPng } from '../spike/chart-png.js';
 import type { SpikeReport } from '../spike/model.js';
-import { EXIT, UsageError, handleCommandError } from './load.js';
+import { EXIT } from './exit-codes.js';
+import { UsageError, reportCommandError } from './command-errors.js';
 
 export function loadReport(path: string): SpikeReport {
   let raw: string;
@@ -39,6 +40,7 @@ export function registerReportCommand(program: Command): void {
     .option('--out-dir <dir>', 'write there instead of next to the JSON')
     .option('--png <dir>', 'also render the charts to PNG in this directory (headless Chromium via playwright-core)')
     .option('--charts <ids>', 'with --png: only these charts, comma-separated (connections, latency, rss, degradation-sse, degradation-realtime, fault)')
+    .addHelpText('after', '\nExit codes: 0 written, 2 bad usage (unreadable file, not a spike report), 4 set-up failed (e.g. no Chromium for --png).')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
     .action(async (file: string, flags: { outDir?: string; png?: string; charts?: string }) => {
       try {
@@ -51,9 +53,9 @@ export function registerReportCommand(program: Command): void {
           const pngs = await renderChartsToPng(allCharts(report), resolve(flags.png), flags.charts?.split(',').map((c) => c.trim()));
           process.stdout.write(`wrote ${pngs.join(', ')}\n`);
         }
-        process.exitCode = EXIT.passed;
+        process.exitCode = EXIT.ok;
       } catch (err) {
-        process.exitCode = handleCommandError('report', err);
+        process.exitCode = reportCommandError('report', err);
       }
     });
 }

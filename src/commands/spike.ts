@@ -7,13 +7,14 @@ import { Option } from 'commander';
 import { ProgressReporter } from '../load/progress.js';
 import { resolveThresholds } from '../load/thresholds.js';
 import { DEFAULT_GENERATOR_LIMITS } from '../load/spec.js';
-import { checkTarget, normalizeLoopback } from '../load/target.js';
+import { checkTarget, normalizeLoopback, probeTarget } from '../load/target.js';
 import { DEFAULT_COST_ASSUMPTIONS } from '../spike/cost.js';
 import { runSpike } from '../spike/runner.js';
 import { reportDir, writeReport } from '../spike/report-render.js';
 import type { Profile } from '../spike/matrix.js';
 import type { SpikeReport } from '../spike/model.js';
-import { EXIT, UsageError, handleCommandError } from './load.js';
+import { EXIT, type ExitCode } from './exit-codes.js';
+import { UsageError, reportCommandError } from './command-errors.js';
 
 interface SpikeFlags {
   quick?: boolean;
@@ -61,6 +62,27 @@ export function summarizeSpike(report: SpikeReport, dir: string): string {
   return lines.join('\n');
 }
 
+/**
+ * The spike's exit code: 3 when a run the benchmarks and the decision rest on (the seed
+ * matrix, hybrid, failure) was INVALID or could not be measured — its conclusions would
+ * rest on the generator's figures; 1 when a benchmark failed, named; otherwise 0. An
+ * INVALID ramp step is not a failure of the spike: it only leaves that limit a lower bound,
+ * which the report says.
+ */
+export function spikeOutcome(report: SpikeReport): { code: ExitCode; reason: string } {
+  const essential = (id: string): boolean => !/^(ramp-|soak-)/.test(id);
+  const invalid = [...report.invalidScenarios.filter(essential), ...report.errors.map((e) => e.scenario).filter(essential)];
+  if (invalid.length) return { code: EXIT.invalidRun, reason: `INVALID: ${invalid.join(', ')} could not be measured with this generator (see the report's notes); the conclusions that rest on them are not evidence` };
+  const failed: string[] = [];
+  for (const [group, items] of Object.entries(report.benchmarks)) {
+    for (const [name, b] of Object.entries(items as Record<string, { pass: boolean | null; value: number | null; unit: string; target: string }>)) {
+      if (b.pass === false) failed.push(`${group}.${name} ${b.value} ${b.unit} (target ${b.target})`);
+    }
+  }
+  if (failed.length) return { code: EXIT.thresholdFailed, reason: `benchmark failed: ${failed.join('; ')}` };
+  return { code: EXIT.ok, reason: 'every benchmark passed or was not measured' };
+}
+
 export function registerSpikeCommand(program: Command): void {
   const cmd = program
     .command('spike')
@@ -95,7 +117,9 @@ Each scenario is a load run (see \`fanout load --help\` for what is measured). T
 seed's ScalabilityLimits and PerformanceBenchmarks with measured values and pass/fail, derives the
 architecture decision by stated rules, and projects monthly cost on Supabase's pricing beside
 self-hosting Fanout. \`fanout report <report.json>\` renders report.md and report.html again.
-Exit code: 0 when every benchmark passed or was not measured, 1 when one failed, 2 bad usage.`,
+Exit codes: 0 every benchmark passed or was not measured; 1 a benchmark failed (named on
+stderr); 2 bad usage; 3 a run of the seed matrix was INVALID (an INVALID ramp step only
+leaves that limit a lower bound); 4 the target or set-up failed.`,
   );
   cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage));
   cmd.action(async (flags: SpikeFlags) => {
@@ -110,6 +134,7 @@ Exit code: 0 when every benchmark passed or was not measured, 1 when one failed,
         const serviceKey = flags.serviceKey ?? process.env.FANOUT_SERVICE_KEY;
         if (!anonKey || !serviceKey) throw new UsageError('--target needs --anon-key and --service-key (see `fanout keys`)');
         target = { kind: 'fanout' as const, url, anonKey, serviceKey, pid: number('--server-pid', flags.serverPid), metricsUrl: `${url}/metrics` };
+        await probeTarget(target);
       }
       if (!!flags.faultStopCmd !== !!flags.faultStartCmd) throw new UsageError('--fault-stop-cmd and --fault-start-cmd go together');
       const progress = flags.quiet ? undefined : new ProgressReporter();
@@ -141,10 +166,11 @@ Exit code: 0 when every benchmark passed or was not measured, 1 when one failed,
       writeReport(dir, report);
       if (flags.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
       else process.stdout.write(summarizeSpike(report, dir) + '\n');
-      const failedBenchmark = Object.values(report.benchmarks).some((g) => Object.values(g as Record<string, { pass: boolean | null }>).some((b) => b.pass === false));
-      process.exitCode = failedBenchmark ? EXIT.failed : EXIT.passed;
+      const outcome = spikeOutcome(report);
+      if (outcome.code !== EXIT.ok) process.stderr.write(`fanout spike: ${outcome.reason}\n`);
+      process.exitCode = outcome.code;
     } catch (err) {
-      process.exitCode = handleCommandError('spike', err);
+      process.exitCode = reportCommandError('spike', err);
     }
   });
 }

@@ -7,7 +7,7 @@ import { arrivalOffsets, OpenLoopScheduler, type ScheduledStream } from './sched
 import { RunAggregator } from './aggregate.js';
 import { HttpPublisher } from './publishers.js';
 import { ServerSampler } from './sampler.js';
-import { COORDINATOR, buildResult, liveMetrics, type RunResult } from './result.js';
+import { COORDINATOR, bucketHeadline, buildResult, liveMetrics, type RunResult } from './result.js';
 import { Recorder } from './recorder.js';
 import { ClockOffsetEstimator } from './clock.js';
 import { preflight } from './preflight.js';
@@ -312,7 +312,7 @@ function liveStatus(spec: RunSpec, agg: RunAggregator, workers: number, sampler:
   const b = agg.latestComplete(workers);
   const g = agg.gauges();
   const last = sampler.samples[sampler.samples.length - 1];
-  const lat = b ? RunAggregator.bucketLatency(b, ['sse.latency', 'realtime.broadcast', 'realtime.presence', 'realtime.comments']) : null;
+  const lat = b ? RunAggregator.bucketLatency(b, ['sse.latency_e2e', 'realtime.broadcast', 'realtime.presence', 'realtime.comments']) ?? bucketHeadline(b, 'sse') : null;
   return {
     name: spec.name,
     elapsedS: Math.max(0, Math.round((Date.now() - t0) / 1000)),

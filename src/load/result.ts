@@ -175,11 +175,24 @@ export const LATENCY_NAMES: Record<GroupName, Record<string, string>> = {
   realtime: { broadcast: 'realtime.broadcast', presence: 'realtime.presence', comments: 'realtime.comments', commentsCommit: 'realtime.comments_commit' },
 };
 
-/** The histograms that make up a group's headline latency in the timeline (intended-time based where available). */
+/** The histograms that make up a group's headline latency in the timeline: the intended-time ones (what a user feels). */
 const TIMELINE_LATENCY: Record<GroupName, string[]> = {
-  sse: ['sse.latency'],
+  sse: ['sse.latency_e2e'],
   realtime: ['realtime.broadcast', 'realtime.presence', 'realtime.comments'],
 };
+
+/**
+ * The SSE delivery latency a user feels: from the publisher's intended time when the
+ * tester published (`endToEnd`), else from the server's stamp (a stream someone else feeds).
+ */
+export function sseUserLatency(g: GroupResult | undefined): LatencySummary | undefined {
+  return g?.latency.endToEnd ?? g?.latency.delivery;
+}
+
+/** A bucket's headline latency for a group, falling back to the server-stamped SSE figure when nothing was published by the tester. */
+export function bucketHeadline(b: Bucket, group: GroupName): LatencySummary | null {
+  return RunAggregator.bucketLatency(b, TIMELINE_LATENCY[group]) ?? (group === 'sse' ? RunAggregator.bucketLatency(b, ['sse.latency']) : null);
+}
 
 function groupResult(group: GroupName, inputs: RunInputs, planned: number, steadyS: number): GroupResult {
   const { agg, finals } = inputs;
@@ -339,8 +352,8 @@ function timeline(inputs: RunInputs): TimelineRow[] {
       bytesInPerSec: (b.counters.get('sse.bytes_in') ?? 0) + (b.counters.get('realtime.bytes_in') ?? 0),
       commentsReceived: b.counters.get('realtime.comments.received') ?? 0,
       errors: b.errors,
-      sseLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.sse),
-      realtimeLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.realtime),
+      sseLatency: bucketHeadline(b, 'sse'),
+      realtimeLatency: bucketHeadline(b, 'realtime'),
       serverCpuPct: sample?.cpuPct === null || sample?.cpuPct === undefined ? null : round(sample.cpuPct, 1),
       serverRssMb: sample?.rssBytes ? round(sample.rssBytes / MB, 1) : null,
       serverOpenFiles: sample?.openFiles ?? null,

@@ -32,9 +32,9 @@ export function latencyRows(r: RunResult): Cell[][] {
   const sse = r.groups.sse;
   const rt = r.groups.realtime;
   const rows = [
-    latRow('sse delivery (server ts → receive)', sse?.latency.delivery),
-    latRow('sse delivery, clock-offset corrected', sse?.latency.deliveryClockCorrected),
     latRow('sse end-to-end (intended → receive)', sse?.latency.endToEnd),
+    latRow('sse server stamp → receive (diagnostic)', sse?.latency.delivery),
+    latRow('sse server stamp, clock-offset corrected', sse?.latency.deliveryClockCorrected),
     latRow('sse connect', sse?.connect),
     latRow('sse first event', sse?.firstEvent),
     latRow('realtime broadcast (intended → receive)', rt?.latency.broadcast),
@@ -125,7 +125,7 @@ export function formatSummary(r: RunResult): string {
   const judged = r.thresholds.filter((t) => t.status !== 'no-data' || !t.isDefault);
   if (judged.length) {
     out.push('', 'thresholds:');
-    for (const t of judged) out.push(`  ${t.status === 'pass' ? '✓' : '✗'} ${formatThreshold(t)}  (actual ${t.actual === null ? 'no data' : num(t.actual, 3)})${t.source ? `  — ${t.source}` : ''}`);
+    for (const t of judged) out.push(`  ${t.status === 'pass' ? '✓' : '✗'} ${formatThreshold(t)}  (actual ${t.actual === null ? 'no data' : num(t.actual, 3)}${t.judgedOn ? `, judged on ${t.judgedOn}: nothing was published by the tester` : ''})${t.source ? `  — ${t.source}` : ''}`);
   }
   return out.join('\n');
 }

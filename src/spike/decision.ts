@@ -1,7 +1,7 @@
 // The architecture decision, derived from the measurements by rules stated here and
 // printed with the report. `gatherFacts` reads the numbers out of the runs; `decide`
 // applies the rules to those facts only, so the rules can be tested on known inputs.
-import type { RunResult } from '../load/result.js';
+import { sseUserLatency, type RunResult } from '../load/result.js';
 import { RECOMMENDED_SHARE, valid } from './limits.js';
 import type { ArchitectureDecision, DecisionItem, DegradationRecord, FaultComparison, ScenarioRecord } from './model.js';
 
@@ -43,7 +43,7 @@ export function gatherFacts(scenarios: readonly ScenarioRecord[], degradation: {
     id: s.id,
     connections: s.load,
     passed: s.result.passed,
-    p99: s.result.groups.sse?.latency.delivery?.p99 ?? null,
+    p99: sseUserLatency(s.result.groups.sse)?.p99 ?? null,
     stability: s.result.groups.sse?.stabilityPct ?? null,
     failures: failuresOf(s.result),
   }));
@@ -66,8 +66,8 @@ export function gatherFacts(scenarios: readonly ScenarioRecord[], degradation: {
     hybrid = {
       id: hybridRun.id,
       passed: h.passed,
-      sseP99: h.groups.sse?.latency.delivery?.p99 ?? null,
-      sseSoloP99: soloSse?.result.groups.sse?.latency.delivery?.p99 ?? null,
+      sseP99: sseUserLatency(h.groups.sse)?.p99 ?? null,
+      sseSoloP99: sseUserLatency(soloSse?.result.groups.sse)?.p99 ?? null,
       realtimeP99: worstRealtimeP99(h),
       realtimeSoloP99: soloRt ? worstRealtimeP99(soloRt.result) : null,
     };

@@ -180,6 +180,6 @@ export function rampRealtimeLoad(p: ProfileDef, users: number): RealtimeLoad {
 
 /** The criteria a ramp step must meet (the seed's per-transport acceptance criteria; resource criteria are reported, not used to stop). */
 export const RAMP_CRITERIA: Record<'sse' | 'realtime', string[]> = {
-  sse: ['sse.connect_success_pct', 'sse.connect.p99', 'sse.latency.p99', 'sse.stability_pct'],
+  sse: ['sse.connect_success_pct', 'sse.connect.p99', 'sse.latency_e2e.p99', 'sse.stability_pct'],
   realtime: ['realtime.connect_success_pct', 'realtime.subscribe.p99', 'realtime.presence.p99', 'realtime.reliability_pct', 'realtime.lost'],
 };

@@ -3,7 +3,7 @@
 // so both files always say the same thing.
 import { num } from '../load/summary.js';
 import { formatThreshold } from '../load/thresholds.js';
-import type { RunResult } from '../load/result.js';
+import { sseUserLatency, type RunResult } from '../load/result.js';
 import { allCharts, type Chart } from './report-charts.js';
 import type { Benchmark, DecisionItem, Figure, SpikeReport } from './model.js';
 import { INTERFERENCE_FACTOR, INTERFERENCE_SLACK_MS } from './decision.js';
@@ -34,7 +34,7 @@ function scenarioRow(s: SpikeReport['scenarios'][number]): string[] {
     verdictOf(r),
     num(s.load, 0),
     num(sse?.connect.p99, 1),
-    num(sse?.latency.delivery?.p99, 1),
+    num(sseUserLatency(sse)?.p99, 1),
     num(rt?.subscribe?.p99 ?? rt?.join?.p99, 1),
     num(rt?.latency.presence?.p99, 1),
     num(rt?.latency.broadcast?.p99, 1),

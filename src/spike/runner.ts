@@ -13,7 +13,7 @@ import { startEmbeddedGateway, type EmbeddedGateway } from '../load/embedded-gat
 import { createFanoutStreams, type Target } from '../load/target.js';
 import { DEFAULT_GENERATOR_LIMITS, type FaultStep, type GeneratorLimits, type RunSpec } from '../load/spec.js';
 import { SEED_THRESHOLDS, type Threshold } from '../load/thresholds.js';
-import type { RunResult } from '../load/result.js';
+import { sseUserLatency, type RunResult } from '../load/result.js';
 import { searchDegradation, type StepOutcome } from './degradation.js';
 import { PROFILES, RAMP_CRITERIA, matrix, rampRealtimeLoad, rampSseLoad, soak, type Profile, type ScenarioDef } from './matrix.js';
 import { computeBenchmarks, computeLimits } from './limits.js';
@@ -119,9 +119,9 @@ function compareFault(fault: ScenarioRecord, solo: ScenarioRecord | undefined, m
   const rows: FaultComparison['rows'] = [];
   const sseF = f.groups.sse;
   const sseS = s?.groups.sse;
-  const p99ok = withinInterferenceBudget(sseS?.latency.delivery?.p99 ?? null, sseF?.latency.delivery?.p99 ?? null);
-  rows.push({ metric: 'SSE delivery p99 (ms)', solo: sseS?.latency.delivery?.p99 ?? null, duringFault: sseF?.latency.delivery?.p99 ?? null, verdict: p99ok === false ? 'degraded' : 'unaffected' });
-  rows.push({ metric: 'SSE delivery p50 (ms)', solo: sseS?.latency.delivery?.p50 ?? null, duringFault: sseF?.latency.delivery?.p50 ?? null, verdict: withinInterferenceBudget(sseS?.latency.delivery?.p50 ?? null, sseF?.latency.delivery?.p50 ?? null) === false ? 'degraded' : 'unaffected' });
+  const p99ok = withinInterferenceBudget(sseUserLatency(sseS)?.p99 ?? null, sseUserLatency(sseF)?.p99 ?? null);
+  rows.push({ metric: 'SSE delivery p99 (ms)', solo: sseUserLatency(sseS)?.p99 ?? null, duringFault: sseUserLatency(sseF)?.p99 ?? null, verdict: p99ok === false ? 'degraded' : 'unaffected' });
+  rows.push({ metric: 'SSE delivery p50 (ms)', solo: sseUserLatency(sseS)?.p50 ?? null, duringFault: sseUserLatency(sseF)?.p50 ?? null, verdict: withinInterferenceBudget(sseUserLatency(sseS)?.p50 ?? null, sseUserLatency(sseF)?.p50 ?? null) === false ? 'degraded' : 'unaffected' });
   rows.push({ metric: 'SSE stability (%)', solo: sseS?.stabilityPct ?? null, duringFault: sseF?.stabilityPct ?? null, verdict: (sseF?.stabilityPct ?? 0) > 99 ? 'unaffected' : 'degraded' });
   rows.push({ metric: 'SSE messages lost', solo: sseS?.deliveryTotal.lost ?? null, duringFault: sseF?.deliveryTotal.lost ?? null, verdict: (sseF?.deliveryTotal.lost ?? 0) <= (sseS?.deliveryTotal.lost ?? 0) ? 'unaffected' : 'degraded' });
   rows.push({ metric: 'SSE connections established (%)', solo: sseS?.connectSuccessPct ?? null, duringFault: sseF?.connectSuccessPct ?? null, verdict: (sseF?.connectSuccessPct ?? 0) >= 100 ? 'unaffected' : 'degraded' });
@@ -268,7 +268,7 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
           const verdict = verdictOf(result, criteria);
           const failures = verdict === 'invalid' ? result.generator.reasons : result.thresholds.filter((t) => criteria.includes(t.metric) && t.status !== 'pass').map((t) => `${t.metric} ${t.actual ?? 'no data'} (needs ${t.op} ${t.value})`);
           const g = transport === 'sse' ? result.groups.sse : result.groups.realtime;
-          const p99 = transport === 'sse' ? (g?.latency.delivery?.p99 ?? null) : Math.max(g?.latency.presence?.p99 ?? 0, g?.latency.broadcast?.p99 ?? 0) || null;
+          const p99 = transport === 'sse' ? (sseUserLatency(g)?.p99 ?? null) : Math.max(g?.latency.presence?.p99 ?? 0, g?.latency.broadcast?.p99 ?? 0) || null;
           // For Realtime the user-visible wait is the subscription (connect + join).
           const waitP99 = transport === 'sse' ? (g?.connect.p99 ?? null) : (result.groups.realtime?.subscribe?.p99 ?? null);
           steps.push({ load, scenarioId: id, verdict, failures, p99Ms: p99, connectP99Ms: waitP99 });
