@@ -82,7 +82,9 @@ export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | un
     const perWorker: SseConnectionPlan[][] = plans.map(() => []);
     for (let i = 0; i < s.connections; i++) {
       const stream = sse.streams[i % sse.streams.length]!;
-      perWorker[i % workers]!.push({ id: i, url: sseStreamUrl(spec.target, s.path, stream.id, stream.userId, i), audience: `sse:${sseTopic(s.path, stream.id, stream.userId)}`, at: offsets[i]! });
+      const url = sseStreamUrl(spec.target, s.path, stream.id, stream.userId, i);
+      const topic = spec.target.kind === 'sse-url' ? url : sseTopic(s.path, stream.id, stream.userId);
+      perWorker[i % workers]!.push({ id: i, url, audience: `sse:${topic}`, stream: topic, at: offsets[i]! });
     }
     plans.forEach((p, w) => {
       p.sse = { connections: perWorker[w]!, headers, reconnect: s.reconnect, reconnectDelayMs: 2000, connectTimeoutMs, pattern: spec.pattern, churnMeanMs };

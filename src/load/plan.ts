@@ -13,6 +13,11 @@ export interface SseConnectionPlan {
   url: string;
   /** Which audience (stream set) this connection belongs to, for fan-out accounting. */
   audience: string;
+  /**
+   * The stream whose `seq` this connection sees (the hub topic it subscribes to; the URL for
+   * any other SSE endpoint): single-topic streams do not repeat their topic in each event.
+   */
+  stream: string;
   /** ms after t0 when this connection should open. */
   at: number;
 }

@@ -43,7 +43,16 @@ export interface GroupResult {
   messagesPerSec: number;
   bytesIn: number;
   bytesOut: number;
+  /** TCP bytes read (headers, framing, heartbeats included); 0 where the socket is not reachable (supabase-js). */
+  wireBytesIn: number;
+  /** Steady-state bytes on the wire per connection per second (event bytes where wire bytes are not available). */
   bandwidthPerConnectionKBps: number | null;
+  /**
+   * What one delivered message costs on the wire against what it carries, in steady state:
+   * the protocol overhead (event framing, server fields, WebSocket/Phoenix envelopes, heartbeats)
+   * a team can weigh against the payload it publishes.
+   */
+  perMessage: { wireBytes: number | null; payloadBytes: number | null; overheadPct: number | null };
   stabilityPct: number;
   errors: Record<string, number>;
   closeCodes: Record<string, number>;
@@ -81,7 +90,15 @@ export interface ServerResult {
   rssStartMb: number | null;
   rssPeakMb: number | null;
   rssEndMb: number | null;
+  /** The fit of RSS against open connections, whether or not it is trustworthy (see memoryMeasured). */
   memoryPerConnection: (LinearFit & { kbPerConnection: number }) | null;
+  /**
+   * Whether the fit measures memory per connection: r² ≥ MIN_MEMORY_R2, a positive slope and
+   * RSS that actually grew. Otherwise the figure is "not measured" (memoryNotMeasured says
+   * why) and no threshold passes on it.
+   */
+  memoryMeasured: boolean;
+  memoryNotMeasured: string | null;
   /** (connections, RSS MB) points the slope was fitted on. */
   rssPoints: { connections: number; rssMb: number }[];
   eventLoopLagP99MaxMs: number | null;
@@ -233,8 +250,13 @@ function groupResult(group: GroupName, inputs: RunInputs, planned: number, stead
   const bytesIn = c('bytes_in');
   const messages = group === 'sse' ? c('messages') : c('frames');
   const steady = steadyBuckets(inputs);
-  const steadyBytes = steady.reduce((a, b) => a + (b.counters.get(`${group}.bytes_in`) ?? 0), 0);
+  const steadySum = (counter: string): number => steady.reduce((a, b) => a + (b.counters.get(counter) ?? 0), 0);
+  const steadyWire = steadySum(`${group}.wire_bytes_in`);
+  const steadyBytes = steadyWire > 0 ? steadyWire : steadySum(`${group}.bytes_in`);
+  const steadyMessages = steadySum(group === 'sse' ? 'sse.messages' : 'realtime.frames');
   const steadyOpen = mean(steady.map((b) => b.gauges[group === 'sse' ? 'sse.open' : 'realtime.open'] ?? 0)) ?? 0;
+  const payload = payloadPerMessage(group, inputs);
+  const wirePerMessage = steadyMessages > 0 && steadyBytes > 0 ? round(steadyBytes / steadyMessages, 1) : null;
   return {
     group,
     planned,
@@ -256,12 +278,28 @@ function groupResult(group: GroupName, inputs: RunInputs, planned: number, stead
     messagesPerSec: round(messages / Math.max(0.001, (inputs.endAt - inputs.t0) / 1000), 2),
     bytesIn,
     bytesOut: c('bytes_out'),
+    wireBytesIn: c('wire_bytes_in'),
     bandwidthPerConnectionKBps: steadyOpen > 0 && steadyS > 0 ? round(steadyBytes / 1024 / steadyOpen / steadyS, 4) : null,
+    perMessage: {
+      wireBytes: wirePerMessage,
+      payloadBytes: payload,
+      overheadPct: wirePerMessage !== null && payload !== null && wirePerMessage > 0 ? round(Math.max(0, (wirePerMessage - payload) / wirePerMessage) * 100, 1) : null,
+    },
     stabilityPct: expectedMs === 0 ? 100 : round((connectedMs / expectedMs) * 100, 3),
     errors,
     closeCodes,
     negativeLatencies: negative,
   };
+}
+
+/** Mean bytes of the application payload per published message: SSE from the publisher's request bodies, Realtime from what the users sent. */
+function payloadPerMessage(group: GroupName, inputs: RunInputs): number | null {
+  if (group === 'sse') {
+    const p = inputs.publishers.sse?.stats;
+    return p && p.sent > 0 ? round(p.payloadBytes / p.sent, 1) : null;
+  }
+  const n = inputs.agg.counters.get('realtime.payloads_sent') ?? 0;
+  return n > 0 ? round((inputs.agg.counters.get('realtime.payload_bytes_sent') ?? 0) / n, 1) : null;
 }
 
 /** Buckets after the ramp, when every connection should be open: where steady-state figures come from. */
@@ -275,6 +313,24 @@ function steadyBuckets(inputs: RunInputs): Bucket[] {
 
 function openConnections(gauges: Record<string, number>): number {
   return (gauges['sse.open'] ?? 0) + (gauges['realtime.open'] ?? 0);
+}
+
+/** Below this r² the RSS samples did not follow the connection count: the slope is noise (GC, allocator). */
+export const MIN_MEMORY_R2 = 0.5;
+/** RSS must rise at least this much over the fitted samples; less is within what RSS sampling resolves (page granularity, GC). */
+export const MIN_MEMORY_RISE_MB = 1;
+
+/**
+ * Whether an RSS-against-connections fit is a measurement of memory per connection, and if
+ * not, why — a slope with r² near 0, or from a process that did not grow, is not one.
+ */
+export function judgeMemoryFit(fit: LinearFit | null, rssMb: readonly number[]): { measured: boolean; reason: string | null } {
+  if (!fit) return { measured: false, reason: 'connections did not vary while the server was sampled, so no slope can be fitted' };
+  const rise = rssMb.length ? Math.max(...rssMb) - Math.min(...rssMb) : 0;
+  if (fit.slope <= 0) return { measured: false, reason: `RSS did not grow with connections (slope ${round(fit.slope * 1024, 3)} KB per connection)` };
+  if (rise < MIN_MEMORY_RISE_MB) return { measured: false, reason: `RSS moved by only ${round(rise, 2)} MB over the run (under ${MIN_MEMORY_RISE_MB} MB): too little growth to attribute to connections` };
+  if (fit.r2 === null || fit.r2 < MIN_MEMORY_R2) return { measured: false, reason: `RSS did not follow the connection count (r² ${fit.r2 === null ? 'n/a' : round(fit.r2, 3)} < ${MIN_MEMORY_R2}): garbage collection moved it more than connections did` };
+  return { measured: true, reason: null };
 }
 
 function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
@@ -296,6 +352,7 @@ function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
   const rssPoints = samples.filter((s) => s.rssBytes !== null && s.t <= endAt).map((s) => ({ connections: connsAt(s.t), rssMb: round(s.rssBytes! / MB, 3) }));
   const fit = linearFit(rssPoints.map((p) => ({ x: p.connections, y: p.rssMb })));
   const rss = samples.filter((s) => s.rssBytes !== null && s.t <= endAt).map((s) => s.rssBytes! / MB);
+  const memory = judgeMemoryFit(fit, rss);
   const lags = samples.filter((s) => s.eventLoopLagP99Ms !== null && s.t >= t0).map((s) => s.eventLoopLagP99Ms!);
   const fds = samples.filter((s) => s.openFiles !== null).map((s) => s.openFiles!);
   const machine = samples.filter((s) => s.machineCpuPct !== null && s.t >= t0).map((s) => s.machineCpuPct!);
@@ -309,6 +366,8 @@ function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
     rssPeakMb: rss.length ? round(Math.max(...rss), 2) : null,
     rssEndMb: rss.length ? round(rss[rss.length - 1]!, 2) : null,
     memoryPerConnection: fit ? { ...fit, slope: fit.slope, kbPerConnection: round(fit.slope * 1024, 3) } : null,
+    memoryMeasured: memory.measured,
+    memoryNotMeasured: memory.reason,
     rssPoints,
     eventLoopLagP99MaxMs: lags.length ? round(Math.max(...lags), 2) : null,
     openFilesMax: fds.length ? Math.max(...fds) : null,
@@ -349,7 +408,7 @@ function timeline(inputs: RunInputs): TimelineRow[] {
       realtimeOpen: b.gauges['realtime.open'] ?? 0,
       realtimeJoined: b.gauges['realtime.joined'] ?? 0,
       messagesPerSec: (b.counters.get('sse.messages') ?? 0) + (b.counters.get('realtime.frames') ?? 0),
-      bytesInPerSec: (b.counters.get('sse.bytes_in') ?? 0) + (b.counters.get('realtime.bytes_in') ?? 0),
+      bytesInPerSec: (['sse', 'realtime'] as const).reduce((a, g) => a + (b.counters.get(`${g}.wire_bytes_in`) || b.counters.get(`${g}.bytes_in`) || 0), 0),
       commentsReceived: b.counters.get('realtime.comments.received') ?? 0,
       errors: b.errors,
       sseLatency: bucketHeadline(b, 'sse'),
@@ -396,6 +455,8 @@ export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'pa
     m[`${p}.errors`] = Object.values(g.errors).reduce((a, b) => a + b, 0);
     m[`${p}.messages_per_s`] = g.messagesPerSec;
     m[`${p}.bandwidth_per_connection_kbps`] = g.bandwidthPerConnectionKBps;
+    m[`${p}.wire_bytes_per_message`] = g.perMessage.wireBytes;
+    m[`${p}.payload_bytes_per_message`] = g.perMessage.payloadBytes;
     m[`${p}.negative_latencies`] = g.negativeLatencies;
     lat(`${p}.connect`, g.connect);
     lat(`${p}.join`, g.join);
@@ -422,8 +483,10 @@ export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'pa
   m['fanout.complete_pct'] = r.fanout.completePct;
   m['server.cpu_pct'] = r.server.steadyCpuPct;
   m['server.cpu_per_100_connections_pct'] = r.server.cpuPer100ConnectionsPct;
-  m['server.memory_per_connection_mb'] = r.server.memoryPerConnection ? round(r.server.memoryPerConnection.slope, 6) : null;
-  m['server.memory_per_connection_kb'] = r.server.memoryPerConnection?.kbPerConnection ?? null;
+  // A slope that is not a measurement (r² near 0, a process that did not grow) is no data, never a pass.
+  const mem = r.server.memoryMeasured ? r.server.memoryPerConnection : null;
+  m['server.memory_per_connection_mb'] = mem ? round(mem.slope, 6) : null;
+  m['server.memory_per_connection_kb'] = mem?.kbPerConnection ?? null;
   m['server.rss_peak_mb'] = r.server.rssPeakMb;
   m['server.event_loop_lag_p99_ms'] = r.server.eventLoopLagP99MaxMs;
   m['server.open_files_max'] = r.server.openFilesMax;

@@ -71,6 +71,17 @@ export function connectionRows(r: RunResult): Cell[][] {
     .map((g) => [g.group, g.planned, g.established, num(g.connectSuccessPct, 2), g.peakOpen, num(g.stabilityPct, 3), g.reconnects, g.drops, num(g.messagesPerSec, 1), num(g.bandwidthPerConnectionKBps, 3), Object.values(g.errors).reduce((a, b) => a + b, 0)]);
 }
 
+/** What a delivered message costs on the wire against the payload it carries, per transport. */
+export function wireLines(r: RunResult): string[] {
+  const out: string[] = [];
+  for (const g of Object.values(r.groups)) {
+    if (!g || g.perMessage.wireBytes === null) continue;
+    const p = g.perMessage;
+    out.push(`${g.group} wire: ${num(p.wireBytes, 0)} B per delivered message${p.payloadBytes === null ? '' : ` for a ${num(p.payloadBytes, 0)} B payload (${num(p.overheadPct, 0)}% protocol overhead)`}; ${num(g.bandwidthPerConnectionKBps, 3)} KB/s per connection at ${num(g.messagesPerSec / Math.max(1, g.peakOpen), 2)} messages/s each`);
+  }
+  return out;
+}
+
 export function errorLines(r: RunResult): string[] {
   const out: string[] = [];
   for (const g of Object.values(r.groups)) {
@@ -93,7 +104,7 @@ export function serverLines(r: RunResult): string[] {
   if (!s.sources.length) return ['server: not sampled (give --server-pid or --metrics-url)'];
   return [
     `server (${s.sources.join(', ')}): CPU idle ${num(s.idleCpuPct)}% → steady ${num(s.steadyCpuPct)}% (${num(s.cpuPer100ConnectionsPct, 2)}% per 100 connections); RSS ${num(s.rssStartMb)} → peak ${num(s.rssPeakMb)} MB`,
-    `memory per connection: ${m ? `${num(m.kbPerConnection, 2)} KB (slope of RSS over ${m.n} samples, ${num(m.xMin, 0)}–${num(m.xMax, 0)} connections, r² ${num(m.r2, 3)})` : 'not enough variation in connections to fit'}`,
+    `memory per connection: ${m && s.memoryMeasured ? `${num(m.kbPerConnection, 2)} KB (slope of RSS over ${m.n} samples, ${num(m.xMin, 0)}–${num(m.xMax, 0)} connections, r² ${num(m.r2, 3)})` : `not measured — ${s.memoryNotMeasured ?? 'no RSS samples'}`}`,
     `event-loop lag p99 max ${num(s.eventLoopLagP99MaxMs, 1)} ms; open files max ${num(s.openFilesMax, 0)}; machine CPU mean ${num(s.machineCpuMeanPct)}%`,
     ...s.problems.map((p) => `  sampling problem: ${p}`),
   ];
@@ -117,7 +128,7 @@ export function formatSummary(r: RunResult): string {
   const d = deliveryRows(r);
   if (d.length) out.push(textTable(DELIVERY_HEADERS, d), '');
   if (r.fanout.judged) out.push(`fan-out: ${r.fanout.complete}/${r.fanout.judged} messages reached every live subscriber (${num(r.fanout.completePct, 2)}%)`);
-  out.push(...errorLines(r), ...serverLines(r), generatorLine(r));
+  out.push(...wireLines(r), ...errorLines(r), ...serverLines(r), generatorLine(r));
   for (const f of r.faults) out.push(`fault at ${f.atS} s: ${f.label} — ${f.ok ? 'done' : `FAILED: ${f.error}`}`);
   if (r.clock) out.push(`clock: server − generator ${num(r.clock.offsetMs, 2)} ms ± ${num(r.clock.uncertaintyMs, 2)} (from ${r.clock.samples} publish round trips)`);
   if (r.aborted) out.push(`ABORTED at ${r.aborted.atS} s: ${r.aborted.reason}`);

@@ -73,8 +73,15 @@ class WorkerRun implements DriverContext {
       }, Date.now, (ms) => this.recorder.histograms.recordMs(SCHEDULE_LATENESS, ms));
       this.scheduler.start();
     }
-    this.tickTimer = setInterval(() => send(this.recorder.tick(Date.now())), this.plan.tickMs);
+    this.tickTimer = setInterval(() => send(this.tick()), this.plan.tickMs);
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+  }
+
+  /** The tick report, after adding every socket's bytes read since the last one. */
+  private tick(): ReturnType<Recorder['tick']> {
+    for (const c of this.sse) c.flushWire();
+    for (const u of this.users) u.flushWire();
+    return this.recorder.tick(Date.now());
   }
 
   private sweep(): void {
@@ -101,6 +108,8 @@ class WorkerRun implements DriverContext {
     this.tasks.stop();
     const now = Date.now();
     const own = this.stopPublishing();
+    for (const c of this.sse) c.flushWire();
+    for (const u of this.users) u.flushWire();
     // Final accounting is taken before closing, so the test's own closes are not drops.
     const final = this.recorder.final(now, published, own);
     for (const c of this.sse) c.close();
