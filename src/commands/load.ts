@@ -14,6 +14,10 @@ import { checkTarget, createFanoutStreams, normalizeLoopback, probeTarget, type 
 import { resolveThresholds } from '../load/thresholds.js';
 import type { ConnectionPattern } from '../load/schedule.js';
 import type { RunResult } from '../load/result.js';
+import { openGeneratorPool } from '../load/agent-client.js';
+import { parseHostPort } from '../load/agent-protocol.js';
+import type { WorkerPool } from '../load/pool.js';
+import { registerAgentCommand } from './agent.js';
 
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { UsageError, reportCommandError } from './command-errors.js';
@@ -41,7 +45,9 @@ export function addRunOptions(cmd: Command): Command {
     .option('--duration <s>', 'test duration in seconds (the seed\'s testDuration)', positive('--duration'), 60)
     .addOption(new Option('--pattern <p>', "connection pattern: burst (all at once), gradual (spread over --ramp), sustained (gradual, then connections end and are replaced)").choices(['burst', 'gradual', 'sustained']).default('gradual'))
     .option('--ramp <s>', 'seconds over which connections arrive (gradual/sustained); default min(10, duration/3)', positive('--ramp'))
-    .option('--workers <n>', 'generator processes (each holds at most 18,000 sockets); default max(2, sockets/18,000)', integer('--workers'))
+    .option('--workers <n>', 'generator processes on this machine (each holds at most 18,000 sockets); default max(2, sockets/18,000), or 0 with --agents', integer('--workers'))
+    .option('--agents <host:port,...>', 'drive `fanout load agent` generators on other machines too: their workers take connections like local ones, histograms and sequence ledgers are merged, clock offsets measured and corrected; an agent that dies or lags makes the run INVALID')
+    .option('--agent-token <token>', 'the shared token the agents were started with [env FANOUT_AGENT_TOKEN]')
     .option('--server-pid <pid>', 'sample this local process (CPU, RSS, open files) from /proc', integer('--server-pid'))
     .option('--metrics-url <url>', "sample the server's Prometheus endpoint (event-loop lag, heap); default <target>/metrics for Fanout")
     .option('--threshold <expr>', 'pass/fail criterion such as "sse.latency_e2e.p99<300" (repeatable; replaces the default for the same metric)', collect, [])
@@ -85,6 +91,8 @@ interface RunFlags {
   pattern: ConnectionPattern;
   ramp?: number;
   workers?: number;
+  agents?: string;
+  agentToken?: string;
   serverPid?: number;
   metricsUrl?: string;
   threshold: string[];
@@ -187,15 +195,35 @@ export function exitCodeFor(r: Pick<RunResult, 'valid' | 'passed'>): ExitCode {
   return r.passed ? EXIT.ok : EXIT.thresholdFailed;
 }
 
+/** `--agents a:1,b:2` → the addresses, each checked (exit 2 naming a malformed one). */
+export function parseAgentList(value: string | undefined): string[] {
+  if (!value) return [];
+  const list = value.split(',').map((a) => a.trim()).filter(Boolean);
+  for (const a of list) {
+    try {
+      parseHostPort(a, '--agents entry');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  if (new Set(list).size !== list.length) throw new UsageError(`--agents names an agent twice: ${value}`);
+  return list;
+}
+
 async function runCommand(kind: LoadKind, flags: RunFlags): Promise<number> {
   let resolved: Awaited<ReturnType<typeof resolveTarget>> | undefined;
+  let pool: WorkerPool | undefined;
   try {
+    // Agents first: a missing or refusing agent fails the set-up before anything is started.
+    const agents = parseAgentList(flags.agents);
+    if (agents.length) pool = await openGeneratorPool({ localWorkers: flags.workers ?? 0, agents, token: flags.agentToken ?? process.env.FANOUT_AGENT_TOKEN });
     resolved = await resolveTarget(flags);
     const spec = buildSpec(kind, flags, resolved.target);
     if (!resolved.embedded) await probeTarget(resolved.target);
     const progress = flags.quiet ? undefined : new ProgressReporter();
     if (resolved.embedded && !flags.quiet) process.stderr.write(`started an embedded gateway at ${resolved.embedded.url} (pid ${resolved.embedded.pid})\n`);
     const result = await runLoad(spec, {
+      pool,
       onStatus: progress ? (s) => progress.update(s) : undefined,
       prepareSse: resolved.target.kind === 'fanout' && spec.sse ? async (n) => ({ streams: await createFanoutStreams(resolved!.target, n, `load${Date.now().toString(36)}`) }) : undefined,
     });
@@ -204,6 +232,7 @@ async function runCommand(kind: LoadKind, flags: RunFlags): Promise<number> {
     process.stdout.write(flags.json ? JSON.stringify(result, null, 2) + '\n' : formatSummary(result) + '\n');
     return exitCodeFor(result);
   } finally {
+    await pool?.close();
     await resolved?.embedded?.stop();
   }
 }
@@ -237,6 +266,7 @@ export function registerLoadCommand(program: Command): void {
     ['realtime', 'Supabase Realtime collaboration: projects × users with presence, document broadcasts and comment postgres_changes'],
     ['hybrid', 'both at once, in one run (the seed\'s hybrid architecture)'],
   ];
+  registerAgentCommand(load);
   for (const [kind, description] of kinds) {
     let cmd = addRunOptions(load.command(kind).description(description));
     if (kind !== 'realtime') cmd = addSseOptions(cmd);

@@ -61,6 +61,11 @@ export function workersFor(spec: RunSpec): number {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A worker silent for this long (or whose reports arrive this late) has stopped keeping up with the run. */
+function silenceLimitMs(tickMs: number): number {
+  return Math.max(3000, 3 * tickMs);
+}
+
 /** Splits a run into per-worker plans; connections are dealt round-robin so every worker gets a share of each arrival period. */
 export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | undefined, runId: string, tickMs: number): WorkerPlan[] {
   const addresses = allocateSourceAddresses(spec.target.url, workers, Math.ceil(socketsOf(spec) / workers));
@@ -149,19 +154,32 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
   const faultTimers: NodeJS.Timeout[] = [];
   let statusTimer: NodeJS.Timeout | undefined;
   const workerErrors: string[] = [];
+  /** Generator hosts that went away or stopped reporting: each makes the run INVALID, named. */
+  const hostProblems: string[] = [];
   let aborted: RunResult['aborted'] = null;
-  /** Ends the wait for the run's end early (abort-on-fail, or a worker process died). */
-  let abort: (() => void) | undefined;
+  /** Ends the wait for the run's end early (abort-on-fail, a worker process died, an agent was lost). */
+  let abort: () => void = () => undefined;
+  const aborting = new Promise<void>((resolve) => (abort = resolve));
+  let t0 = 0;
+  const at = (): number => (t0 ? Math.round((Date.now() - t0) / 100) / 10 : 0);
   try {
     pool.onMessage((msg: WorkerMessage) => {
-      if (msg.type === 'tick') agg?.onTick(msg);
+      if (msg.type === 'tick') agg?.onTick(msg, Date.now());
       else if (msg.type === 'fatal') {
-        workerErrors.push(`worker ${msg.worker}: ${msg.message}`);
-        abort?.();
+        workerErrors.push(`worker ${msg.worker} on ${pool.hostName(msg.worker)}: ${msg.message}`);
+        abort();
       }
     });
+    pool.onLost((h) => {
+      const problem = `${h.name} (worker${h.workers.length > 1 ? 's' : ''} ${h.workers.join(', ')}) went away at ${at()} s: ${h.lost}`;
+      hostProblems.push(problem);
+      if (!aborted) aborted = { atS: at(), reason: problem };
+      abort();
+    });
+    // Each worker stamps on the coordinator's clock: its host's offset is measured now, before the plans go out.
+    await pool.syncClocks();
     const planned = pool.collect('planned', 60_000);
-    plans.forEach((p, i) => pool.send(i, { type: 'plan', plan: p }));
+    plans.forEach((p, i) => pool.send(i, { type: 'plan', plan: { ...p, clockOffsetMs: pool.clockOffsetOf(i) } }));
     await planned;
 
     // Idle baseline: two explicit samples bracket a quiet period, so the CPU the run adds can be told apart.
@@ -171,7 +189,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       await sampler.sampleOnce();
       sampler.start();
     }
-    const t0 = Date.now() + 100;
+    t0 = Date.now() + 100;
     const endAt = t0 + spec.durationMs;
     agg = new RunAggregator(t0, t0 + spec.rampMs + 1000);
     const a = agg;
@@ -241,19 +259,29 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       );
     }
 
-    // Once a second: the coordinator's own health joins the merge, live status goes out, and
-    // (with abortOnFail) latency thresholds are judged on the merged data so far.
-    const aborting = new Promise<void>((resolve) => (abort = resolve));
+    // Once a second: the coordinator's own health joins the merge, live status goes out,
+    // every worker is checked for having reported lately (a stalled agent or a cut network
+    // shows as silence), and (with abortOnFail) latency thresholds are judged on the merged
+    // data so far.
+    const silentWorkers = new Set<number>();
     const liveFrom = t0 + spec.rampMs + 1000;
     const liveThresholds = spec.thresholds.filter((t) => /\.(p50|p90|p99|p999|max|mean)$/.test(t.metric));
     statusTimer = setInterval(() => {
       a.onTick(self.tick(Date.now()));
+      const now = Date.now();
+      for (let w = 0; w < workers; w++) {
+        const last = a.lastTickAt.get(w) ?? t0;
+        if (!silentWorkers.has(w) && !pool.isLost(w) && now - last > silenceLimitMs(tickMs)) {
+          silentWorkers.add(w);
+          hostProblems.push(`worker ${w} on ${pool.hostName(w)} sent no report for ${Math.round((now - last) / 100) / 10} s (at ${at()} s): its figures are missing or late`);
+        }
+      }
       if (hooks.onStatus) hooks.onStatus(liveStatus(spec, a, workers, sampler, t0));
       if (spec.abortOnFail && !aborted && Date.now() >= liveFrom) {
         const failed = evaluateThresholds(liveThresholds, liveMetrics(a.total)).find((r) => r.status === 'fail');
         if (failed) {
-          aborted = { atS: Math.round((Date.now() - t0) / 100) / 10, reason: `${failed.metric} ${failed.actual} failed ${failed.op} ${failed.value}` };
-          abort?.();
+          aborted = { atS: at(), reason: `${failed.metric} ${failed.actual} failed ${failed.op} ${failed.value}` };
+          abort();
         }
       }
     }, 1000);
@@ -283,6 +311,11 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
     a.onTick(self.tick(Date.now()));
     const ranUntil = aborted ? stoppedAt : endAt;
     const notes = [...check.notes];
+    for (const [w, delay] of a.maxTickDelayMs) {
+      if (w !== COORDINATOR && delay > silenceLimitMs(tickMs)) hostProblems.push(`reports from worker ${w} on ${pool.hostName(w)} arrived up to ${Math.round(delay)} ms late: that host lagged behind the run`);
+    }
+    const hosts = pool.hostInfo();
+    if (hosts.some((h) => h.name !== 'local')) notes.push(`generator hosts: ${hosts.map((h) => `${h.name} (${h.workers.length} worker${h.workers.length > 1 ? 's' : ''}, clock ${h.clockOffsetMs >= 0 ? '+' : ''}${h.clockOffsetMs} ms ± ${h.clockUncertaintyMs}, corrected)`).join('; ')}`);
     const est = clock.estimate();
     if (est && Math.abs(est.offsetMs) > Math.max(2, est.uncertaintyMs)) notes.push(`server clock differs from the generator's by ${est.offsetMs} ms (±${est.uncertaintyMs}); latencies from server stamps include it`);
     return buildResult({
@@ -300,6 +333,8 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       clock: est,
       aborted,
       notes,
+      hosts,
+      hostProblems,
     });
   } finally {
     for (const s of schedulers) s.stop();

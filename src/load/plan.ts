@@ -80,6 +80,11 @@ export interface WorkerPlan {
   /** Source addresses to spread connections over (loopback targets), or null to let the OS choose. */
   localAddresses: string[] | null;
   tickMs: number;
+  /**
+   * This worker's host clock minus the coordinator's, measured by the coordinator (0 for a
+   * local worker): the worker subtracts it so all stamps are on the coordinator's clock.
+   */
+  clockOffsetMs?: number;
   sse?: SseWorkerPlan;
   realtime?: RealtimeWorkerPlan;
 }

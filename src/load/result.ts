@@ -13,6 +13,7 @@ import { evaluateThresholds, thresholdsPassed, type ThresholdResult } from './th
 import type { GroupName, WorkerFinal } from './plan.js';
 import type { ServerSample } from './sampler.js';
 import type { PublisherStats } from './publishers.js';
+import type { HostInfo } from './pool.js';
 import type { RunSpec } from './spec.js';
 
 export interface DeliveryCounts extends SequenceCounts {
@@ -108,6 +109,8 @@ export interface ServerResult {
 
 export interface GeneratorResult {
   workers: number;
+  /** Where the workers ran: this machine and/or agents, with each host's measured clock offset (corrected in every stamp) and the connections its workers held (sum of their peaks). */
+  hosts: (HostInfo & { peakConnections: number })[];
   /** Event-loop lag of every generator process (workers and coordinator), merged. */
   lag: LatencySummary;
   /** How late open-loop actions (publishes, presence updates, broadcasts) ran. */
@@ -172,6 +175,10 @@ export interface RunInputs {
   clock: ClockEstimate | null;
   aborted: RunResult['aborted'];
   notes: string[];
+  /** Generator hosts of the run (absent: local workers only). */
+  hosts?: HostInfo[];
+  /** Hosts that went away, workers that went silent or reported late: each makes the run INVALID. */
+  hostProblems?: string[];
 }
 
 /** Worker index the coordinator reports its own health under. */
@@ -319,6 +326,11 @@ function openConnections(gauges: Record<string, number>): number {
 export const MIN_MEMORY_R2 = 0.5;
 /** RSS must rise at least this much over the fitted samples; less is within what RSS sampling resolves (page granularity, GC). */
 export const MIN_MEMORY_RISE_MB = 1;
+/**
+ * Connections must vary over at least this many: a gateway's RSS wanders by megabytes (JIT,
+ * GC, buffers) while a connection costs kilobytes, so a slope over a few dozen is noise.
+ */
+export const MIN_MEMORY_CONNECTION_SPAN = 200;
 
 /**
  * Whether an RSS-against-connections fit is a measurement of memory per connection, and if
@@ -326,6 +338,7 @@ export const MIN_MEMORY_RISE_MB = 1;
  */
 export function judgeMemoryFit(fit: LinearFit | null, rssMb: readonly number[]): { measured: boolean; reason: string | null } {
   if (!fit) return { measured: false, reason: 'connections did not vary while the server was sampled, so no slope can be fitted' };
+  if (fit.xMax - fit.xMin < MIN_MEMORY_CONNECTION_SPAN) return { measured: false, reason: `connections varied over only ${fit.xMax - fit.xMin} (under ${MIN_MEMORY_CONNECTION_SPAN}): per-connection memory is lost in the RSS noise at this scale` };
   const rise = rssMb.length ? Math.max(...rssMb) - Math.min(...rssMb) : 0;
   if (fit.slope <= 0) return { measured: false, reason: `RSS did not grow with connections (slope ${round(fit.slope * 1024, 3)} KB per connection)` };
   if (rise < MIN_MEMORY_RISE_MB) return { measured: false, reason: `RSS moved by only ${round(rise, 2)} MB over the run (under ${MIN_MEMORY_RISE_MB} MB): too little growth to attribute to connections` };
@@ -375,8 +388,16 @@ function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
   };
 }
 
+/** `worker 3 on agent 10.0.0.7:7100`, or `worker 3` when every worker is local. */
+function whereIs(worker: number, hosts: readonly HostInfo[]): string {
+  if (worker === COORDINATOR) return 'the coordinator';
+  const h = hosts.find((x) => x.workers.includes(worker));
+  return h && h.name !== 'local' ? `worker ${worker} on ${h.name}` : `worker ${worker}`;
+}
+
 function generatorResult(inputs: RunInputs): GeneratorResult {
   const { agg, spec } = inputs;
+  const hosts = inputs.hosts ?? [{ name: 'local', workers: Array.from({ length: inputs.workers }, (_, i) => i), clockOffsetMs: 0, clockUncertaintyMs: 0, lost: null }];
   const lag = agg.total.summary(GENERATOR_LAG);
   const perWorker = [...agg.workerCpu.entries()]
     .filter(([w]) => w !== COORDINATOR)
@@ -384,11 +405,21 @@ function generatorResult(inputs: RunInputs): GeneratorResult {
     .map(([, xs]) => round(mean(xs) ?? 0, 1));
   const coordinator = round(mean(agg.workerCpu.get(COORDINATOR) ?? []) ?? 0, 1);
   const cpuMax = Math.max(coordinator, ...perWorker, 0);
-  const reasons: string[] = [];
-  if (lag.p99 !== null && lag.p99 > spec.generator.maxLagMs)
-    reasons.push(`generator event-loop lag p99 ${lag.p99} ms exceeds ${spec.generator.maxLagMs} ms: receive times were taken late, latencies are inflated by the generator`);
-  if (cpuMax > spec.generator.maxCpuPct) reasons.push(`a generator process averaged ${cpuMax}% CPU (limit ${spec.generator.maxCpuPct}%): the generator, not the server, was the bottleneck`);
-  return { workers: inputs.workers, lag, scheduleLateness: agg.total.summary(SCHEDULE_LATENESS), perWorkerCpuMeanPct: perWorker, coordinatorCpuMeanPct: coordinator, cpuMaxPct: cpuMax, valid: reasons.length === 0, reasons, limits: spec.generator };
+  const reasons: string[] = [...(inputs.hostProblems ?? [])];
+  if (lag.p99 !== null && lag.p99 > spec.generator.maxLagMs) {
+    let worst: { worker: number; p99: number } | undefined;
+    for (const [w, h] of agg.workerLag) {
+      const p99 = summarize(h).p99 ?? 0;
+      if (!worst || p99 > worst.p99) worst = { worker: w, p99 };
+    }
+    reasons.push(`generator event-loop lag p99 ${lag.p99} ms exceeds ${spec.generator.maxLagMs} ms${worst ? ` (worst: ${whereIs(worst.worker, hosts)}, p99 ${worst.p99} ms)` : ''}: receive times were taken late, latencies are inflated by the generator`);
+  }
+  if (cpuMax > spec.generator.maxCpuPct) {
+    const worstCpu = [...agg.workerCpu.entries()].map(([w, xs]) => ({ w, cpu: round(mean(xs) ?? 0, 1) })).sort((a, b) => b.cpu - a.cpu)[0];
+    reasons.push(`a generator process (${worstCpu ? whereIs(worstCpu.w, hosts) : 'unknown'}) averaged ${cpuMax}% CPU (limit ${spec.generator.maxCpuPct}%): the generator, not the server, was the bottleneck`);
+  }
+  const hostsOut = hosts.map((h) => ({ ...h, peakConnections: h.workers.reduce((a, w) => a + (agg.peakOpenByWorker.get(w) ?? 0), 0) }));
+  return { workers: inputs.workers, hosts: hostsOut, lag, scheduleLateness: agg.total.summary(SCHEDULE_LATENESS), perWorkerCpuMeanPct: perWorker, coordinatorCpuMeanPct: coordinator, cpuMaxPct: cpuMax, valid: reasons.length === 0, reasons, limits: spec.generator };
 }
 
 function timeline(inputs: RunInputs): TimelineRow[] {
