@@ -45,6 +45,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--duration <s>', 'test duration in seconds (the seed\'s testDuration)', positive('--duration'), 60)
     .addOption(new Option('--pattern <p>', "connection pattern: burst (all at once), gradual (spread over --ramp), sustained (gradual, then connections end and are replaced)").choices(['burst', 'gradual', 'sustained']).default('gradual'))
     .option('--ramp <s>', 'seconds over which connections arrive (gradual/sustained); default min(10, duration/3)', positive('--ramp'))
+    .option('--max-open-rate <n>', 'open at most n connections per second across the generator: a faster --ramp is lengthened, and the run with it (see the preflight note for what the generator can open)', positive('--max-open-rate'))
     .option('--workers <n>', 'generator processes on this machine (each holds at most 18,000 sockets); default max(2, sockets/18,000), or 0 with --agents', integer('--workers'))
     .option('--agents <host:port,...>', 'drive `fanout load agent` generators on other machines too: their workers take connections like local ones, histograms and sequence ledgers are merged, clock offsets measured and corrected; an agent that dies or lags makes the run INVALID')
     .option('--agent-token <token>', 'the shared token the agents were started with [env FANOUT_AGENT_TOKEN]')
@@ -53,7 +54,8 @@ export function addRunOptions(cmd: Command): Command {
     .option('--threshold <expr>', 'pass/fail criterion such as "sse.latency_e2e.p99<300" (repeatable; replaces the default for the same metric)', collect, [])
     .option('--no-default-thresholds', "do not apply the seed's acceptance criteria as default thresholds")
     .option('--abort-on-fail', 'stop the run as soon as a latency threshold fails on the live merged data (judged after the ramp)')
-    .option('--generator-max-lag-ms <ms>', "mark the run INVALID when the generator's event-loop lag p99 exceeds this", positive('--generator-max-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxLagMs)
+    .option('--generator-max-lag-ms <ms>', "mark the run INVALID when the generator's event-loop lag p99 in steady state exceeds this (10% of the 500 ms delivery budget)", positive('--generator-max-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxLagMs)
+    .option('--generator-max-connecting-lag-ms <ms>', "... or while connections open (10% of the 1 s subscribe budget; never below --generator-max-lag-ms)", positive('--generator-max-connecting-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxConnectingLagMs)
     .option('--generator-max-cpu <pct>', 'mark the run INVALID when a generator process averages more CPU than this (% of one core)', positive('--generator-max-cpu'), DEFAULT_GENERATOR_LIMITS.maxCpuPct)
     .option('--json', 'print the full result as JSON on stdout instead of the summary table')
     .option('--out <file>', 'also write the full result JSON to this file')
@@ -90,6 +92,7 @@ interface RunFlags {
   duration: number;
   pattern: ConnectionPattern;
   ramp?: number;
+  maxOpenRate?: number;
   workers?: number;
   agents?: string;
   agentToken?: string;
@@ -99,6 +102,7 @@ interface RunFlags {
   defaultThresholds: boolean;
   abortOnFail?: boolean;
   generatorMaxLagMs: number;
+  generatorMaxConnectingLagMs: number;
   generatorMaxCpu: number;
   json?: boolean;
   out?: string;
@@ -157,8 +161,9 @@ export function buildSpec(kind: LoadKind, flags: RunFlags, target: Target): RunS
     pattern: flags.pattern,
     workers: flags.workers,
     thresholds: resolveThresholds(flags.threshold, flags.defaultThresholds),
-    generator: { maxLagMs: flags.generatorMaxLagMs, maxCpuPct: flags.generatorMaxCpu },
+    generator: { maxLagMs: flags.generatorMaxLagMs, maxConnectingLagMs: flags.generatorMaxConnectingLagMs, maxCpuPct: flags.generatorMaxCpu },
     abortOnFail: !!flags.abortOnFail,
+    maxOpenRate: flags.maxOpenRate,
   };
   if (kind !== 'realtime') {
     const connections = flags.connections ?? 100;

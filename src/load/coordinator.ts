@@ -16,7 +16,8 @@ import { WorkerPool, MAX_SOCKETS_PER_WORKER } from './pool.js';
 import { allocateSourceAddresses, spreadsSourceAddresses, commentInsertRequest, realtimeSocketUrl, sseStreamUrl, sseTopic } from './target.js';
 import { commentBody, commentStream } from './drivers/realtime.js';
 import type { PublishedStreams, RealtimeUserPlan, SseConnectionPlan, WorkerMessage, WorkerPlan } from './plan.js';
-import type { RunSpec } from './spec.js';
+import { paced, type RunSpec } from './spec.js';
+import { forecast, type GeneratorCost } from './generator-cost.js';
 
 export interface LiveStatus {
   name: string;
@@ -49,6 +50,8 @@ export interface RunHooks {
   /** ms of idle server sampling before the start, the CPU baseline. */
   baselineMs?: number;
   tickMs?: number;
+  /** What the generator cost in an earlier run (the spike's previous step), for the preflight forecast; defaults otherwise. */
+  generatorCost?: Partial<Record<'sse' | 'realtime', GeneratorCost>>;
 }
 
 export function socketsOf(spec: RunSpec): number {
@@ -134,7 +137,9 @@ function defaultStreams(count: number, runId: string): SseStreams {
 
 let runCounter = 0;
 
-export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunResult> {
+export async function runLoad(requested: RunSpec, hooks: RunHooks = {}): Promise<RunResult> {
+  const pacing = paced(requested);
+  const spec = pacing.spec;
   const runId = `lt${Date.now().toString(36)}${(runCounter++).toString(36)}`;
   const tickMs = hooks.tickMs ?? 1000;
   const check = preflight(socketsOf(spec), hooks.pool?.size ?? workersFor(spec), spreadsSourceAddresses(spec.target.url) ? 'spread' : null);
@@ -310,7 +315,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
     self.stopLagProbe();
     a.onTick(self.tick(Date.now()));
     const ranUntil = aborted ? stoppedAt : endAt;
-    const notes = [...check.notes];
+    const notes = [...check.notes, ...(pacing.note ? [pacing.note] : []), ...forecast(spec, workers, hooks.generatorCost).notes];
     for (const [w, delay] of a.maxTickDelayMs) {
       if (w !== COORDINATOR && delay > silenceLimitMs(tickMs)) hostProblems.push(`reports from worker ${w} on ${pool.hostName(w)} arrived up to ${Math.round(delay)} ms late: that host lagged behind the run`);
     }
@@ -335,6 +340,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       notes,
       hosts,
       hostProblems,
+      tickMs,
     });
   } finally {
     for (const s of schedulers) s.stop();

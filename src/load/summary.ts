@@ -112,7 +112,12 @@ export function serverLines(r: RunResult): string[] {
 
 export function generatorLine(r: RunResult): string {
   const g = r.generator;
-  return `generator: ${g.workers} worker processes + coordinator, event-loop lag p99 ${num(g.lag.p99, 1)} ms (max ${num(g.lag.max, 1)}), schedule lateness p99 ${num(g.scheduleLateness.p99, 1)} ms, CPU per worker ${g.perWorkerCpuMeanPct.map((c) => `${c}%`).join(' ')}, coordinator ${g.coordinatorCpuMeanPct}% — ${g.valid ? 'VALID' : `INVALID: ${g.reasons.join('; ')}`}`;
+  const c = g.cost;
+  const cap = g.capacity;
+  const cost = c.cpuMsPerConnect !== null || c.cpuUsPerMessage !== null
+    ? `; cost ${num(c.cpuMsPerConnect, 2)} ms CPU per connection opened, ${num(c.cpuUsPerMessage, 0)} µs per message received → one worker opens ~${num(cap.connectsPerSecPerWorker, 0)} connections/s and receives ~${num(cap.messagesPerSecPerWorker, 0)} messages/s within ${cap.budgetPct}% of a core`
+    : '';
+  return `generator: ${g.workers} worker processes + coordinator, event-loop lag p99 ${num(g.lagConnecting.p99, 1)} ms while connecting, ${num(g.lagSteady.p99, 1)} ms after (max ${num(g.lag.max, 1)}), schedule lateness p99 ${num(g.scheduleLateness.p99, 1)} ms, CPU per worker ${g.perWorkerCpuMeanPct.map((x) => `${x}%`).join(' ')}, coordinator ${g.coordinatorCpuMeanPct}%${cost} — ${g.valid ? 'VALID' : `INVALID: ${g.reasons.join('; ')}`}`;
 }
 
 export function verdict(r: RunResult): string {
