@@ -23,10 +23,11 @@ export function loadReport(path: string): SpikeReport {
   } catch (err) {
     throw new UsageError(`${path} is not JSON: ${(err as Error).message}`);
   }
-  const r = data as Partial<SpikeReport> | null;
-  if (!r || r.version !== 1 || !Array.isArray(r.scenarios) || !r.limits || !r.benchmarks || !r.decision || !r.cost) {
-    throw new UsageError(`${path} is not a fanout spike report (expected version 1 with scenarios, limits, benchmarks, decision and cost)`);
+  const r = data as { version?: unknown } & Partial<Omit<SpikeReport, 'version'>>;
+  if (!r || typeof r !== 'object' || !Array.isArray(r.scenarios) || !r.limits || !r.benchmarks || !r.decision || !r.cost) {
+    throw new UsageError(`${path} is not a fanout spike report (expected version 2 with scenarios, limits, benchmarks, decision and cost)`);
   }
+  if (r.version !== 2) throw new UsageError(`${path} is a version ${String(r.version)} spike report; this fanout renders version 2 (conclusions by strength, run-to-run noise): run \`fanout spike\` again`);
   const report = r as SpikeReport;
   report.errors ??= [];
   return report;

@@ -14,6 +14,7 @@ import { reportDir, writeReport } from '../spike/report-render.js';
 import type { Profile } from '../spike/matrix.js';
 import type { SpikeReport } from '../spike/model.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
+import { parseAgentList } from './load.js';
 import { UsageError, reportCommandError } from './command-errors.js';
 
 interface SpikeFlags {
@@ -40,6 +41,10 @@ interface SpikeFlags {
   costRealtimeRate?: string;
   quiet?: boolean;
   json?: boolean;
+  agents?: string;
+  agentToken?: string;
+  workers?: string;
+  repeats?: string;
 }
 
 function number(flag: string, v: string | undefined): number | undefined {
@@ -51,7 +56,9 @@ function number(flag: string, v: string | undefined): number | undefined {
 
 export function summarizeSpike(report: SpikeReport, dir: string): string {
   const lines = [`spike report written to ${dir}/ (report.md, report.html, report.json)`, ''];
-  lines.push('Architecture decision:');
+  lines.push('Limits on this machine (≥: a lower bound, the gateway did not degrade within what the generator could show):');
+  for (const d of [report.degradation.sse, report.degradation.realtime]) if (d) lines.push(`  ${d.transport === 'sse' ? 'SSE' : 'Realtime'}: ${d.finding}`);
+  lines.push('', 'Architecture decision:');
   for (const d of [...report.decision.primary, ...report.decision.scaling.slice(0, 2), ...report.decision.fallbacks.slice(1, 2)]) lines.push(`  - ${d.statement}`);
   lines.push('', 'PerformanceBenchmarks:');
   for (const [group, items] of Object.entries(report.benchmarks)) {
@@ -70,7 +77,8 @@ export function summarizeSpike(report: SpikeReport, dir: string): string {
  * which the report says.
  */
 export function spikeOutcome(report: SpikeReport): { code: ExitCode; reason: string } {
-  const essential = (id: string): boolean => !/^(ramp-|soak-)/.test(id);
+  // Ramp steps and soak only bound a limit; a repeat only sharpens the noise estimate.
+  const essential = (id: string): boolean => !/^(ramp-|soak-)/.test(id) && !/#\d+$/.test(id);
   const invalid = [...report.invalidScenarios.filter(essential), ...report.errors.map((e) => e.scenario).filter(essential)];
   if (invalid.length) return { code: EXIT.invalidRun, reason: `INVALID: ${invalid.join(', ')} could not be measured with this generator (see the report's notes); the conclusions that rest on them are not evidence` };
   const failed: string[] = [];
@@ -97,6 +105,10 @@ export function registerSpikeCommand(program: Command): void {
     .option('--allow-remote', 'allow a non-loopback --target (no fault injection is ever run against it)')
     .option('--fault-stop-cmd <sh>', "shell command that stops --target's database (for the failure scenario)")
     .option('--fault-start-cmd <sh>', "shell command that starts --target's database again")
+    .option('--agents <host:port,...>', 'generate load from `fanout load agent` processes on other machines (the gateway then has this machine to itself; limits that stay lower bounds here can be measured)')
+    .option('--agent-token <token>', 'the agents\' shared token [env FANOUT_AGENT_TOKEN]')
+    .option('--workers <n>', 'generator processes on this machine (default: enough for the largest step; 0 with --agents)')
+    .option('--repeats <n>', 'runs of each baseline the comparison rules use (sse-100, rt-10x10, rt-20x5, rt-presence-100), for their run-to-run spread (default: 3, quick and ci 2)')
     .option('--out-dir <dir>', 'where reports/<timestamp>/ goes', 'reports')
     .option('--only <regex>', 'run only scenarios whose id matches (e.g. "^sse-|ramp-sse")')
     .option('--threshold <expr>', 'override a seed criterion, e.g. "sse.latency.p99<300" (repeatable)', (v: string, p: string[] = []) => [...p, v], [])
@@ -137,9 +149,19 @@ leaves that limit a lower bound); 4 the target or set-up failed.`,
         await probeTarget(target);
       }
       if (!!flags.faultStopCmd !== !!flags.faultStartCmd) throw new UsageError('--fault-stop-cmd and --fault-start-cmd go together');
+      const agents = parseAgentList(flags.agents);
+      const workers = number('--workers', flags.workers);
+      const repeats = number('--repeats', flags.repeats);
+      if (repeats !== undefined && (!Number.isInteger(repeats) || repeats < 1)) throw new UsageError('--repeats must be a whole number of at least 1');
+      if (workers !== undefined && !Number.isInteger(workers)) throw new UsageError('--workers must be a whole number');
+      if (!agents.length && workers === 0) throw new UsageError('--workers 0 needs --agents: somebody has to generate the load');
       const progress = flags.quiet ? undefined : new ProgressReporter();
       const report = await runSpike({
         profile,
+        agents,
+        agentToken: flags.agentToken ?? process.env.FANOUT_AGENT_TOKEN,
+        localWorkers: workers,
+        repeats,
         soakS,
         target,
         faultCommands: flags.faultStopCmd ? { stop: flags.faultStopCmd, start: flags.faultStartCmd! } : undefined,
