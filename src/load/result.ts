@@ -349,6 +349,8 @@ export const MIN_MEMORY_RISE_MB = 1;
  * GC, buffers) while a connection costs kilobytes, so a slope over a few dozen is noise.
  */
 export const MIN_MEMORY_CONNECTION_SPAN = 200;
+/** A slope through fewer server samples than this is a line through a handful of GC moments. */
+export const MIN_MEMORY_SAMPLES = 5;
 
 /**
  * Whether an RSS-against-connections fit is a measurement of memory per connection, and if
@@ -356,6 +358,7 @@ export const MIN_MEMORY_CONNECTION_SPAN = 200;
  */
 export function judgeMemoryFit(fit: LinearFit | null, rssMb: readonly number[]): { measured: boolean; reason: string | null } {
   if (!fit) return { measured: false, reason: 'connections did not vary while the server was sampled, so no slope can be fitted' };
+  if (fit.n < MIN_MEMORY_SAMPLES) return { measured: false, reason: `only ${fit.n} server samples (under ${MIN_MEMORY_SAMPLES}): too few to fit a slope on` };
   if (fit.xMax - fit.xMin < MIN_MEMORY_CONNECTION_SPAN) return { measured: false, reason: `connections varied over only ${fit.xMax - fit.xMin} (under ${MIN_MEMORY_CONNECTION_SPAN}): per-connection memory is lost in the RSS noise at this scale` };
   const rise = rssMb.length ? Math.max(...rssMb) - Math.min(...rssMb) : 0;
   if (fit.slope <= 0) return { measured: false, reason: `RSS did not grow with connections (slope ${round(fit.slope * 1024, 3)} KB per connection)` };

@@ -26,6 +26,8 @@ export interface RampFacts {
   lastPass: number | null;
   firstFail: number | null;
   finding: string;
+  /** Why the ramp ended: its largest step or step budget (a bigger ramp would do), or the generator (it needs to grow or move). */
+  stoppedBy: string;
   generator: DegradationRecord['generator'];
 }
 
@@ -60,7 +62,7 @@ export function worstRealtimeP99(r: RunResult): number | null {
 }
 
 function rampFacts(d: DegradationRecord | undefined): RampFacts | null {
-  return d ? { strength: d.strength, lastPass: d.lastPass, firstFail: d.firstFail, finding: d.finding, generator: d.generator } : null;
+  return d ? { strength: d.strength, lastPass: d.lastPass, firstFail: d.firstFail, finding: d.finding, stoppedBy: d.stoppedBy, generator: d.generator } : null;
 }
 
 export function gatherFacts(scenarios: readonly ScenarioRecord[], degradation: { sse?: DegradationRecord; realtime?: DegradationRecord }, fault: FaultComparison | { skipped: string }, projectedUsers: number, machineCpus: number): SpikeFacts {
@@ -176,13 +178,22 @@ export function generatorNeeded(r: RampFacts, target: number, machineCpus: numbe
   return { workers, agents, perWorker };
 }
 
-/** "How to know": the generator it would take to push a lower-bound ramp to twice its bound. */
+/**
+ * "How to know": what a rerun needs to turn a lower bound into a measured limit. A ramp that
+ * ended at its largest step (or its step budget) needs a longer ramp — and a generator big
+ * enough for it; one that ended on an INVALID step needs the generator off the gateway's
+ * machine, sized from the measured cost per connection.
+ */
 function howToMeasure(what: string, r: RampFacts, machineCpus: number): string {
   const target = (r.lastPass ?? 0) * 2;
   const need = target > 0 ? generatorNeeded(r, target, machineCpus) : null;
-  const cmd = '`fanout load agent --listen 0.0.0.0:7100 --token "$T"` on each, then `fanout spike --agents host1:7100,… --agent-token "$T"`';
-  if (!need) return `rerun the ${what} ramp with more generator capacity (${cmd})`;
-  return `to push the ${what} ramp to ${n(target)}, the generator needs about ${need.workers} worker process${need.workers > 1 ? 'es' : ''} (≈ ${n(need.perWorker)} connections each at the measured cost, ${GENERATOR_CPU_BUDGET_PCT}% of a core apiece) off the gateway's machine: ${need.agents} machine${need.agents > 1 ? 's' : ''} like this one (${machineCpus} CPUs) running ${cmd}`;
+  const agents = '`fanout load agent --listen 0.0.0.0:7100 --token "$T"` on each, then `fanout spike --agents host1:7100,… --agent-token "$T"`';
+  const sized = need ? `about ${need.workers} generator worker process${need.workers > 1 ? 'es' : ''} (≈ ${n(need.perWorker)} connections each at the measured cost, ${GENERATOR_CPU_BUDGET_PCT}% of a core apiece)` : 'more generator processes';
+  if (r.stoppedBy !== 'generator-limit') {
+    const more = need && need.workers > (r.generator?.workers ?? 0) ? `, with ${sized} — ${need.agents} machine${need.agents > 1 ? 's' : ''} like this one running ${agents}` : '';
+    return `the ${what} ramp ended at its largest step before the gateway degraded: rerun with a longer ramp (the default profile, \`fanout spike\`, ramps SSE to 19,000 connections and Realtime to 12,800 users) to push past ${n(r.lastPass ?? 0)}${more}`;
+  }
+  return `the ${what} ramp ended when the generator could no longer vouch for its figures: to push it to ${n(target)}, run ${sized} off the gateway's machine — ${need ? need.agents : 'more'} machine${need && need.agents === 1 ? '' : 's'} like this one (${machineCpus} CPUs) running ${agents}`;
 }
 
 /** The comparison verdict in words for an evidence line. */
@@ -272,7 +283,7 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
     const how = [f.sse && f.sse.strength !== 'measured' ? howToMeasure('SSE', f.sse, f.machineCpus) : null, f.realtime && f.realtime.strength !== 'measured' ? howToMeasure('Realtime', f.realtime, f.machineCpus) : null].filter((x): x is string => !!x);
     scaling.push({
       statement: lower.length
-        ? `At most ${instances} instance${instances > 1 ? 's' : ''} for ${f.projectedUsers} concurrent users (each holds at least ≈ ${n(perInstanceUsers)} users with one SSE stream and one Realtime socket); the exact number is not known from this run because ${lower.length === 2 ? 'both capacities are' : 'a capacity is'} a lower bound. Rerun with more generator capacity to know: ${how.join('; ')}.`
+        ? `At most ${instances} instance${instances > 1 ? 's' : ''} for ${f.projectedUsers} concurrent users (each holds at least ≈ ${n(perInstanceUsers)} users with one SSE stream and one Realtime socket); the exact number is not known from this run because ${lower.length === 2 ? 'both capacities are' : 'a capacity is'} a lower bound. To know: ${how.join('; ')}.`
         : instances === 1
           ? `One instance serves the projected ${f.projectedUsers} concurrent users (capacity ≈ ${n(perInstanceUsers)} users with one SSE stream and one Realtime socket each); scale vertically first.`
           : `Scale horizontally: ${instances} instances for ${f.projectedUsers} concurrent users (≈ ${n(perInstanceUsers)} per instance), behind a load balancer, with the Redis or NATS bus so a message published on one instance reaches subscribers on all of them.`,

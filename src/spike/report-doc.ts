@@ -76,7 +76,7 @@ export function buildDocument(report: SpikeReport): Block[] {
   b.push({ kind: 'decision', items: report.decision.fallbacks });
 
   const l = report.limits;
-  b.push({ kind: 'h', level: 2, text: 'ScalabilityLimits (measured)' });
+  b.push({ kind: 'h', level: 2, text: 'ScalabilityLimits (by strength of evidence)' });
   b.push({ kind: 'p', text: 'Strength: "measured" — read from valid runs, or a degradation bracketed between a passing and a failing valid step; "lower bound" (≥) — the true value is at least this (the ramp ended without degrading, the next step was INVALID, or larger was not tried); nothing is sized or priced from a lower bound as if it were measured.' });
   const limitRow = (name: string, f: Figure): string[] => [name, fig(f), strengthOf(f), f.basis];
   b.push({

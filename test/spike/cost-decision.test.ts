@@ -58,9 +58,9 @@ describe('cost projection', () => {
 });
 
 /** A ramp bracketed between a passing and a failing valid step. */
-const measured = (lastPass: number, firstFail: number): RampFacts => ({ strength: 'measured', lastPass, firstFail, finding: `degrades between ${lastPass} (passed) and ${firstFail} (failed)`, generator: { workers: 2, hosts: 1, cpuMsPerConnect: 0.3, cpuUsPerMessage: 30, messagesPerSecPerConnection: 1 } });
+const measured = (lastPass: number, firstFail: number): RampFacts => ({ strength: 'measured', lastPass, firstFail, finding: `degrades between ${lastPass} (passed) and ${firstFail} (failed)`, stoppedBy: 'degradation-found', generator: { workers: 2, hosts: 1, cpuMsPerConnect: 0.3, cpuUsPerMessage: 30, messagesPerSecPerConnection: 1 } });
 /** A ramp that ended without degrading (its next step INVALID). */
-const lowerBound = (lastPass: number, invalidAt: number): RampFacts => ({ strength: 'lower-bound', lastPass, firstFail: null, finding: `≥ ${lastPass}: the next step (${invalidAt}) was INVALID — generator event-loop lag p99 128 ms`, generator: { workers: 2, hosts: 1, cpuMsPerConnect: 0.3, cpuUsPerMessage: 30, messagesPerSecPerConnection: 1 } });
+const lowerBound = (lastPass: number, invalidAt: number): RampFacts => ({ strength: 'lower-bound', lastPass, firstFail: null, finding: `≥ ${lastPass}: the next step (${invalidAt}) was INVALID — generator event-loop lag p99 128 ms`, stoppedBy: 'generator-limit', generator: { workers: 2, hosts: 1, cpuMsPerConnect: 0.3, cpuUsPerMessage: 30, messagesPerSecPerConnection: 1 } });
 /** Three runs of a baseline figure. */
 const runs = (scenario: string, ...values: number[]) => spreadOf(scenario, 'p99', values);
 
@@ -161,11 +161,14 @@ describe('decision rules', () => {
     const s2 = rule(d, 'S2').statement;
     // 1/(1/700 + 1/280) = 200 users per instance at least → at most 5 instances.
     expect(s2).toMatch(/^At most 5 instances for 1000 concurrent users \(each holds at least ≈ 200 users/);
-    expect(s2).toMatch(/Rerun with more generator capacity to know: to push the SSE ramp to 2,000, the generator needs about 1 worker process .*`fanout load agent --listen/);
+    expect(s2).toMatch(/To know: the SSE ramp ended when the generator could no longer vouch for its figures: to push it to 2,000, run about 1 generator worker process .* off the gateway's machine — 1 machine like this one \(2 CPUs\) running `fanout load agent --listen/);
+    // A ramp that simply reached its largest step needs a longer ramp, not a bigger generator.
+    const ceiling = decide(facts({ sse: { ...lowerBound(4000, 0), finding: '≥ 4,000: every step up to the ramp\'s largest passed', stoppedBy: 'max-reached' } }));
+    expect(rule(ceiling, 'S2').statement).toMatch(/the SSE ramp ended at its largest step before the gateway degraded: rerun with a longer ramp \(the default profile/);
   });
 
   it('says capacity is unknown when a ramp produced no passing step', () => {
-    const d = decide(facts({ realtime: { strength: 'not-measured', lastPass: null, firstFail: null, finding: 'not measured: the first step (100 users) was INVALID', generator: null } }));
+    const d = decide(facts({ realtime: { strength: 'not-measured', lastPass: null, firstFail: null, finding: 'not measured: the first step (100 users) was INVALID', stoppedBy: 'generator-limit', generator: null } }));
     expect(rule(d, 'S2').statement).toMatch(/unknown/);
   });
 
