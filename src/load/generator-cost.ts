@@ -26,12 +26,13 @@ export interface GeneratorCapacity {
 
 /**
  * Defaults until a run has measured its own: SSE streams and raw-Phoenix Realtime users on
- * this project's 2-vCPU development machine (a Realtime message is a Phoenix frame decoded,
- * plus presence and heartbeat work; an SSE event is parsed from a chunk).
+ * this project's 2-vCPU development machine, shared with other work, so on the high side (a
+ * Realtime message is a Phoenix frame decoded, plus presence and heartbeat work; an SSE
+ * event is parsed from a chunk).
  */
 export const DEFAULT_GENERATOR_COST: Record<'sse' | 'realtime', Required<{ [K in keyof GeneratorCost]: number }>> = {
-  sse: { cpuMsPerConnect: 0.3, cpuUsPerMessage: 30 },
-  realtime: { cpuMsPerConnect: 1.6, cpuUsPerMessage: 250 },
+  sse: { cpuMsPerConnect: 0.6, cpuUsPerMessage: 50 },
+  realtime: { cpuMsPerConnect: 1.5, cpuUsPerMessage: 200 },
 };
 
 const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
@@ -48,7 +49,8 @@ const connectsOf = (b: Bucket): number => (b.counters.get('sse.connect.ok') ?? 0
 
 /**
  * Cost from a run: steady buckets give CPU per message; the buckets while connections
- * opened give CPU per connect once their messages' share is taken out.
+ * opened give CPU per connect once their messages' share is taken out (without a steady
+ * second to price messages, the per-connect figure keeps them: an upper bound).
  */
 export function measureCost(connecting: readonly Bucket[], steady: readonly Bucket[], tickMs: number): GeneratorCost {
   const steadyCpu = steady.reduce((a, b) => a + workerCpuMs(b, tickMs), 0);

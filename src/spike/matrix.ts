@@ -35,7 +35,11 @@ export interface RampDef {
    * neither the gateway nor the generator meets a burst that the next step would not.
    */
   openRate: number;
-  /** How long each step holds its full load after the ramp. */
+  /**
+   * How long each step holds its full load after the ramp: at least 3 s, so at least one
+   * whole second falls after the ramp's one-second settling (the steady state the
+   * generator's per-message cost, bandwidth and steady latency are read from).
+   */
   holdMs: number;
 }
 
@@ -91,8 +95,8 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     presenceIntervalMs: 7000,
     baselineMs: 300,
     drainMs: 500,
-    rampSse: { start: 250, factor: 4, max: 4000, refine: 2, maxSteps: 5, openRate: 800, holdMs: 2500 },
-    rampRealtime: { start: 100, factor: 4, max: 1600, refine: 2, maxSteps: 5, openRate: 250, holdMs: 3000 },
+    rampSse: { start: 250, factor: 4, max: 4000, refine: 2, maxSteps: 5, openRate: 800, holdMs: 3500 },
+    rampRealtime: { start: 100, factor: 4, max: 1600, refine: 2, maxSteps: 5, openRate: 250, holdMs: 3500 },
     retryInvalidSteps: true,
     repeats: 2,
   },
@@ -104,8 +108,8 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     presenceIntervalMs: 7000,
     baselineMs: 400,
     drainMs: 500,
-    rampSse: { start: 100, factor: 3, max: 900, refine: 1, maxSteps: 3, openRate: 600, holdMs: 1500 },
-    rampRealtime: { start: 50, factor: 3, max: 450, refine: 1, maxSteps: 3, openRate: 250, holdMs: 1500 },
+    rampSse: { start: 100, factor: 3, max: 900, refine: 1, maxSteps: 3, openRate: 600, holdMs: 3000 },
+    rampRealtime: { start: 50, factor: 3, max: 450, refine: 1, maxSteps: 3, openRate: 250, holdMs: 3000 },
     retryInvalidSteps: false,
     repeats: 2,
   },
