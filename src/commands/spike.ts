@@ -95,8 +95,8 @@ export function registerSpikeCommand(program: Command): void {
   const cmd = program
     .command('spike')
     .description("run the seed's spike (SSE 10–200, Realtime 5×10/10×10/20×5, presence 100, high-frequency comments, hybrid, a database failure, degradation ramps) and write the architecture report")
-    .option('--quick', 'the whole matrix in under 2 minutes (short runs, small ramps)')
-    .addOption(new Option('--profile <name>', 'run sizes: default (~15 min on 2 cores), quick, ci (smallest, for tests)').choices(['default', 'quick', 'ci']))
+    .option('--quick', 'the whole matrix in about 3 minutes (short runs, small ramps, baselines run twice)')
+    .addOption(new Option('--profile <name>', 'run sizes: default (~20–25 min on 2 cores), quick, ci (smallest, for tests)').choices(['default', 'quick', 'ci']))
     .option('--soak <s>', "add the seed's stability run: SSE 200 + Realtime 10×10 for this many seconds (600 = the seed's 10 minutes)")
     .option('--target <url>', 'a running gateway on loopback instead of the embedded one (needs --anon-key and --service-key)')
     .option('--anon-key <key>', 'anon key of --target [env FANOUT_ANON_KEY]')

@@ -148,6 +148,8 @@ export async function runLoad(requested: RunSpec, hooks: RunHooks = {}): Promise
   const sse = spec.sse ? await (hooks.prepareSse ? hooks.prepareSse(spec.sse.streams) : Promise.resolve(defaultStreams(spec.sse.streams, runId))) : undefined;
   const plans = planWorkers(spec, workers, sse, runId, tickMs);
   const ownPool = !hooks.pool;
+  const gone = hooks.pool?.hostInfo().filter((h) => h.lost) ?? [];
+  if (gone.length) throw new Error(`the generator lost ${gone.map((h) => `${h.name} (${h.lost})`).join(', ')} before this run: reconnect it first`);
   const pool = hooks.pool ?? (await WorkerPool.start(workers));
   const sampler = new ServerSampler({ pid: spec.target.pid, metricsUrl: spec.target.metricsUrl });
   const sources = [spec.target.pid !== undefined ? `/proc/${spec.target.pid}` : '', spec.target.metricsUrl ?? ''].filter(Boolean);

@@ -262,7 +262,7 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
   const recSse = rec(f.sse);
   const recRt = rec(f.realtime);
   const capText = (what: string, r: RampFacts | null, cap: number | null, unit: string): string => {
-    if (!r || cap === null) return `${what}: unknown (${r?.finding ?? 'ramp not run'})`;
+    if (!r || cap === null) return `unknown (${r?.finding ?? `the ${what} ramp was not run`})`;
     return r.strength === 'measured' ? `${n(cap)} ${unit} (${RECOMMENDED_SHARE * 100}% of ${n(r.lastPass!)}; ${r.finding})` : `at least ${n(cap)} ${unit} — a floor, not a cap (${r.finding})`;
   };
   const bothMeasured = f.sse?.strength === 'measured' && f.realtime?.strength === 'measured';

@@ -7,6 +7,9 @@ import type { Benchmark, DegradationRecord, Figure, PerformanceBenchmarks, Scala
 
 /** Share of the highest passing load recommended as an operating limit (headroom for bursts and noisy neighbours). */
 export const RECOMMENDED_SHARE = 0.7;
+/** A CPU-per-connection slope needs this many runs and this r² to be a measurement. */
+export const MIN_CPU_RUNS = 3;
+export const MIN_CPU_R2 = 0.5;
 /** Channel size is recommended while presence p99 stays within this share of the seed's 1 s budget. */
 export const PRESENCE_HEADROOM_MS = 500;
 
@@ -137,8 +140,14 @@ export function computeLimits(scenarios: readonly ScenarioRecord[], degradation:
     m
       ? { value: round(m.kb, 2), unit: 'KB', basis: `slope of server RSS against open ${what} in ${m.s.id} (r² ${m.r2 === null ? 'n/a' : round(m.r2, 3)})`, strength: 'measured' }
       : { value: null, unit: 'KB', basis: memoryNotMeasured(list, group, what), strength: 'not-measured' };
-  const cpuFigure = (c: ReturnType<typeof cpuSlope>, what: string): Figure =>
-    c.fit ? { value: round(Math.max(0, c.fit.slope * 100), 3), unit: '% of one core', basis: `slope of steady server CPU against ${what} over ${c.fit.n} runs (${c.fit.xMin}–${c.fit.xMax}), ×100` } : { value: null, unit: '% of one core', basis: `fewer than two ${what} runs with CPU samples`, strength: 'not-measured' };
+  // A CPU slope is a measurement only over enough runs that CPU actually followed the load.
+  const cpuFigure = (c: ReturnType<typeof cpuSlope>, what: string): Figure => {
+    if (!c.fit) return { value: null, unit: '% of one core', basis: `not measured: fewer than two ${what} runs with CPU samples`, strength: 'not-measured' };
+    const over = `over ${c.fit.n} runs (${c.fit.xMin}–${c.fit.xMax})`;
+    if (c.fit.n < MIN_CPU_RUNS) return { value: null, unit: '% of one core', basis: `not measured: only ${c.fit.n} ${what} runs (under ${MIN_CPU_RUNS}) to fit a slope on`, strength: 'not-measured' };
+    if (c.fit.r2 === null || c.fit.r2 < MIN_CPU_R2) return { value: null, unit: '% of one core', basis: `not measured: server CPU did not follow ${what} ${over} (r² ${c.fit.r2 === null ? 'n/a' : round(c.fit.r2, 3)} < ${MIN_CPU_R2}) — other work on the machine moved it more`, strength: 'not-measured' };
+    return { value: round(Math.max(0, c.fit.slope * 100), 3), unit: '% of one core', basis: `slope of steady server CPU against ${what} ${over}, ×100 (r² ${round(c.fit.r2, 3)})` };
+  };
   const sseHeld = pick(valid(scenarios, 'sse', 'ramp-sse', 'hybrid', 'soak', 'fault'), (r) => (r.groups.sse && r.groups.sse.connectSuccessPct >= 100 ? r.groups.sse.peakOpen : null), max);
 
   return {
@@ -216,7 +225,9 @@ export function computeBenchmarks(scenarios: readonly ScenarioRecord[], limits: 
       memoryPerConnection: memKb
         ? { value: memKb.value, unit: 'KB', target: '< 10 MB', pass: memKb.value! < 10 * 1024, basis: memKb.basis }
         : { value: null, unit: 'KB', target: '< 10 MB', pass: null, basis: [profile.sseMemoryPerConnectionKb.basis, profile.realtimeMemoryPerConnectionKb.basis].join('; ') },
-      cpuUsageIncrease: cpu ? { value: cpu.value, unit: '% per 100 connections', target: '< 5% per 100 connections', pass: cpu.value! < 5, basis: cpu.basis } : { value: null, unit: '% per 100 connections', target: '< 5% per 100 connections', pass: null, basis: 'not measured' },
+      cpuUsageIncrease: cpu
+        ? { value: cpu.value, unit: '% per 100 connections', target: '< 5% per 100 connections', pass: cpu.value! < 5, basis: cpu.basis }
+        : { value: null, unit: '% per 100 connections', target: '< 5% per 100 connections', pass: null, basis: [profile.cpuPer100SseConnectionsPct.basis, profile.cpuPer100RealtimeConnectionsPct.basis].join('; ') },
       networkBandwidth: { value: bw.value, unit: 'KB/s per connection', target: '< 1 KB/s per connection', pass: bw.value === null ? null : bw.value < 1, basis: bandwidthBasis(bw, profile.sseWireBytesPerMessage, profile.ssePayloadBytesPerMessage) },
     },
   };

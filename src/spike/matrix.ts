@@ -1,5 +1,5 @@
 // The seed's scenario matrix (spike-003 "Test Scenarios" and "Integration Tests") in
-// three sizes: `default` (about 15 minutes on 2 cores), `quick` (under 2 minutes) and
+// three sizes: `default` (about 20–25 minutes on 2 cores), `quick` (about 3 minutes) and
 // `ci` (the smallest run that still exercises every scenario, for the end-to-end test).
 // Durations shrink with the profile; the scenarios and their shapes do not.
 import type { RealtimeLoad, SseLoad } from '../load/spec.js';

@@ -215,10 +215,10 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
   const errors: SpikeReport['errors'] = [];
   /** One run; a run that cannot complete (a worker stuck past its deadline) is recorded and the pool replaced, so the spike carries on. */
   const run = async (def: Pick<ScenarioDef, 'id' | 'durationMs' | 'rampMs' | 'sse' | 'realtime'>, faults?: FaultStep[], thresholds?: Threshold[], generatorCost?: Partial<Record<'sse' | 'realtime', GeneratorCost>>): Promise<RunResult | undefined> => {
+    let r: RunResult;
     try {
-      const r = await runLoad(specFor(def, env, opts, faults, thresholds), { pool, prepareSse, baselineMs: profile.baselineMs, onStatus: opts.onStatus, generatorCost });
-      log(`${def.id}: ${!r.valid ? 'INVALID' : r.passed ? 'passed' : 'failed'}`);
-      return r;
+      r = await runLoad(specFor(def, env, opts, faults, thresholds), { pool, prepareSse, baselineMs: profile.baselineMs, onStatus: opts.onStatus, generatorCost });
+      log(`${def.id}: ${!r.valid ? `INVALID (${r.generator.reasons[0] ?? 'see the report'})` : r.passed ? 'passed' : 'failed'}`);
     } catch (err) {
       const message = (err as Error).message;
       log(`${def.id}: could not be measured: ${message}`);
@@ -227,6 +227,14 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
       pool = await openPool();
       return undefined;
     }
+    // An agent lost in this run is reconnected before the next one (or the spike stops, saying which).
+    const lost = pool.hostInfo().filter((h) => h.lost);
+    if (lost.length) {
+      log(`reconnecting the generator after losing ${lost.map((h) => h.name).join(', ')}`);
+      await pool.close();
+      pool = await openPool();
+    }
+    return r;
   };
   const record = (def: ScenarioDef, result: RunResult): ScenarioRecord => ({
     id: def.id,
