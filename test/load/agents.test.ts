@@ -127,6 +127,14 @@ describe('load from two agents', () => {
     }
   }, 150_000);
 
+  it('marks the run INVALID naming the agent whose worker lagged beyond the limit', async () => {
+    // No generator lags 0 ms: with a limit of 0 the lag check must fail, and say which processes lagged, on which host.
+    const r = await run([b.address], ['--duration', '3', '--generator-max-lag-ms', '0', '--generator-max-connecting-lag-ms', '0']);
+    expect(r.code, r.stderr).toBe(3);
+    const result = JSON.parse(r.stdout) as RunResult;
+    expect(result.generator.reasons.join('\n')).toMatch(new RegExp(`generator event-loop lag p99 [\\d.]+ ms .*exceeds 0 ms \\(over the run: .*worker 0 on agent ${b.address.replace(/\./g, '\\.')} p99`));
+  }, 60_000);
+
   it('refuses a coordinator with the wrong token, and the coordinator says so (exit 4)', async () => {
     const r = await fanout(['load', 'sse', '--target', srv.url, '--service-key', 'k', '--agents', a.address, '--agent-token', 'not-the-token-at-all', '--duration', '1', '--quiet']);
     expect(r.code).toBe(4);
