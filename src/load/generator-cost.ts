@@ -8,6 +8,9 @@ import type { RunSpec } from './spec.js';
 
 /** CPU (% of one core) a generator worker may use and still take receive times on time. */
 export const GENERATOR_CPU_BUDGET_PCT = 50;
+/** Below these, a worker's fixed work swamps what is being priced: the cost is not measured. */
+export const MIN_MESSAGES_PER_SEC_PER_WORKER = 200;
+export const MIN_CONNECTS_PER_WORKER = 50;
 
 export interface GeneratorCost {
   /** CPU ms a worker spends opening one connection (TCP, HTTP or WebSocket upgrade, join), beyond its message work. */
@@ -53,13 +56,17 @@ const connectsOf = (b: Bucket): number => (b.counters.get('sse.connect.ok') ?? 0
  * second to price messages, the per-connect figure keeps them: an upper bound).
  */
 export function measureCost(connecting: readonly Bucket[], steady: readonly Bucket[], tickMs: number): GeneratorCost {
+  const workers = Math.max(1, ...[...connecting, ...steady].map((b) => [...b.workerCpu.keys()].filter((w) => w >= 0).length));
   const steadyCpu = steady.reduce((a, b) => a + workerCpuMs(b, tickMs), 0);
   const steadyMessages = steady.reduce((a, b) => a + messagesOf(b), 0);
-  const perMessageMs = steadyMessages > 0 ? steadyCpu / steadyMessages : null;
+  // A worker's fixed work (its lag probe, ticks, timers) is about 1% of a core: below a few
+  // hundred messages/s it would be priced as message work, so the cost is not measured.
+  const perWorkerRate = steady.length ? steadyMessages / steady.length / workers : 0;
+  const perMessageMs = perWorkerRate >= MIN_MESSAGES_PER_SEC_PER_WORKER ? steadyCpu / steadyMessages : null;
   const connects = connecting.reduce((a, b) => a + connectsOf(b), 0);
   const connectingCpu = connecting.reduce((a, b) => a + workerCpuMs(b, tickMs), 0);
   const connectingMessages = connecting.reduce((a, b) => a + messagesOf(b), 0);
-  const perConnect = connects > 0 ? Math.max(0, connectingCpu - connectingMessages * (perMessageMs ?? 0)) / connects : null;
+  const perConnect = connects / workers >= MIN_CONNECTS_PER_WORKER ? Math.max(0, connectingCpu - connectingMessages * (perMessageMs ?? 0)) / connects : null;
   return { cpuMsPerConnect: perConnect === null ? null : round(perConnect, 3), cpuUsPerMessage: perMessageMs === null ? null : round(perMessageMs * 1000, 1) };
 }
 

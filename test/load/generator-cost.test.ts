@@ -30,6 +30,8 @@ describe('generator cost', () => {
     expect(cost).toEqual({ cpuMsPerConnect: 0.5, cpuUsPerMessage: 50 });
     expect(capacityOf(cost, 50)).toEqual({ connectsPerSecPerWorker: 1000, messagesPerSecPerWorker: 10_000, budgetPct: 50 });
     expect(measureCost([], [], 1000)).toEqual({ cpuMsPerConnect: null, cpuUsPerMessage: null });
+    // 20 messages/s and 10 connects on 2 workers: their fixed work (lag probe, ticks) would be priced as messages.
+    expect(measureCost([bucket(0, [2, 2], { 'sse.connect.ok': 10, 'sse.messages': 5 })], [bucket(2, [1, 1], { 'sse.messages': 20 })], 1000)).toEqual({ cpuMsPerConnect: null, cpuUsPerMessage: null });
   });
 
   it('predicts a planned run, and says pacing helps while connecting but not in steady state', () => {
