@@ -142,7 +142,7 @@ export async function fetchSince(base: string, token: string, fetcher: FetchLike
   if (!res.ok) throw await httpError(res, 'the catch-up poll');
   const body: unknown = await res.json();
   if (!isPollAnswer(body)) throw new FanoutHttpError(502, 'bad_answer', "the catch-up poll answer is not the gateway's shape", topic, undefined);
-  return body;
+  return { ...body, events: body.events.map((ev) => ({ ...ev, data: withImpliedFields(ev.data, topic) ?? ev.data })) };
 }
 
 function isPollAnswer(value: unknown): value is PollAnswer {
@@ -168,6 +168,21 @@ function parseData(raw: string): MessageData | undefined {
   }
   return undefined;
 }
+
+/**
+ * The event data as apps see it, with the fields the wire leaves out because the stream
+ * implies them: `topic` on a single-topic stream, and `contentId` on an item's own topic
+ * `content:<contentId>`. Undefined when the topic is neither sent nor implied.
+ */
+export function withImpliedFields(data: MessageData, streamTopic: string | undefined): MessageData | undefined {
+  const topic = typeof data.topic === 'string' ? data.topic : streamTopic;
+  if (topic === undefined) return undefined;
+  const contentId = data.contentId === undefined && topic.startsWith(CONTENT_TOPIC) ? topic.slice(CONTENT_TOPIC.length) : undefined;
+  if (topic === data.topic && contentId === undefined) return data;
+  return { ...data, topic, ...(contentId === undefined ? {} : { contentId }) };
+}
+
+const CONTENT_TOPIC = 'content:';
 
 /** A message from an event name, its data and its position. */
 export function toMessage(event: string, data: MessageData, position: Position | undefined): FanoutMessage {
@@ -527,14 +542,16 @@ export class Source {
         return attempt.end({ kind: 'failed', error: info(code, message), opened: attempt.opened });
       }
       default: {
-        if (!data || typeof data.topic !== 'string' || !this.topics.has(data.topic)) return;
-        const i = topics.indexOf(data.topic);
+        // A single-topic stream does not repeat its topic in every event (its URL names it).
+        const full = data && withImpliedFields(data, topics.length === 1 ? topics[0] : undefined);
+        if (!full || !this.topics.has(full.topic)) return;
+        const i = topics.indexOf(full.topic);
         let position: Position | undefined;
         if (e.id !== undefined && i >= 0) {
           position = topics.length === 1 ? parsePosition(e.id) : parseCursor(e.id, topics.length)?.[i];
-          if (position) this.confirm(data.topic, position);
+          if (position) this.confirm(full.topic, position);
         }
-        this.events.message(toMessage(e.event, data, position), position);
+        this.events.message(toMessage(e.event, full, position), position);
       }
     }
   }
@@ -574,8 +591,8 @@ export class Source {
 
   private applyPoll(body: PollAnswer, topics: readonly string[]): void {
     for (const ev of body.events) {
-      const data = ev.data;
-      if (!data || typeof data.topic !== 'string' || !this.topics.has(data.topic)) continue;
+      const data = ev.data && withImpliedFields(ev.data, undefined);
+      if (!data || !this.topics.has(data.topic)) continue;
       const position = parsePosition(ev.id);
       if (ev.event === 'reset') {
         const reset = toResetInfo(data, position);

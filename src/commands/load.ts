@@ -1,8 +1,8 @@
 // `fanout load sse|realtime|hybrid`: one load run against a target (a Fanout gateway,
 // a Supabase project, or any SSE URL), or against an embedded gateway started for the
 // run. Live progress on stderr, a summary table (or --json) on stdout, and an exit code
-// a CI job can act on: 0 passed, 1 a threshold failed, 2 bad usage, 3 the run is invalid
-// because the generator itself saturated.
+// a CI job can act on (exit-codes.ts): 0 passed, 1 a threshold failed, 2 bad usage, 3 the
+// run is invalid (the generator saturated, an agent died), 4 the target or set-up failed.
 import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runLoad } from '../load/coordinator.js';
@@ -10,14 +10,17 @@ import { startEmbeddedGateway, type EmbeddedGateway } from '../load/embedded-gat
 import { ProgressReporter } from '../load/progress.js';
 import { formatSummary } from '../load/summary.js';
 import { DEFAULT_GENERATOR_LIMITS, type RunSpec } from '../load/spec.js';
-import { checkTarget, createFanoutStreams, normalizeLoopback, TargetRefusedError, type Target, type TargetKind } from '../load/target.js';
-import { ThresholdSyntaxError, resolveThresholds } from '../load/thresholds.js';
+import { checkTarget, createFanoutStreams, normalizeLoopback, probeTarget, type Target, type TargetKind } from '../load/target.js';
+import { resolveThresholds } from '../load/thresholds.js';
 import type { ConnectionPattern } from '../load/schedule.js';
 import type { RunResult } from '../load/result.js';
+import { openGeneratorPool } from '../load/agent-client.js';
+import { parseHostPort } from '../load/agent-protocol.js';
+import type { WorkerPool } from '../load/pool.js';
+import { registerAgentCommand } from './agent.js';
 
-export const EXIT = { passed: 0, failed: 1, usage: 2, invalid: 3 } as const;
-
-export class UsageError extends Error {}
+import { EXIT, type ExitCode } from './exit-codes.js';
+import { UsageError, reportCommandError } from './command-errors.js';
 
 const positive = (name: string) => (v: string): number => {
   const n = Number(v);
@@ -42,13 +45,17 @@ export function addRunOptions(cmd: Command): Command {
     .option('--duration <s>', 'test duration in seconds (the seed\'s testDuration)', positive('--duration'), 60)
     .addOption(new Option('--pattern <p>', "connection pattern: burst (all at once), gradual (spread over --ramp), sustained (gradual, then connections end and are replaced)").choices(['burst', 'gradual', 'sustained']).default('gradual'))
     .option('--ramp <s>', 'seconds over which connections arrive (gradual/sustained); default min(10, duration/3)', positive('--ramp'))
-    .option('--workers <n>', 'generator processes (each holds at most 18,000 sockets); default max(2, sockets/18,000)', integer('--workers'))
+    .option('--max-open-rate <n>', 'open at most n connections per second across the generator: a faster --ramp is lengthened, and the run with it (see the preflight note for what the generator can open)', positive('--max-open-rate'))
+    .option('--workers <n>', 'generator processes on this machine (each holds at most 18,000 sockets); default max(2, sockets/18,000), or 0 with --agents', integer('--workers'))
+    .option('--agents <host:port,...>', 'drive `fanout load agent` generators on other machines too: their workers take connections like local ones, histograms and sequence ledgers are merged, clock offsets measured and corrected; an agent that dies or lags makes the run INVALID')
+    .option('--agent-token <token>', 'the shared token the agents were started with [env FANOUT_AGENT_TOKEN]')
     .option('--server-pid <pid>', 'sample this local process (CPU, RSS, open files) from /proc', integer('--server-pid'))
     .option('--metrics-url <url>', "sample the server's Prometheus endpoint (event-loop lag, heap); default <target>/metrics for Fanout")
-    .option('--threshold <expr>', 'pass/fail criterion such as "sse.latency.p99<300" (repeatable; replaces the default for the same metric)', collect, [])
+    .option('--threshold <expr>', 'pass/fail criterion such as "sse.latency_e2e.p99<300" (repeatable; replaces the default for the same metric)', collect, [])
     .option('--no-default-thresholds', "do not apply the seed's acceptance criteria as default thresholds")
     .option('--abort-on-fail', 'stop the run as soon as a latency threshold fails on the live merged data (judged after the ramp)')
-    .option('--generator-max-lag-ms <ms>', "mark the run INVALID when the generator's event-loop lag p99 exceeds this", positive('--generator-max-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxLagMs)
+    .option('--generator-max-lag-ms <ms>', "mark the run INVALID when the generator's event-loop lag p99 in steady state exceeds this (10% of the 500 ms delivery budget)", positive('--generator-max-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxLagMs)
+    .option('--generator-max-connecting-lag-ms <ms>', "... or while connections open (10% of the 1 s subscribe budget; never below --generator-max-lag-ms)", positive('--generator-max-connecting-lag-ms'), DEFAULT_GENERATOR_LIMITS.maxConnectingLagMs)
     .option('--generator-max-cpu <pct>', 'mark the run INVALID when a generator process averages more CPU than this (% of one core)', positive('--generator-max-cpu'), DEFAULT_GENERATOR_LIMITS.maxCpuPct)
     .option('--json', 'print the full result as JSON on stdout instead of the summary table')
     .option('--out <file>', 'also write the full result JSON to this file')
@@ -85,13 +92,17 @@ interface RunFlags {
   duration: number;
   pattern: ConnectionPattern;
   ramp?: number;
+  maxOpenRate?: number;
   workers?: number;
+  agents?: string;
+  agentToken?: string;
   serverPid?: number;
   metricsUrl?: string;
   threshold: string[];
   defaultThresholds: boolean;
   abortOnFail?: boolean;
   generatorMaxLagMs: number;
+  generatorMaxConnectingLagMs: number;
   generatorMaxCpu: number;
   json?: boolean;
   out?: string;
@@ -150,8 +161,9 @@ export function buildSpec(kind: LoadKind, flags: RunFlags, target: Target): RunS
     pattern: flags.pattern,
     workers: flags.workers,
     thresholds: resolveThresholds(flags.threshold, flags.defaultThresholds),
-    generator: { maxLagMs: flags.generatorMaxLagMs, maxCpuPct: flags.generatorMaxCpu },
+    generator: { maxLagMs: flags.generatorMaxLagMs, maxConnectingLagMs: flags.generatorMaxConnectingLagMs, maxCpuPct: flags.generatorMaxCpu },
     abortOnFail: !!flags.abortOnFail,
+    maxOpenRate: flags.maxOpenRate,
   };
   if (kind !== 'realtime') {
     const connections = flags.connections ?? 100;
@@ -183,19 +195,40 @@ export function buildSpec(kind: LoadKind, flags: RunFlags, target: Target): RunS
 }
 
 /** Exit code of a finished run. */
-export function exitCodeFor(r: Pick<RunResult, 'valid' | 'passed'>): number {
-  if (!r.valid) return EXIT.invalid;
-  return r.passed ? EXIT.passed : EXIT.failed;
+export function exitCodeFor(r: Pick<RunResult, 'valid' | 'passed'>): ExitCode {
+  if (!r.valid) return EXIT.invalidRun;
+  return r.passed ? EXIT.ok : EXIT.thresholdFailed;
+}
+
+/** `--agents a:1,b:2` → the addresses, each checked (exit 2 naming a malformed one). */
+export function parseAgentList(value: string | undefined): string[] {
+  if (!value) return [];
+  const list = value.split(',').map((a) => a.trim()).filter(Boolean);
+  for (const a of list) {
+    try {
+      parseHostPort(a, '--agents entry');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  if (new Set(list).size !== list.length) throw new UsageError(`--agents names an agent twice: ${value}`);
+  return list;
 }
 
 async function runCommand(kind: LoadKind, flags: RunFlags): Promise<number> {
   let resolved: Awaited<ReturnType<typeof resolveTarget>> | undefined;
+  let pool: WorkerPool | undefined;
   try {
+    // Agents first: a missing or refusing agent fails the set-up before anything is started.
+    const agents = parseAgentList(flags.agents);
+    if (agents.length) pool = await openGeneratorPool({ localWorkers: flags.workers ?? 0, agents, token: flags.agentToken ?? process.env.FANOUT_AGENT_TOKEN });
     resolved = await resolveTarget(flags);
     const spec = buildSpec(kind, flags, resolved.target);
+    if (!resolved.embedded) await probeTarget(resolved.target);
     const progress = flags.quiet ? undefined : new ProgressReporter();
     if (resolved.embedded && !flags.quiet) process.stderr.write(`started an embedded gateway at ${resolved.embedded.url} (pid ${resolved.embedded.pid})\n`);
     const result = await runLoad(spec, {
+      pool,
       onStatus: progress ? (s) => progress.update(s) : undefined,
       prepareSse: resolved.target.kind === 'fanout' && spec.sse ? async (n) => ({ streams: await createFanoutStreams(resolved!.target, n, `load${Date.now().toString(36)}`) }) : undefined,
     });
@@ -204,17 +237,9 @@ async function runCommand(kind: LoadKind, flags: RunFlags): Promise<number> {
     process.stdout.write(flags.json ? JSON.stringify(result, null, 2) + '\n' : formatSummary(result) + '\n');
     return exitCodeFor(result);
   } finally {
+    await pool?.close();
     await resolved?.embedded?.stop();
   }
-}
-
-export function handleCommandError(name: string, err: unknown): number {
-  if (err instanceof UsageError || err instanceof TargetRefusedError || err instanceof ThresholdSyntaxError) {
-    console.error(`fanout ${name}: ${err.message}`);
-    return EXIT.usage;
-  }
-  console.error(`fanout ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  return EXIT.failed;
 }
 
 const HELP_FOOTER = `
@@ -227,14 +252,17 @@ connection, and the server's CPU, RSS, memory per connection (a fitted slope), e
 open files. Latencies are HDR histograms merged across the generator's worker processes. If the
 generator itself saturates (event-loop lag or CPU over the limits) the run is marked INVALID.
 
-Default thresholds are the seed's acceptance criteria (SSE p99 < 500 ms, connect p99 < 2 s,
+Default thresholds are the seed's acceptance criteria (SSE delivery p99 < 500 ms judged from the
+intended publish time, sse.latency_e2e — the server-stamped sse.latency is a diagnostic and is
+judged only when the tester does not publish; connect p99 < 2 s,
 stability > 99%, presence p99 < 1 s, subscribe (connect + join) p99 < 1 s, reliability >= 99.9%, no loss, memory
 < 10 MB/connection). The seed's growth benchmarks are reported and judged on request:
 --threshold "server.cpu_per_100_connections_pct<5" --threshold "bandwidth_per_connection_kbps<1".
 Metric names: see --json "metrics".
 
-Exit codes: 0 passed, 1 a threshold failed, 2 bad usage, 3 invalid run (generator saturated).
-Only loopback targets are accepted unless --allow-remote is given.`;
+Exit codes: 0 passed, 1 a threshold failed, 2 bad usage, 3 invalid run (the generator
+saturated, an agent died or lagged), 4 the target or set-up failed (unreachable target,
+refused key, port in use). Only loopback targets are accepted unless --allow-remote is given.`;
 
 export function registerLoadCommand(program: Command): void {
   const load = program.command('load').description('load-test SSE progress streams, Supabase Realtime collaboration, or both at once');
@@ -243,6 +271,7 @@ export function registerLoadCommand(program: Command): void {
     ['realtime', 'Supabase Realtime collaboration: projects × users with presence, document broadcasts and comment postgres_changes'],
     ['hybrid', 'both at once, in one run (the seed\'s hybrid architecture)'],
   ];
+  registerAgentCommand(load);
   for (const [kind, description] of kinds) {
     let cmd = addRunOptions(load.command(kind).description(description));
     if (kind !== 'realtime') cmd = addSseOptions(cmd);
@@ -254,7 +283,7 @@ export function registerLoadCommand(program: Command): void {
       try {
         code = await runCommand(kind, flags);
       } catch (err) {
-        code = handleCommandError(`load ${kind}`, err);
+        code = reportCommandError(`load ${kind}`, err);
       }
       process.exitCode = code;
     });

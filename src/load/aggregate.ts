@@ -3,7 +3,8 @@
 // into run totals; counters are summed; gauges are the sum of each worker's latest value.
 // Fan-out completion is judged per message across workers: how many subscribers got
 // (stream, seq), and when the last one did, against how many were subscribed.
-import { HistogramSet, summarize, type LatencySummary } from './histogram.js';
+import { HistogramSet, decodeHistogram, newHistogram, summarize, type Histogram, type LatencySummary } from './histogram.js';
+import { GENERATOR_LAG } from './recorder.js';
 import type { FanoutRecord, WorkerTick } from './plan.js';
 
 export interface Bucket {
@@ -71,6 +72,13 @@ export class RunAggregator {
   readonly workerCpu = new Map<number, number[]>();
   /** Peak of each summed gauge over the run. */
   readonly peaks = new Map<string, number>();
+  /** Each generator process's own event-loop lag, so an INVALID run can name the process (and host) that lagged. */
+  readonly workerLag = new Map<number, Histogram>();
+  /** When each worker's latest tick arrived (coordinator clock), and how late it arrived relative to its stamp. */
+  readonly lastTickAt = new Map<number, number>();
+  readonly maxTickDelayMs = new Map<number, number>();
+  /** Each worker's peak of open connections (SSE streams + Realtime sockets): how the load was spread over the generator. */
+  readonly peakOpenByWorker = new Map<number, number>();
 
   constructor(
     readonly t0: number,
@@ -79,7 +87,15 @@ export class RunAggregator {
     this.fanout = new FanoutTable(this.total);
   }
 
-  onTick(tick: WorkerTick): void {
+  onTick(tick: WorkerTick, receivedAt = tick.t): void {
+    this.lastTickAt.set(tick.worker, receivedAt);
+    if (receivedAt - tick.t > (this.maxTickDelayMs.get(tick.worker) ?? 0)) this.maxTickDelayMs.set(tick.worker, receivedAt - tick.t);
+    const lag = tick.histograms.histograms[GENERATOR_LAG];
+    if (lag) {
+      let h = this.workerLag.get(tick.worker);
+      if (!h) this.workerLag.set(tick.worker, (h = newHistogram()));
+      h.add(decodeHistogram(lag));
+    }
     const second = Math.max(0, Math.floor((tick.t - this.t0) / 1000));
     let b = this.buckets.get(second);
     if (!b) {
@@ -102,6 +118,8 @@ export class RunAggregator {
     if (!cpu) this.workerCpu.set(tick.worker, (cpu = []));
     cpu.push(tick.self.cpuPct);
     this.gaugesByWorker.set(tick.worker, tick.gauges);
+    const open = (tick.gauges['sse.open'] ?? 0) + (tick.gauges['realtime.open'] ?? 0);
+    if (open > (this.peakOpenByWorker.get(tick.worker) ?? 0)) this.peakOpenByWorker.set(tick.worker, open);
     this.audiencesByWorker.set(tick.worker, tick.audiences);
     b.gauges = this.gauges();
     for (const [k, v] of Object.entries(b.gauges)) if (v > (this.peaks.get(k) ?? -Infinity)) this.peaks.set(k, v);

@@ -30,3 +30,23 @@ export class ClockOffsetEstimator {
     return { offsetMs: Math.round(this.best.offset * 100) / 100, uncertaintyMs: Math.round((this.best.rtt / 2) * 100) / 100, samples: this.count };
   }
 }
+
+/**
+ * A simulated offset of this machine's wall clock, in ms, for testing clock correction
+ * between generator hosts on one machine (FANOUT_SIMULATED_CLOCK_SKEW_MS). Real agents on
+ * real machines have real offsets; this only lets a test give a loopback agent one.
+ */
+const SIMULATED_SKEW_MS = Number(process.env.FANOUT_SIMULATED_CLOCK_SKEW_MS ?? 0) || 0;
+
+/** This host's wall clock (Date.now, plus the simulated skew when one is set). */
+export function wallClock(): number {
+  return Date.now() + SIMULATED_SKEW_MS;
+}
+
+/**
+ * Offset of a remote clock from one ping: sent at `sentAt` and answered at `receivedAt`
+ * (both local), stamped `remoteNow` by the remote. Same NTP estimate as above, as a value.
+ */
+export function offsetSample(sentAt: number, receivedAt: number, remoteNow: number): { offsetMs: number; rttMs: number } {
+  return { offsetMs: remoteNow - (sentAt + receivedAt) / 2, rttMs: receivedAt - sentAt };
+}

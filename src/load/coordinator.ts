@@ -7,7 +7,7 @@ import { arrivalOffsets, OpenLoopScheduler, type ScheduledStream } from './sched
 import { RunAggregator } from './aggregate.js';
 import { HttpPublisher } from './publishers.js';
 import { ServerSampler } from './sampler.js';
-import { COORDINATOR, buildResult, liveMetrics, type RunResult } from './result.js';
+import { COORDINATOR, bucketHeadline, buildResult, liveMetrics, type RunResult } from './result.js';
 import { Recorder } from './recorder.js';
 import { ClockOffsetEstimator } from './clock.js';
 import { preflight } from './preflight.js';
@@ -16,7 +16,8 @@ import { WorkerPool, MAX_SOCKETS_PER_WORKER } from './pool.js';
 import { allocateSourceAddresses, spreadsSourceAddresses, commentInsertRequest, realtimeSocketUrl, sseStreamUrl, sseTopic } from './target.js';
 import { commentBody, commentStream } from './drivers/realtime.js';
 import type { PublishedStreams, RealtimeUserPlan, SseConnectionPlan, WorkerMessage, WorkerPlan } from './plan.js';
-import type { RunSpec } from './spec.js';
+import { paced, type RunSpec } from './spec.js';
+import { forecast, type GeneratorCost } from './generator-cost.js';
 
 export interface LiveStatus {
   name: string;
@@ -49,6 +50,8 @@ export interface RunHooks {
   /** ms of idle server sampling before the start, the CPU baseline. */
   baselineMs?: number;
   tickMs?: number;
+  /** What the generator cost in an earlier run (the spike's previous step), for the preflight forecast; defaults otherwise. */
+  generatorCost?: Partial<Record<'sse' | 'realtime', GeneratorCost>>;
 }
 
 export function socketsOf(spec: RunSpec): number {
@@ -60,6 +63,11 @@ export function workersFor(spec: RunSpec): number {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A worker silent for this long (or whose reports arrive this late) has stopped keeping up with the run. */
+function silenceLimitMs(tickMs: number): number {
+  return Math.max(3000, 3 * tickMs);
+}
 
 /** Splits a run into per-worker plans; connections are dealt round-robin so every worker gets a share of each arrival period. */
 export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | undefined, runId: string, tickMs: number): WorkerPlan[] {
@@ -82,7 +90,9 @@ export function planWorkers(spec: RunSpec, workers: number, sse: SseStreams | un
     const perWorker: SseConnectionPlan[][] = plans.map(() => []);
     for (let i = 0; i < s.connections; i++) {
       const stream = sse.streams[i % sse.streams.length]!;
-      perWorker[i % workers]!.push({ id: i, url: sseStreamUrl(spec.target, s.path, stream.id, stream.userId, i), audience: `sse:${sseTopic(s.path, stream.id, stream.userId)}`, at: offsets[i]! });
+      const url = sseStreamUrl(spec.target, s.path, stream.id, stream.userId, i);
+      const topic = spec.target.kind === 'sse-url' ? url : sseTopic(s.path, stream.id, stream.userId);
+      perWorker[i % workers]!.push({ id: i, url, audience: `sse:${topic}`, stream: topic, at: offsets[i]! });
     }
     plans.forEach((p, w) => {
       p.sse = { connections: perWorker[w]!, headers, reconnect: s.reconnect, reconnectDelayMs: 2000, connectTimeoutMs, pattern: spec.pattern, churnMeanMs };
@@ -127,7 +137,9 @@ function defaultStreams(count: number, runId: string): SseStreams {
 
 let runCounter = 0;
 
-export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunResult> {
+export async function runLoad(requested: RunSpec, hooks: RunHooks = {}): Promise<RunResult> {
+  const pacing = paced(requested);
+  const spec = pacing.spec;
   const runId = `lt${Date.now().toString(36)}${(runCounter++).toString(36)}`;
   const tickMs = hooks.tickMs ?? 1000;
   const check = preflight(socketsOf(spec), hooks.pool?.size ?? workersFor(spec), spreadsSourceAddresses(spec.target.url) ? 'spread' : null);
@@ -136,6 +148,8 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
   const sse = spec.sse ? await (hooks.prepareSse ? hooks.prepareSse(spec.sse.streams) : Promise.resolve(defaultStreams(spec.sse.streams, runId))) : undefined;
   const plans = planWorkers(spec, workers, sse, runId, tickMs);
   const ownPool = !hooks.pool;
+  const gone = hooks.pool?.hostInfo().filter((h) => h.lost) ?? [];
+  if (gone.length) throw new Error(`the generator lost ${gone.map((h) => `${h.name} (${h.lost})`).join(', ')} before this run: reconnect it first`);
   const pool = hooks.pool ?? (await WorkerPool.start(workers));
   const sampler = new ServerSampler({ pid: spec.target.pid, metricsUrl: spec.target.metricsUrl });
   const sources = [spec.target.pid !== undefined ? `/proc/${spec.target.pid}` : '', spec.target.metricsUrl ?? ''].filter(Boolean);
@@ -147,19 +161,32 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
   const faultTimers: NodeJS.Timeout[] = [];
   let statusTimer: NodeJS.Timeout | undefined;
   const workerErrors: string[] = [];
+  /** Generator hosts that went away or stopped reporting: each makes the run INVALID, named. */
+  const hostProblems: string[] = [];
   let aborted: RunResult['aborted'] = null;
-  /** Ends the wait for the run's end early (abort-on-fail, or a worker process died). */
-  let abort: (() => void) | undefined;
+  /** Ends the wait for the run's end early (abort-on-fail, a worker process died, an agent was lost). */
+  let abort: () => void = () => undefined;
+  const aborting = new Promise<void>((resolve) => (abort = resolve));
+  let t0 = 0;
+  const at = (): number => (t0 ? Math.round((Date.now() - t0) / 100) / 10 : 0);
   try {
     pool.onMessage((msg: WorkerMessage) => {
-      if (msg.type === 'tick') agg?.onTick(msg);
+      if (msg.type === 'tick') agg?.onTick(msg, Date.now());
       else if (msg.type === 'fatal') {
-        workerErrors.push(`worker ${msg.worker}: ${msg.message}`);
-        abort?.();
+        workerErrors.push(`worker ${msg.worker} on ${pool.hostName(msg.worker)}: ${msg.message}`);
+        abort();
       }
     });
+    pool.onLost((h) => {
+      const problem = `${h.name} (worker${h.workers.length > 1 ? 's' : ''} ${h.workers.join(', ')}) went away at ${at()} s: ${h.lost}`;
+      hostProblems.push(problem);
+      if (!aborted) aborted = { atS: at(), reason: problem };
+      abort();
+    });
+    // Each worker stamps on the coordinator's clock: its host's offset is measured now, before the plans go out.
+    await pool.syncClocks();
     const planned = pool.collect('planned', 60_000);
-    plans.forEach((p, i) => pool.send(i, { type: 'plan', plan: p }));
+    plans.forEach((p, i) => pool.send(i, { type: 'plan', plan: { ...p, clockOffsetMs: pool.clockOffsetOf(i) } }));
     await planned;
 
     // Idle baseline: two explicit samples bracket a quiet period, so the CPU the run adds can be told apart.
@@ -169,7 +196,7 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       await sampler.sampleOnce();
       sampler.start();
     }
-    const t0 = Date.now() + 100;
+    t0 = Date.now() + 100;
     const endAt = t0 + spec.durationMs;
     agg = new RunAggregator(t0, t0 + spec.rampMs + 1000);
     const a = agg;
@@ -239,19 +266,29 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       );
     }
 
-    // Once a second: the coordinator's own health joins the merge, live status goes out, and
-    // (with abortOnFail) latency thresholds are judged on the merged data so far.
-    const aborting = new Promise<void>((resolve) => (abort = resolve));
+    // Once a second: the coordinator's own health joins the merge, live status goes out,
+    // every worker is checked for having reported lately (a stalled agent or a cut network
+    // shows as silence), and (with abortOnFail) latency thresholds are judged on the merged
+    // data so far.
+    const silentWorkers = new Set<number>();
     const liveFrom = t0 + spec.rampMs + 1000;
     const liveThresholds = spec.thresholds.filter((t) => /\.(p50|p90|p99|p999|max|mean)$/.test(t.metric));
     statusTimer = setInterval(() => {
       a.onTick(self.tick(Date.now()));
+      const now = Date.now();
+      for (let w = 0; w < workers; w++) {
+        const last = a.lastTickAt.get(w) ?? t0;
+        if (!silentWorkers.has(w) && !pool.isLost(w) && now - last > silenceLimitMs(tickMs)) {
+          silentWorkers.add(w);
+          hostProblems.push(`worker ${w} on ${pool.hostName(w)} sent no report for ${Math.round((now - last) / 100) / 10} s (at ${at()} s): its figures are missing or late`);
+        }
+      }
       if (hooks.onStatus) hooks.onStatus(liveStatus(spec, a, workers, sampler, t0));
       if (spec.abortOnFail && !aborted && Date.now() >= liveFrom) {
         const failed = evaluateThresholds(liveThresholds, liveMetrics(a.total)).find((r) => r.status === 'fail');
         if (failed) {
-          aborted = { atS: Math.round((Date.now() - t0) / 100) / 10, reason: `${failed.metric} ${failed.actual} failed ${failed.op} ${failed.value}` };
-          abort?.();
+          aborted = { atS: at(), reason: `${failed.metric} ${failed.actual} failed ${failed.op} ${failed.value}` };
+          abort();
         }
       }
     }, 1000);
@@ -280,7 +317,12 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
     self.stopLagProbe();
     a.onTick(self.tick(Date.now()));
     const ranUntil = aborted ? stoppedAt : endAt;
-    const notes = [...check.notes];
+    const notes = [...check.notes, ...(pacing.note ? [pacing.note] : []), ...forecast(spec, workers, hooks.generatorCost).notes];
+    for (const [w, delay] of a.maxTickDelayMs) {
+      if (w !== COORDINATOR && delay > silenceLimitMs(tickMs)) hostProblems.push(`reports from worker ${w} on ${pool.hostName(w)} arrived up to ${Math.round(delay)} ms late: that host lagged behind the run`);
+    }
+    const hosts = pool.hostInfo();
+    if (hosts.some((h) => h.name !== 'local')) notes.push(`generator hosts: ${hosts.map((h) => `${h.name} (${h.workers.length} worker${h.workers.length > 1 ? 's' : ''}, clock ${h.clockOffsetMs >= 0 ? '+' : ''}${h.clockOffsetMs} ms ± ${h.clockUncertaintyMs}, corrected)`).join('; ')}`);
     const est = clock.estimate();
     if (est && Math.abs(est.offsetMs) > Math.max(2, est.uncertaintyMs)) notes.push(`server clock differs from the generator's by ${est.offsetMs} ms (±${est.uncertaintyMs}); latencies from server stamps include it`);
     return buildResult({
@@ -298,6 +340,9 @@ export async function runLoad(spec: RunSpec, hooks: RunHooks = {}): Promise<RunR
       clock: est,
       aborted,
       notes,
+      hosts,
+      hostProblems,
+      tickMs,
     });
   } finally {
     for (const s of schedulers) s.stop();
@@ -312,7 +357,7 @@ function liveStatus(spec: RunSpec, agg: RunAggregator, workers: number, sampler:
   const b = agg.latestComplete(workers);
   const g = agg.gauges();
   const last = sampler.samples[sampler.samples.length - 1];
-  const lat = b ? RunAggregator.bucketLatency(b, ['sse.latency', 'realtime.broadcast', 'realtime.presence', 'realtime.comments']) : null;
+  const lat = b ? RunAggregator.bucketLatency(b, ['sse.latency_e2e', 'realtime.broadcast', 'realtime.presence', 'realtime.comments']) ?? bucketHeadline(b, 'sse') : null;
   return {
     name: spec.name,
     elapsedS: Math.max(0, Math.round((Date.now() - t0) / 1000)),

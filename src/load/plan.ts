@@ -13,6 +13,11 @@ export interface SseConnectionPlan {
   url: string;
   /** Which audience (stream set) this connection belongs to, for fan-out accounting. */
   audience: string;
+  /**
+   * The stream whose `seq` this connection sees (the hub topic it subscribes to; the URL for
+   * any other SSE endpoint): single-topic streams do not repeat their topic in each event.
+   */
+  stream: string;
   /** ms after t0 when this connection should open. */
   at: number;
 }
@@ -75,6 +80,11 @@ export interface WorkerPlan {
   /** Source addresses to spread connections over (loopback targets), or null to let the OS choose. */
   localAddresses: string[] | null;
   tickMs: number;
+  /**
+   * This worker's host clock minus the coordinator's, measured by the coordinator (0 for a
+   * local worker): the worker subtracts it so all stamps are on the coordinator's clock.
+   */
+  clockOffsetMs?: number;
   sse?: SseWorkerPlan;
   realtime?: RealtimeWorkerPlan;
 }

@@ -18,11 +18,13 @@ export interface PublisherStats {
   ok: number;
   failed: number;
   errors: Record<string, number>;
+  /** Bytes of the published payloads (request bodies), for the protocol overhead per delivered message. */
+  payloadBytes: number;
 }
 
 export class HttpPublisher {
   readonly published: PublishedStreams = {};
-  readonly stats: PublisherStats = { sent: 0, ok: 0, failed: 0, errors: {} };
+  readonly stats: PublisherStats = { sent: 0, ok: 0, failed: 0, errors: {}, payloadBytes: 0 };
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
@@ -43,6 +45,7 @@ export class HttpPublisher {
    */
   publish(stream: string, seq: number, req: PublishRequest, ownSeq: boolean): void {
     this.stats.sent++;
+    this.stats.payloadBytes += Buffer.byteLength(req.body);
     const entry = (this.published[stream] ??= { last: 0, failed: [] });
     if (ownSeq) entry.last = Math.max(entry.last, seq);
     const started = performance.now();

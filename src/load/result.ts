@@ -2,7 +2,7 @@
 // samples, publisher stats) into its result: per-transport figures, fan-out, server
 // resources with memory per connection as a fitted slope, the generator's health and
 // validity, a per-second timeline, and the flat metric map thresholds are judged on.
-import { summarize, type HistogramSet, type LatencySummary } from './histogram.js';
+import { HistogramSet, summarize, type LatencySummary } from './histogram.js';
 import { addCounts, emptyCounts, type SequenceCounts } from './sequence.js';
 import { linearFit, type LinearFit } from './fit.js';
 import { FANOUT_COMPLETION, RunAggregator, type Bucket } from './aggregate.js';
@@ -13,6 +13,9 @@ import { evaluateThresholds, thresholdsPassed, type ThresholdResult } from './th
 import type { GroupName, WorkerFinal } from './plan.js';
 import type { ServerSample } from './sampler.js';
 import type { PublisherStats } from './publishers.js';
+import type { HostInfo } from './pool.js';
+import { capacityOf, measureCost, type GeneratorCapacity, type GeneratorCost } from './generator-cost.js';
+import { connectingLagLimit } from './spec.js';
 import type { RunSpec } from './spec.js';
 
 export interface DeliveryCounts extends SequenceCounts {
@@ -43,7 +46,16 @@ export interface GroupResult {
   messagesPerSec: number;
   bytesIn: number;
   bytesOut: number;
+  /** TCP bytes read (headers, framing, heartbeats included); 0 where the socket is not reachable (supabase-js). */
+  wireBytesIn: number;
+  /** Steady-state bytes on the wire per connection per second (event bytes where wire bytes are not available). */
   bandwidthPerConnectionKBps: number | null;
+  /**
+   * What one delivered message costs on the wire against what it carries, in steady state:
+   * the protocol overhead (event framing, server fields, WebSocket/Phoenix envelopes, heartbeats)
+   * a team can weigh against the payload it publishes.
+   */
+  perMessage: { wireBytes: number | null; payloadBytes: number | null; overheadPct: number | null };
   stabilityPct: number;
   errors: Record<string, number>;
   closeCodes: Record<string, number>;
@@ -81,7 +93,15 @@ export interface ServerResult {
   rssStartMb: number | null;
   rssPeakMb: number | null;
   rssEndMb: number | null;
+  /** The fit of RSS against open connections, whether or not it is trustworthy (see memoryMeasured). */
   memoryPerConnection: (LinearFit & { kbPerConnection: number }) | null;
+  /**
+   * Whether the fit measures memory per connection: r² ≥ MIN_MEMORY_R2, a positive slope and
+   * RSS that actually grew. Otherwise the figure is "not measured" (memoryNotMeasured says
+   * why) and no threshold passes on it.
+   */
+  memoryMeasured: boolean;
+  memoryNotMeasured: string | null;
   /** (connections, RSS MB) points the slope was fitted on. */
   rssPoints: { connections: number; rssMb: number }[];
   eventLoopLagP99MaxMs: number | null;
@@ -91,6 +111,14 @@ export interface ServerResult {
 
 export interface GeneratorResult {
   workers: number;
+  /** Lag while connections were opening, and after (each phase judged against its own limit). */
+  lagConnecting: LatencySummary;
+  lagSteady: LatencySummary;
+  /** What the generator spent per connection and per message in this run, and what one worker can therefore hold. */
+  cost: GeneratorCost;
+  capacity: GeneratorCapacity;
+  /** Where the workers ran: this machine and/or agents, with each host's measured clock offset (corrected in every stamp) and the connections its workers held (sum of their peaks). */
+  hosts: (HostInfo & { peakConnections: number })[];
   /** Event-loop lag of every generator process (workers and coordinator), merged. */
   lag: LatencySummary;
   /** How late open-loop actions (publishes, presence updates, broadcasts) ran. */
@@ -155,6 +183,12 @@ export interface RunInputs {
   clock: ClockEstimate | null;
   aborted: RunResult['aborted'];
   notes: string[];
+  /** Generator hosts of the run (absent: local workers only). */
+  hosts?: HostInfo[];
+  /** Hosts that went away, workers that went silent or reported late: each makes the run INVALID. */
+  hostProblems?: string[];
+  /** The workers' report interval (default 1 s). */
+  tickMs?: number;
 }
 
 /** Worker index the coordinator reports its own health under. */
@@ -175,11 +209,24 @@ export const LATENCY_NAMES: Record<GroupName, Record<string, string>> = {
   realtime: { broadcast: 'realtime.broadcast', presence: 'realtime.presence', comments: 'realtime.comments', commentsCommit: 'realtime.comments_commit' },
 };
 
-/** The histograms that make up a group's headline latency in the timeline (intended-time based where available). */
+/** The histograms that make up a group's headline latency in the timeline: the intended-time ones (what a user feels). */
 const TIMELINE_LATENCY: Record<GroupName, string[]> = {
-  sse: ['sse.latency'],
+  sse: ['sse.latency_e2e'],
   realtime: ['realtime.broadcast', 'realtime.presence', 'realtime.comments'],
 };
+
+/**
+ * The SSE delivery latency a user feels: from the publisher's intended time when the
+ * tester published (`endToEnd`), else from the server's stamp (a stream someone else feeds).
+ */
+export function sseUserLatency(g: GroupResult | undefined): LatencySummary | undefined {
+  return g?.latency.endToEnd ?? g?.latency.delivery;
+}
+
+/** A bucket's headline latency for a group, falling back to the server-stamped SSE figure when nothing was published by the tester. */
+export function bucketHeadline(b: Bucket, group: GroupName): LatencySummary | null {
+  return RunAggregator.bucketLatency(b, TIMELINE_LATENCY[group]) ?? (group === 'sse' ? RunAggregator.bucketLatency(b, ['sse.latency']) : null);
+}
 
 function groupResult(group: GroupName, inputs: RunInputs, planned: number, steadyS: number): GroupResult {
   const { agg, finals } = inputs;
@@ -220,8 +267,13 @@ function groupResult(group: GroupName, inputs: RunInputs, planned: number, stead
   const bytesIn = c('bytes_in');
   const messages = group === 'sse' ? c('messages') : c('frames');
   const steady = steadyBuckets(inputs);
-  const steadyBytes = steady.reduce((a, b) => a + (b.counters.get(`${group}.bytes_in`) ?? 0), 0);
+  const steadySum = (counter: string): number => steady.reduce((a, b) => a + (b.counters.get(counter) ?? 0), 0);
+  const steadyWire = steadySum(`${group}.wire_bytes_in`);
+  const steadyBytes = steadyWire > 0 ? steadyWire : steadySum(`${group}.bytes_in`);
+  const steadyMessages = steadySum(group === 'sse' ? 'sse.messages' : 'realtime.frames');
   const steadyOpen = mean(steady.map((b) => b.gauges[group === 'sse' ? 'sse.open' : 'realtime.open'] ?? 0)) ?? 0;
+  const payload = payloadPerMessage(group, inputs);
+  const wirePerMessage = steadyMessages > 0 && steadyBytes > 0 ? round(steadyBytes / steadyMessages, 1) : null;
   return {
     group,
     planned,
@@ -243,12 +295,36 @@ function groupResult(group: GroupName, inputs: RunInputs, planned: number, stead
     messagesPerSec: round(messages / Math.max(0.001, (inputs.endAt - inputs.t0) / 1000), 2),
     bytesIn,
     bytesOut: c('bytes_out'),
+    wireBytesIn: c('wire_bytes_in'),
     bandwidthPerConnectionKBps: steadyOpen > 0 && steadyS > 0 ? round(steadyBytes / 1024 / steadyOpen / steadyS, 4) : null,
+    perMessage: {
+      wireBytes: wirePerMessage,
+      payloadBytes: payload,
+      overheadPct: wirePerMessage !== null && payload !== null && wirePerMessage > 0 ? round(Math.max(0, (wirePerMessage - payload) / wirePerMessage) * 100, 1) : null,
+    },
     stabilityPct: expectedMs === 0 ? 100 : round((connectedMs / expectedMs) * 100, 3),
     errors,
     closeCodes,
     negativeLatencies: negative,
   };
+}
+
+/** Mean bytes of the application payload per published message: SSE from the publisher's request bodies, Realtime from what the users sent. */
+function payloadPerMessage(group: GroupName, inputs: RunInputs): number | null {
+  if (group === 'sse') {
+    const p = inputs.publishers.sse?.stats;
+    return p && p.sent > 0 ? round(p.payloadBytes / p.sent, 1) : null;
+  }
+  const n = inputs.agg.counters.get('realtime.payloads_sent') ?? 0;
+  return n > 0 ? round((inputs.agg.counters.get('realtime.payload_bytes_sent') ?? 0) / n, 1) : null;
+}
+
+/** The run's seconds while connections were opening (the ramp and one second to settle), and the steady ones after. */
+function phases(inputs: RunInputs): { connecting: Bucket[]; steady: Bucket[] } {
+  const all = [...inputs.agg.buckets.values()].sort((a, b) => a.second - b.second);
+  const fromS = Math.ceil((inputs.spec.rampMs + 1000) / 1000);
+  const endS = Math.floor((inputs.endAt - inputs.t0) / 1000);
+  return { connecting: all.filter((b) => b.second < Math.min(fromS, endS)), steady: all.filter((b) => b.second >= fromS && b.second < endS) };
 }
 
 /** Buckets after the ramp, when every connection should be open: where steady-state figures come from. */
@@ -262,6 +338,33 @@ function steadyBuckets(inputs: RunInputs): Bucket[] {
 
 function openConnections(gauges: Record<string, number>): number {
   return (gauges['sse.open'] ?? 0) + (gauges['realtime.open'] ?? 0);
+}
+
+/** Below this r² the RSS samples did not follow the connection count: the slope is noise (GC, allocator). */
+export const MIN_MEMORY_R2 = 0.5;
+/** RSS must rise at least this much over the fitted samples; less is within what RSS sampling resolves (page granularity, GC). */
+export const MIN_MEMORY_RISE_MB = 1;
+/**
+ * Connections must vary over at least this many: a gateway's RSS wanders by megabytes (JIT,
+ * GC, buffers) while a connection costs kilobytes, so a slope over a few dozen is noise.
+ */
+export const MIN_MEMORY_CONNECTION_SPAN = 200;
+/** A slope through fewer server samples than this is a line through a handful of GC moments. */
+export const MIN_MEMORY_SAMPLES = 5;
+
+/**
+ * Whether an RSS-against-connections fit is a measurement of memory per connection, and if
+ * not, why — a slope with r² near 0, or from a process that did not grow, is not one.
+ */
+export function judgeMemoryFit(fit: LinearFit | null, rssMb: readonly number[]): { measured: boolean; reason: string | null } {
+  if (!fit) return { measured: false, reason: 'connections did not vary while the server was sampled, so no slope can be fitted' };
+  if (fit.n < MIN_MEMORY_SAMPLES) return { measured: false, reason: `only ${fit.n} server samples (under ${MIN_MEMORY_SAMPLES}): too few to fit a slope on` };
+  if (fit.xMax - fit.xMin < MIN_MEMORY_CONNECTION_SPAN) return { measured: false, reason: `connections varied over only ${fit.xMax - fit.xMin} (under ${MIN_MEMORY_CONNECTION_SPAN}): per-connection memory is lost in the RSS noise at this scale` };
+  const rise = rssMb.length ? Math.max(...rssMb) - Math.min(...rssMb) : 0;
+  if (fit.slope <= 0) return { measured: false, reason: `RSS did not grow with connections (slope ${round(fit.slope * 1024, 3)} KB per connection)` };
+  if (rise < MIN_MEMORY_RISE_MB) return { measured: false, reason: `RSS moved by only ${round(rise, 2)} MB over the run (under ${MIN_MEMORY_RISE_MB} MB): too little growth to attribute to connections` };
+  if (fit.r2 === null || fit.r2 < MIN_MEMORY_R2) return { measured: false, reason: `RSS did not follow the connection count (r² ${fit.r2 === null ? 'n/a' : round(fit.r2, 3)} < ${MIN_MEMORY_R2}): garbage collection moved it more than connections did` };
+  return { measured: true, reason: null };
 }
 
 function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
@@ -283,6 +386,7 @@ function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
   const rssPoints = samples.filter((s) => s.rssBytes !== null && s.t <= endAt).map((s) => ({ connections: connsAt(s.t), rssMb: round(s.rssBytes! / MB, 3) }));
   const fit = linearFit(rssPoints.map((p) => ({ x: p.connections, y: p.rssMb })));
   const rss = samples.filter((s) => s.rssBytes !== null && s.t <= endAt).map((s) => s.rssBytes! / MB);
+  const memory = judgeMemoryFit(fit, rss);
   const lags = samples.filter((s) => s.eventLoopLagP99Ms !== null && s.t >= t0).map((s) => s.eventLoopLagP99Ms!);
   const fds = samples.filter((s) => s.openFiles !== null).map((s) => s.openFiles!);
   const machine = samples.filter((s) => s.machineCpuPct !== null && s.t >= t0).map((s) => s.machineCpuPct!);
@@ -296,6 +400,8 @@ function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
     rssPeakMb: rss.length ? round(Math.max(...rss), 2) : null,
     rssEndMb: rss.length ? round(rss[rss.length - 1]!, 2) : null,
     memoryPerConnection: fit ? { ...fit, slope: fit.slope, kbPerConnection: round(fit.slope * 1024, 3) } : null,
+    memoryMeasured: memory.measured,
+    memoryNotMeasured: memory.reason,
     rssPoints,
     eventLoopLagP99MaxMs: lags.length ? round(Math.max(...lags), 2) : null,
     openFilesMax: fds.length ? Math.max(...fds) : null,
@@ -303,8 +409,16 @@ function serverResult(inputs: RunInputs, steady: Bucket[]): ServerResult {
   };
 }
 
+/** `worker 3 on agent 10.0.0.7:7100`, or `worker 3` when every worker is local. */
+function whereIs(worker: number, hosts: readonly HostInfo[]): string {
+  if (worker === COORDINATOR) return 'the coordinator';
+  const h = hosts.find((x) => x.workers.includes(worker));
+  return h && h.name !== 'local' ? `worker ${worker} on ${h.name}` : `worker ${worker}`;
+}
+
 function generatorResult(inputs: RunInputs): GeneratorResult {
   const { agg, spec } = inputs;
+  const hosts = inputs.hosts ?? [{ name: 'local', workers: Array.from({ length: inputs.workers }, (_, i) => i), clockOffsetMs: 0, clockUncertaintyMs: 0, lost: null }];
   const lag = agg.total.summary(GENERATOR_LAG);
   const perWorker = [...agg.workerCpu.entries()]
     .filter(([w]) => w !== COORDINATOR)
@@ -312,11 +426,43 @@ function generatorResult(inputs: RunInputs): GeneratorResult {
     .map(([, xs]) => round(mean(xs) ?? 0, 1));
   const coordinator = round(mean(agg.workerCpu.get(COORDINATOR) ?? []) ?? 0, 1);
   const cpuMax = Math.max(coordinator, ...perWorker, 0);
-  const reasons: string[] = [];
-  if (lag.p99 !== null && lag.p99 > spec.generator.maxLagMs)
-    reasons.push(`generator event-loop lag p99 ${lag.p99} ms exceeds ${spec.generator.maxLagMs} ms: receive times were taken late, latencies are inflated by the generator`);
-  if (cpuMax > spec.generator.maxCpuPct) reasons.push(`a generator process averaged ${cpuMax}% CPU (limit ${spec.generator.maxCpuPct}%): the generator, not the server, was the bottleneck`);
-  return { workers: inputs.workers, lag, scheduleLateness: agg.total.summary(SCHEDULE_LATENESS), perWorkerCpuMeanPct: perWorker, coordinatorCpuMeanPct: coordinator, cpuMaxPct: cpuMax, valid: reasons.length === 0, reasons, limits: spec.generator };
+  const reasons: string[] = [...(inputs.hostProblems ?? [])];
+  // Lag inflates what is measured while it happens: connect and subscribe times while
+  // connections open, delivery latency after. Each phase is judged against 10% of its figures' budget.
+  const { connecting, steady } = phases(inputs);
+  const phaseLag = (buckets: readonly Bucket[]): LatencySummary => {
+    const set = new HistogramSet();
+    for (const b of buckets) set.get(GENERATOR_LAG).add(b.histograms.get(GENERATOR_LAG));
+    return set.summary(GENERATOR_LAG);
+  };
+  const lagConnecting = phaseLag(connecting);
+  const lagSteady = phaseLag(steady);
+  // Every generator process over the limit, worst first: the reason says where the lag was (which worker, on which host).
+  const laggards = (limit: number): string => {
+    const over = [...agg.workerLag.entries()]
+      .map(([w, h]) => ({ w, p99: summarize(h).p99 ?? 0 }))
+      .filter((x) => x.p99 > limit)
+      .sort((a, b) => b.p99 - a.p99);
+    if (!over.length) return '';
+    const named = over.slice(0, 4).map((x) => `${whereIs(x.w, hosts)} p99 ${x.p99} ms`);
+    return ` (over the run: ${named.join(', ')}${over.length > 4 ? `, and ${over.length - 4} more` : ''})`;
+  };
+  // A run too short to have a steady part measured everything while connecting: the strict limit applies.
+  const connectingLimit = steady.length ? connectingLagLimit(spec.generator) : spec.generator.maxLagMs;
+  if (lagSteady.p99 !== null && lagSteady.p99 > spec.generator.maxLagMs)
+    reasons.push(`generator event-loop lag p99 ${lagSteady.p99} ms in steady state exceeds ${spec.generator.maxLagMs} ms${laggards(spec.generator.maxLagMs)}: receive times were taken late, delivery latencies are inflated by the generator`);
+  if (lagConnecting.p99 !== null && lagConnecting.p99 > connectingLimit)
+    reasons.push(`generator event-loop lag p99 ${lagConnecting.p99} ms while connections opened exceeds ${connectingLimit} ms${laggards(connectingLimit)}: connect and subscribe times are inflated by the generator (pace the openings: a longer --ramp)`);
+  // No per-second data at all (a run stopped at once): judge what there is.
+  if (!connecting.length && !steady.length && lag.p99 !== null && lag.p99 > spec.generator.maxLagMs)
+    reasons.push(`generator event-loop lag p99 ${lag.p99} ms exceeds ${spec.generator.maxLagMs} ms${laggards(spec.generator.maxLagMs)}`);
+  if (cpuMax > spec.generator.maxCpuPct) {
+    const worstCpu = [...agg.workerCpu.entries()].map(([w, xs]) => ({ w, cpu: round(mean(xs) ?? 0, 1) })).sort((a, b) => b.cpu - a.cpu)[0];
+    reasons.push(`a generator process (${worstCpu ? whereIs(worstCpu.w, hosts) : 'unknown'}) averaged ${cpuMax}% CPU (limit ${spec.generator.maxCpuPct}%): the generator, not the server, was the bottleneck`);
+  }
+  const hostsOut = hosts.map((h) => ({ ...h, peakConnections: h.workers.reduce((a, w) => a + (agg.peakOpenByWorker.get(w) ?? 0), 0) }));
+  const cost = measureCost(connecting, steady, inputs.tickMs ?? 1000);
+  return { workers: inputs.workers, lagConnecting, lagSteady, cost, capacity: capacityOf(cost), hosts: hostsOut, lag, scheduleLateness: agg.total.summary(SCHEDULE_LATENESS), perWorkerCpuMeanPct: perWorker, coordinatorCpuMeanPct: coordinator, cpuMaxPct: cpuMax, valid: reasons.length === 0, reasons, limits: spec.generator };
 }
 
 function timeline(inputs: RunInputs): TimelineRow[] {
@@ -336,11 +482,11 @@ function timeline(inputs: RunInputs): TimelineRow[] {
       realtimeOpen: b.gauges['realtime.open'] ?? 0,
       realtimeJoined: b.gauges['realtime.joined'] ?? 0,
       messagesPerSec: (b.counters.get('sse.messages') ?? 0) + (b.counters.get('realtime.frames') ?? 0),
-      bytesInPerSec: (b.counters.get('sse.bytes_in') ?? 0) + (b.counters.get('realtime.bytes_in') ?? 0),
+      bytesInPerSec: (['sse', 'realtime'] as const).reduce((a, g) => a + (b.counters.get(`${g}.wire_bytes_in`) || b.counters.get(`${g}.bytes_in`) || 0), 0),
       commentsReceived: b.counters.get('realtime.comments.received') ?? 0,
       errors: b.errors,
-      sseLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.sse),
-      realtimeLatency: RunAggregator.bucketLatency(b, TIMELINE_LATENCY.realtime),
+      sseLatency: bucketHeadline(b, 'sse'),
+      realtimeLatency: bucketHeadline(b, 'realtime'),
       serverCpuPct: sample?.cpuPct === null || sample?.cpuPct === undefined ? null : round(sample.cpuPct, 1),
       serverRssMb: sample?.rssBytes ? round(sample.rssBytes / MB, 1) : null,
       serverOpenFiles: sample?.openFiles ?? null,
@@ -383,6 +529,8 @@ export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'pa
     m[`${p}.errors`] = Object.values(g.errors).reduce((a, b) => a + b, 0);
     m[`${p}.messages_per_s`] = g.messagesPerSec;
     m[`${p}.bandwidth_per_connection_kbps`] = g.bandwidthPerConnectionKBps;
+    m[`${p}.wire_bytes_per_message`] = g.perMessage.wireBytes;
+    m[`${p}.payload_bytes_per_message`] = g.perMessage.payloadBytes;
     m[`${p}.negative_latencies`] = g.negativeLatencies;
     lat(`${p}.connect`, g.connect);
     lat(`${p}.join`, g.join);
@@ -409,8 +557,10 @@ export function flattenMetrics(r: Omit<RunResult, 'metrics' | 'thresholds' | 'pa
   m['fanout.complete_pct'] = r.fanout.completePct;
   m['server.cpu_pct'] = r.server.steadyCpuPct;
   m['server.cpu_per_100_connections_pct'] = r.server.cpuPer100ConnectionsPct;
-  m['server.memory_per_connection_mb'] = r.server.memoryPerConnection ? round(r.server.memoryPerConnection.slope, 6) : null;
-  m['server.memory_per_connection_kb'] = r.server.memoryPerConnection?.kbPerConnection ?? null;
+  // A slope that is not a measurement (r² near 0, a process that did not grow) is no data, never a pass.
+  const mem = r.server.memoryMeasured ? r.server.memoryPerConnection : null;
+  m['server.memory_per_connection_mb'] = mem ? round(mem.slope, 6) : null;
+  m['server.memory_per_connection_kb'] = mem?.kbPerConnection ?? null;
   m['server.rss_peak_mb'] = r.server.rssPeakMb;
   m['server.event_loop_lag_p99_ms'] = r.server.eventLoopLagP99MaxMs;
   m['server.open_files_max'] = r.server.openFilesMax;

@@ -32,9 +32,9 @@ export function latencyRows(r: RunResult): Cell[][] {
   const sse = r.groups.sse;
   const rt = r.groups.realtime;
   const rows = [
-    latRow('sse delivery (server ts → receive)', sse?.latency.delivery),
-    latRow('sse delivery, clock-offset corrected', sse?.latency.deliveryClockCorrected),
     latRow('sse end-to-end (intended → receive)', sse?.latency.endToEnd),
+    latRow('sse server stamp → receive (diagnostic)', sse?.latency.delivery),
+    latRow('sse server stamp, clock-offset corrected', sse?.latency.deliveryClockCorrected),
     latRow('sse connect', sse?.connect),
     latRow('sse first event', sse?.firstEvent),
     latRow('realtime broadcast (intended → receive)', rt?.latency.broadcast),
@@ -71,6 +71,17 @@ export function connectionRows(r: RunResult): Cell[][] {
     .map((g) => [g.group, g.planned, g.established, num(g.connectSuccessPct, 2), g.peakOpen, num(g.stabilityPct, 3), g.reconnects, g.drops, num(g.messagesPerSec, 1), num(g.bandwidthPerConnectionKBps, 3), Object.values(g.errors).reduce((a, b) => a + b, 0)]);
 }
 
+/** What a delivered message costs on the wire against the payload it carries, per transport. */
+export function wireLines(r: RunResult): string[] {
+  const out: string[] = [];
+  for (const g of Object.values(r.groups)) {
+    if (!g || g.perMessage.wireBytes === null) continue;
+    const p = g.perMessage;
+    out.push(`${g.group} wire: ${num(p.wireBytes, 0)} B per delivered message${p.payloadBytes === null ? '' : ` for a ${num(p.payloadBytes, 0)} B payload (${num(p.overheadPct, 0)}% protocol overhead)`}; ${num(g.bandwidthPerConnectionKBps, 3)} KB/s per connection at ${num(g.messagesPerSec / Math.max(1, g.peakOpen), 2)} messages/s each`);
+  }
+  return out;
+}
+
 export function errorLines(r: RunResult): string[] {
   const out: string[] = [];
   for (const g of Object.values(r.groups)) {
@@ -93,7 +104,7 @@ export function serverLines(r: RunResult): string[] {
   if (!s.sources.length) return ['server: not sampled (give --server-pid or --metrics-url)'];
   return [
     `server (${s.sources.join(', ')}): CPU idle ${num(s.idleCpuPct)}% → steady ${num(s.steadyCpuPct)}% (${num(s.cpuPer100ConnectionsPct, 2)}% per 100 connections); RSS ${num(s.rssStartMb)} → peak ${num(s.rssPeakMb)} MB`,
-    `memory per connection: ${m ? `${num(m.kbPerConnection, 2)} KB (slope of RSS over ${m.n} samples, ${num(m.xMin, 0)}–${num(m.xMax, 0)} connections, r² ${num(m.r2, 3)})` : 'not enough variation in connections to fit'}`,
+    `memory per connection: ${m && s.memoryMeasured ? `${num(m.kbPerConnection, 2)} KB (slope of RSS over ${m.n} samples, ${num(m.xMin, 0)}–${num(m.xMax, 0)} connections, r² ${num(m.r2, 3)})` : `not measured — ${s.memoryNotMeasured ?? 'no RSS samples'}`}`,
     `event-loop lag p99 max ${num(s.eventLoopLagP99MaxMs, 1)} ms; open files max ${num(s.openFilesMax, 0)}; machine CPU mean ${num(s.machineCpuMeanPct)}%`,
     ...s.problems.map((p) => `  sampling problem: ${p}`),
   ];
@@ -101,7 +112,12 @@ export function serverLines(r: RunResult): string[] {
 
 export function generatorLine(r: RunResult): string {
   const g = r.generator;
-  return `generator: ${g.workers} worker processes + coordinator, event-loop lag p99 ${num(g.lag.p99, 1)} ms (max ${num(g.lag.max, 1)}), schedule lateness p99 ${num(g.scheduleLateness.p99, 1)} ms, CPU per worker ${g.perWorkerCpuMeanPct.map((c) => `${c}%`).join(' ')}, coordinator ${g.coordinatorCpuMeanPct}% — ${g.valid ? 'VALID' : `INVALID: ${g.reasons.join('; ')}`}`;
+  const c = g.cost;
+  const cap = g.capacity;
+  const cost = c.cpuMsPerConnect !== null || c.cpuUsPerMessage !== null
+    ? `; cost ${num(c.cpuMsPerConnect, 2)} ms CPU per connection opened, ${num(c.cpuUsPerMessage, 0)} µs per message received → one worker opens ~${num(cap.connectsPerSecPerWorker, 0)} connections/s and receives ~${num(cap.messagesPerSecPerWorker, 0)} messages/s within ${cap.budgetPct}% of a core`
+    : '';
+  return `generator: ${g.workers} worker processes + coordinator, event-loop lag p99 ${num(g.lagConnecting.p99, 1)} ms while connecting, ${num(g.lagSteady.p99, 1)} ms after (max ${num(g.lag.max, 1)}), schedule lateness p99 ${num(g.scheduleLateness.p99, 1)} ms, CPU per worker ${g.perWorkerCpuMeanPct.map((x) => `${x}%`).join(' ')}, coordinator ${g.coordinatorCpuMeanPct}%${cost} — ${g.valid ? 'VALID' : `INVALID: ${g.reasons.join('; ')}`}`;
 }
 
 export function verdict(r: RunResult): string {
@@ -117,7 +133,7 @@ export function formatSummary(r: RunResult): string {
   const d = deliveryRows(r);
   if (d.length) out.push(textTable(DELIVERY_HEADERS, d), '');
   if (r.fanout.judged) out.push(`fan-out: ${r.fanout.complete}/${r.fanout.judged} messages reached every live subscriber (${num(r.fanout.completePct, 2)}%)`);
-  out.push(...errorLines(r), ...serverLines(r), generatorLine(r));
+  out.push(...wireLines(r), ...errorLines(r), ...serverLines(r), generatorLine(r));
   for (const f of r.faults) out.push(`fault at ${f.atS} s: ${f.label} — ${f.ok ? 'done' : `FAILED: ${f.error}`}`);
   if (r.clock) out.push(`clock: server − generator ${num(r.clock.offsetMs, 2)} ms ± ${num(r.clock.uncertaintyMs, 2)} (from ${r.clock.samples} publish round trips)`);
   if (r.aborted) out.push(`ABORTED at ${r.aborted.atS} s: ${r.aborted.reason}`);
@@ -125,7 +141,7 @@ export function formatSummary(r: RunResult): string {
   const judged = r.thresholds.filter((t) => t.status !== 'no-data' || !t.isDefault);
   if (judged.length) {
     out.push('', 'thresholds:');
-    for (const t of judged) out.push(`  ${t.status === 'pass' ? '✓' : '✗'} ${formatThreshold(t)}  (actual ${t.actual === null ? 'no data' : num(t.actual, 3)})${t.source ? `  — ${t.source}` : ''}`);
+    for (const t of judged) out.push(`  ${t.status === 'pass' ? '✓' : '✗'} ${formatThreshold(t)}  (actual ${t.actual === null ? 'no data' : num(t.actual, 3)}${t.judgedOn ? `, judged on ${t.judgedOn}: nothing was published by the tester` : ''})${t.source ? `  — ${t.source}` : ''}`);
   }
   return out.join('\n');
 }

@@ -2,6 +2,7 @@
 // module knows each one's paths, and enforces the safety rule: load, soak and fault
 // runs go to loopback addresses only, unless the user explicitly allows a remote target
 // (a real Supabase project, say) — and fault injection never touches a remote target.
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
 export type TargetKind = 'fanout' | 'supabase' | 'sse-url';
@@ -161,9 +162,72 @@ export async function createFanoutStreams(target: Target, count: number, runId: 
       signal: AbortSignal.timeout(10_000),
     });
     const text = await res.text();
+    if (res.status === 401 || res.status === 403) throw new Error(`the target refused the service_role key (POST /api/content answered ${res.status}): give the gateway's key with --service-key (see \`fanout keys\`)`);
     if (res.status !== 201) throw new Error(`creating content ${id} on ${target.url} failed: ${res.status} ${text.slice(0, 300)}`);
     out[i] = { id, userId };
   };
   for (let i = 0; i < count; i += 50) await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, k) => create(i + k)));
   return out;
+}
+
+/** `--server-pid` names a process that is not the target (exit 2: bad usage). */
+export class ServerPidMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ServerPidMismatchError';
+  }
+}
+
+/** The parent pid of a local process, from /proc/<pid>/stat; undefined when it cannot be read. */
+export function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user.
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Checks before a run that the target answers (a refused connection is a set-up failure,
+ * not a threshold failure) and, when `--server-pid` is given, that it names the target:
+ * a Fanout gateway reports its pid on /healthz, which must be that pid or a child of it
+ * (`fanout serve --workers N` answers from a worker process). Sampling the wrong process
+ * would put another program's CPU and memory beside the gateway's figures.
+ */
+export async function probeTarget(target: Target, timeoutMs = 5000): Promise<{ healthPid?: number }> {
+  const probeUrl = target.kind === 'fanout' ? `${target.url}/healthz` : target.url;
+  let healthPid: number | undefined;
+  try {
+    const res = await fetch(probeUrl, { signal: AbortSignal.timeout(timeoutMs), headers: target.kind === 'sse-url' ? { accept: 'text/event-stream' } : {} });
+    if (target.kind === 'fanout') {
+      const body = (await res.json().catch(() => undefined)) as { pid?: unknown } | undefined;
+      if (typeof body?.pid === 'number') healthPid = body.pid;
+    } else {
+      // An SSE URL answers with a stream that never ends: the headers are all the probe needs.
+      await res.body?.cancel();
+    }
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = (err as { name?: string }).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message);
+    throw new Error(`cannot reach the target ${probeUrl}: ${why}`, { cause: err });
+  }
+  if (target.pid !== undefined) {
+    if (!processExists(target.pid)) throw new ServerPidMismatchError(`--server-pid ${target.pid}: no such process on this machine`);
+    if (healthPid !== undefined && healthPid !== target.pid && parentPid(healthPid) !== target.pid) {
+      throw new ServerPidMismatchError(`--server-pid ${target.pid} is not the target: ${target.url}/healthz reports pid ${healthPid} (give --server-pid ${healthPid}, or leave it out)`);
+    }
+  }
+  return { healthPid };
 }

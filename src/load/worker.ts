@@ -11,6 +11,7 @@ import { RealtimeUser, type RealtimeDriver } from './drivers/realtime.js';
 import { SupabaseJsUser, loadSupabaseJs, type CreateClient } from './drivers/supabase-js.js';
 import type { DriverContext } from './drivers/context.js';
 import type { CoordinatorMessage, PublishedStreams, WorkerMessage, WorkerPlan } from './plan.js';
+import { wallClock } from './clock.js';
 
 const SWEEP_MS = 250;
 
@@ -20,8 +21,10 @@ function send(msg: WorkerMessage): void {
 
 class WorkerRun implements DriverContext {
   readonly recorder: Recorder;
-  readonly tasks = new TaskQueue();
+  readonly tasks: TaskQueue;
   stopping = false;
+  /** This host's clock minus the coordinator's (measured by the coordinator; 0 for a local worker). */
+  private readonly offsetMs: number;
   private readonly sse: SseConnection[] = [];
   private readonly users: RealtimeDriver[] = [];
   private scheduler: OpenLoopScheduler | undefined;
@@ -33,6 +36,8 @@ class WorkerRun implements DriverContext {
     createClient: CreateClient | undefined,
   ) {
     this.recorder = new Recorder(plan.workerIndex);
+    this.offsetMs = plan.clockOffsetMs ?? 0;
+    this.tasks = new TaskQueue(() => this.now());
     if (plan.sse) for (const c of plan.sse.connections) this.sse.push(new SseConnection(c, plan.sse, this));
     const rt = plan.realtime;
     if (rt) for (const u of rt.users) this.users.push(createClient ? new SupabaseJsUser(u, rt, this, createClient) : new RealtimeUser(u, rt, this));
@@ -43,8 +48,14 @@ class WorkerRun implements DriverContext {
     return new WorkerRun(plan, createClient);
   }
 
+  /**
+   * The coordinator's time: every stamp this worker sends and every receive time it takes
+   * is on the coordinator's clock, so latencies across generator hosts (a presence update
+   * sent on one agent, received on another; a publish from the coordinator) do not include
+   * the hosts' clock offsets.
+   */
   now(): number {
-    return Date.now();
+    return wallClock() - this.offsetMs;
   }
 
   localAddress(id: number): string | undefined {
@@ -70,15 +81,22 @@ class WorkerRun implements DriverContext {
         const user = this.users[Number(stream.key.slice(1))]!;
         if (stream.key[0] === 'p') user.trackPresence(intended);
         else user.sendDoc(intended);
-      }, Date.now, (ms) => this.recorder.histograms.recordMs(SCHEDULE_LATENESS, ms));
+      }, () => this.now(), (ms) => this.recorder.histograms.recordMs(SCHEDULE_LATENESS, ms));
       this.scheduler.start();
     }
-    this.tickTimer = setInterval(() => send(this.recorder.tick(Date.now())), this.plan.tickMs);
+    this.tickTimer = setInterval(() => send(this.tick()), this.plan.tickMs);
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
   }
 
+  /** The tick report, after adding every socket's bytes read since the last one. */
+  private tick(): ReturnType<Recorder['tick']> {
+    for (const c of this.sse) c.flushWire();
+    for (const u of this.users) u.flushWire();
+    return this.recorder.tick(this.now());
+  }
+
   private sweep(): void {
-    const now = Date.now();
+    const now = this.now();
     const perfNow = performance.now();
     const timeout = this.plan.sse?.connectTimeoutMs ?? this.plan.realtime?.connectTimeoutMs ?? 10_000;
     for (const c of this.sse) if (c.isConnecting && perfNow - c.connectingSince > timeout) c.timeout();
@@ -99,8 +117,10 @@ class WorkerRun implements DriverContext {
     this.stopping = true;
     this.scheduler?.stop();
     this.tasks.stop();
-    const now = Date.now();
+    const now = this.now();
     const own = this.stopPublishing();
+    for (const c of this.sse) c.flushWire();
+    for (const u of this.users) u.flushWire();
     // Final accounting is taken before closing, so the test's own closes are not drops.
     const final = this.recorder.final(now, published, own);
     for (const c of this.sse) c.close();

@@ -25,8 +25,10 @@ export interface CostInputs {
   realtimeSentPerUserPerSec: number;
   /** Progress events per user per second (the seed's messageFrequency in the SSE runs). */
   progressPerUserPerSec: number;
-  /** Measured: users one Fanout instance serves (from the ramps' operating limits); null if unknown. */
+  /** Users one Fanout instance serves (from the ramps' operating limits); null if unknown. */
   usersPerInstance: number | null;
+  /** Whether that capacity is measured, or only a lower bound (then instances and cost are upper bounds). */
+  capacityIsLowerBound?: boolean;
   supabaseBaseUsd: number;
   vmUsd: number;
   busUsd: number;
@@ -40,7 +42,7 @@ export interface CostResult {
   users: number;
   assumptions: string[];
   supabase: { lines: { item: string; quantity: string; monthlyUsd: number }[]; monthlyUsd: number };
-  selfHosted: { lines: { item: string; quantity: string; monthlyUsd: number }[]; monthlyUsd: number; instances: number };
+  selfHosted: { lines: { item: string; quantity: string; monthlyUsd: number }[]; monthlyUsd: number; instances: number; sizing: 'measured' | 'at-most' | 'unknown' };
   inputs: Record<string, number>;
 }
 
@@ -80,11 +82,15 @@ export function projectCost(i: CostInputs): CostResult {
 
   let instances = 0;
   const selfLines: { item: string; quantity: string; monthlyUsd: number }[] = [];
+  let sizing: CostResult['selfHosted']['sizing'] = 'unknown';
   if (i.usersPerInstance && i.usersPerInstance > 0) {
     const needed = Math.max(1, Math.ceil(i.users / i.usersPerInstance));
     instances = needed + i.spareInstances;
-    selfLines.push({ item: `gateway instances (${fmtInt(i.usersPerInstance)} users each, measured) + ${i.spareInstances} spare`, quantity: `${needed} + ${i.spareInstances}`, monthlyUsd: instances * i.vmUsd });
+    sizing = i.capacityIsLowerBound ? 'at-most' : 'measured';
+    const each = i.capacityIsLowerBound ? `at least ${fmtInt(i.usersPerInstance)} users each — a lower bound, so at most this many` : `${fmtInt(i.usersPerInstance)} users each, measured`;
+    selfLines.push({ item: `gateway instances (${each}) + ${i.spareInstances} spare`, quantity: `${i.capacityIsLowerBound ? '≤ ' : ''}${needed} + ${i.spareInstances}`, monthlyUsd: instances * i.vmUsd });
     if (instances > 1) selfLines.push({ item: 'message bus (Redis or NATS) shared by the instances', quantity: '1', monthlyUsd: i.busUsd });
+    if (i.capacityIsLowerBound) assumptions.push(`The per-instance capacity is a LOWER BOUND (a ramp ended before the gateway degraded), so the self-hosted column is an upper bound: at most ${instances} instances and $${round2(selfLines.reduce((a, l) => a + l.monthlyUsd, 0))}/month. Rerun the spike with more generator capacity (--agents) to know the exact figure.`);
   } else {
     assumptions.push('Per-instance capacity was not measured (no passing ramp step), so the self-hosted column is not computed.');
   }
@@ -92,7 +98,7 @@ export function projectCost(i: CostInputs): CostResult {
     users: i.users,
     assumptions,
     supabase: { lines: supabaseLines, monthlyUsd: round2(supabaseLines.reduce((a, l) => a + l.monthlyUsd, 0)) },
-    selfHosted: { lines: selfLines, monthlyUsd: round2(selfLines.reduce((a, l) => a + l.monthlyUsd, 0)), instances },
-    inputs: { ...i, usersPerInstance: i.usersPerInstance ?? 0, monthlyMessages: Math.round(messages), peakMessagesPerSec: round2(peakMsgPerSec) },
+    selfHosted: { lines: selfLines, monthlyUsd: round2(selfLines.reduce((a, l) => a + l.monthlyUsd, 0)), instances, sizing },
+    inputs: { ...i, usersPerInstance: i.usersPerInstance ?? 0, capacityIsLowerBound: i.capacityIsLowerBound ? 1 : 0, monthlyMessages: Math.round(messages), peakMessagesPerSec: round2(peakMsgPerSec) },
   };
 }

@@ -1,10 +1,12 @@
 // Finding a transport's degradation point on this machine: the first load at which an
 // acceptance criterion fails. Loads grow geometrically from `start` until a step fails
 // (or `max` is reached), then the interval between the last passing and the first
-// failing load is bisected `refine` times. If the very first step fails, loads shrink
-// instead, so the answer is never "below whatever we happened to start at". A step whose
-// run was INVALID (the generator saturated) ends the search: beyond it the figures would
-// be the generator's, not the server's.
+// failing load is bisected `refine` times — the step budget keeps room for that, so a
+// degradation point is never named from one coarse jump. If the very first step fails,
+// loads shrink instead, so the answer is never "below whatever we happened to start at".
+// A step whose run was INVALID (the generator saturated, or the machine starved the
+// gateway) ends the search: beyond it the figures would be the generator's, not the
+// server's, and the last passing load is only a lower bound.
 
 export type StepVerdict = 'pass' | 'fail' | 'invalid';
 
@@ -54,10 +56,11 @@ export async function searchDegradation<T extends StepOutcome>(evaluate: (load: 
   };
   const done = (stoppedBy: SearchResult<T>['stoppedBy']): SearchResult<T> => ({ steps, lastPass, firstFail, stoppedBy });
 
-  // Grow until something fails.
+  // Grow until something fails, keeping `refine` steps for the bisection.
+  const growthBudget = Math.max(1, budget - Math.min(opts.refine, Math.floor(budget / 2)));
   let load = Math.min(Math.max(min, Math.round(opts.start)), opts.max);
   for (;;) {
-    if (steps.length >= budget) return done('step-budget');
+    if (steps.length >= growthBudget) return done('step-budget');
     const o = await run(load);
     if (o.verdict === 'invalid') return done('generator-limit');
     if (o.verdict === 'fail') {
@@ -71,7 +74,7 @@ export async function searchDegradation<T extends StepOutcome>(evaluate: (load: 
 
   // The first step failed: shrink until something passes.
   while (lastPass === null && firstFail > min) {
-    if (steps.length >= budget) return done('step-budget');
+    if (steps.length >= growthBudget) return done('step-budget');
     const lower = Math.max(min, Math.floor(firstFail / opts.factor));
     const o = await run(lower);
     if (o.verdict === 'invalid') return done('generator-limit');
@@ -90,4 +93,20 @@ export async function searchDegradation<T extends StepOutcome>(evaluate: (load: 
     else firstFail = mid;
   }
   return done('degradation-found');
+}
+
+/** What a search's outcome supports, said plainly. */
+export function describeSearch(r: Pick<SearchResult<StepOutcome>, 'steps' | 'lastPass' | 'firstFail' | 'stoppedBy'>, unit: string, max: number): { strength: 'measured' | 'lower-bound' | 'not-measured'; finding: string } {
+  const n = (v: number): string => v.toLocaleString('en-US');
+  const invalid = r.steps.find((s) => s.verdict === 'invalid');
+  if (r.lastPass === null) {
+    if (r.firstFail !== null) return { strength: 'measured', finding: `degrades at or below ${n(r.firstFail)} ${unit}: even the smallest step tried failed` };
+    return { strength: 'not-measured', finding: invalid ? `not measured: the first step (${n(invalid.load)} ${unit}) was INVALID — ${invalid.failures[0] ?? 'the generator could not keep up'}` : 'not measured: no step ran' };
+  }
+  if (r.firstFail !== null) {
+    return { strength: 'measured', finding: `degrades between ${n(r.lastPass)} (passed) and ${n(r.firstFail)} ${unit} (failed)` };
+  }
+  if (r.stoppedBy === 'generator-limit' && invalid) return { strength: 'lower-bound', finding: `≥ ${n(r.lastPass)} ${unit}: the next step (${n(invalid.load)}) was INVALID — ${invalid.failures[0] ?? 'the generator could not keep up'} — so the gateway's limit was not reached` };
+  if (r.stoppedBy === 'max-reached') return { strength: 'lower-bound', finding: `≥ ${n(r.lastPass)} ${unit}: every step up to the ramp's largest (${n(max)}) passed` };
+  return { strength: 'lower-bound', finding: `≥ ${n(r.lastPass)} ${unit}: the ramp's step budget ran out before a step failed` };
 }

@@ -1,5 +1,5 @@
 // The seed's scenario matrix (spike-003 "Test Scenarios" and "Integration Tests") in
-// three sizes: `default` (about 15 minutes on 2 cores), `quick` (under 2 minutes) and
+// three sizes: `default` (about 20–25 minutes on 2 cores), `quick` (about 3 minutes) and
 // `ci` (the smallest run that still exercises every scenario, for the end-to-end test).
 // Durations shrink with the profile; the scenarios and their shapes do not.
 import type { RealtimeLoad, SseLoad } from '../load/spec.js';
@@ -18,15 +18,35 @@ export interface ScenarioDef {
   realtime?: RealtimeLoad;
   /** For the fault scenario: the id of the solo run its surviving side is compared with. */
   soloId?: string;
+  /** A repetition of this baseline scenario (for run-to-run noise). */
+  repeatOf?: string;
 }
 
 export interface RampDef {
   start: number;
   factor: number;
   max: number;
+  /** Bisection steps between the last passing and the first failing load (kept in the step budget). */
   refine: number;
-  stepMs: number;
   maxSteps: number;
+  /**
+   * Connections opened per second in every step, whatever its size: a step's ramp lasts
+   * load / openRate, so the ramp varies one thing — how many connections are held — and
+   * neither the gateway nor the generator meets a burst that the next step would not.
+   */
+  openRate: number;
+  /**
+   * How long each step holds its full load after the ramp: at least 3 s, so at least one
+   * whole second falls after the ramp's one-second settling (the steady state the
+   * generator's per-message cost, bandwidth and steady latency are read from).
+   */
+  holdMs: number;
+}
+
+/** A ramp step's timing: the paced ramp, then the hold. */
+export function rampStepTiming(ramp: RampDef, load: number): { rampMs: number; durationMs: number } {
+  const rampMs = Math.max(500, Math.ceil((load / ramp.openRate) * 1000));
+  return { rampMs, durationMs: rampMs + ramp.holdMs };
 }
 
 export interface ProfileDef {
@@ -40,9 +60,18 @@ export interface ProfileDef {
   drainMs: number;
   rampSse: RampDef;
   rampRealtime: RampDef;
-  /** Measure an INVALID ramp step once more before ending the search (costs time; default profile only). */
+  /** Measure an INVALID ramp step once more before ending the search (costs time only when a step is INVALID). */
   retryInvalidSteps: boolean;
+  /** Runs of each noise baseline (NOISE_BASELINES): ≥ 2 measures the run-to-run spread the comparison rules need. */
+  repeats: number;
 }
+
+/**
+ * The scenarios whose figures the comparison rules hold others against (hybrid and the
+ * failure run against sse-100 and rt-10x10; channel size: rt-20x5 against rt-presence-100):
+ * each is run `repeats` times so its run-to-run spread is known.
+ */
+export const NOISE_BASELINES = ['sse-100', 'rt-10x10', 'rt-20x5', 'rt-presence-100'] as const;
 
 export const PROFILES: Record<Profile, ProfileDef> = {
   default: {
@@ -53,9 +82,10 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     presenceIntervalMs: 10_000,
     baselineMs: 2000,
     drainMs: 1500,
-    rampSse: { start: 250, factor: 2, max: 19_000, refine: 2, stepMs: 15_000, maxSteps: 11 },
-    rampRealtime: { start: 100, factor: 2, max: 12_800, refine: 2, stepMs: 15_000, maxSteps: 10 },
+    rampSse: { start: 250, factor: 2, max: 19_000, refine: 2, maxSteps: 11, openRate: 2000, holdMs: 10_000 },
+    rampRealtime: { start: 100, factor: 2, max: 12_800, refine: 2, maxSteps: 10, openRate: 600, holdMs: 10_000 },
     retryInvalidSteps: true,
+    repeats: 3,
   },
   quick: {
     matrixMs: 3000,
@@ -65,9 +95,10 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     presenceIntervalMs: 7000,
     baselineMs: 300,
     drainMs: 500,
-    rampSse: { start: 250, factor: 4, max: 4000, refine: 0, stepMs: 3500, maxSteps: 3 },
-    rampRealtime: { start: 100, factor: 4, max: 1600, refine: 0, stepMs: 3500, maxSteps: 3 },
-    retryInvalidSteps: false,
+    rampSse: { start: 250, factor: 4, max: 4000, refine: 2, maxSteps: 5, openRate: 800, holdMs: 3500 },
+    rampRealtime: { start: 100, factor: 4, max: 1600, refine: 2, maxSteps: 5, openRate: 250, holdMs: 3500 },
+    retryInvalidSteps: true,
+    repeats: 2,
   },
   ci: {
     matrixMs: 2000,
@@ -77,9 +108,10 @@ export const PROFILES: Record<Profile, ProfileDef> = {
     presenceIntervalMs: 7000,
     baselineMs: 400,
     drainMs: 500,
-    rampSse: { start: 100, factor: 3, max: 900, refine: 0, stepMs: 2000, maxSteps: 2 },
-    rampRealtime: { start: 50, factor: 3, max: 450, refine: 0, stepMs: 2000, maxSteps: 2 },
+    rampSse: { start: 100, factor: 3, max: 900, refine: 1, maxSteps: 3, openRate: 600, holdMs: 3000 },
+    rampRealtime: { start: 50, factor: 3, max: 450, refine: 1, maxSteps: 3, openRate: 250, holdMs: 3000 },
     retryInvalidSteps: false,
+    repeats: 2,
   },
 };
 
@@ -92,6 +124,16 @@ export function sseLoad(connections: number, rate = 1): SseLoad {
 
 export function realtimeLoad(p: ProfileDef, projects: number, usersPerProject: number, over: Partial<RealtimeLoad> = {}): RealtimeLoad {
   return { projects, usersPerProject, presence: true, presenceIntervalMs: p.presenceIntervalMs, docRate: 1, commentRate: 0.5, reconnect: true, ...over };
+}
+
+/** The matrix with each noise baseline repeated `repeats` times in a row (`sse-100#2`, …), so its run-to-run spread can be measured. */
+export function matrixWithRepeats(profile: Profile, repeats = PROFILES[profile].repeats): ScenarioDef[] {
+  const out: ScenarioDef[] = [];
+  for (const d of matrix(profile)) {
+    out.push(d);
+    if ((NOISE_BASELINES as readonly string[]).includes(d.id)) for (let k = 2; k <= repeats; k++) out.push({ ...d, id: `${d.id}#${k}`, title: `${d.title} (run ${k} of ${repeats}, for run-to-run noise)`, repeatOf: d.id });
+  }
+  return out;
 }
 
 export function matrix(profile: Profile): ScenarioDef[] {
@@ -180,6 +222,6 @@ export function rampRealtimeLoad(p: ProfileDef, users: number): RealtimeLoad {
 
 /** The criteria a ramp step must meet (the seed's per-transport acceptance criteria; resource criteria are reported, not used to stop). */
 export const RAMP_CRITERIA: Record<'sse' | 'realtime', string[]> = {
-  sse: ['sse.connect_success_pct', 'sse.connect.p99', 'sse.latency.p99', 'sse.stability_pct'],
+  sse: ['sse.connect_success_pct', 'sse.connect.p99', 'sse.latency_e2e.p99', 'sse.stability_pct'],
   realtime: ['realtime.connect_success_pct', 'realtime.subscribe.p99', 'realtime.presence.p99', 'realtime.reliability_pct', 'realtime.lost'],
 };

@@ -10,6 +10,8 @@ export interface ScenarioRecord {
   id: string;
   title: string;
   category: ScenarioCategory;
+  /** Set on a repetition of a baseline scenario (`sse-100#2` repeats `sse-100`), run to measure run-to-run noise. */
+  repeatOf?: string;
   /** The seed checklist item this scenario answers. */
   seedItem?: string;
   /** Connections (SSE) or users (Realtime) under load. */
@@ -17,11 +19,23 @@ export interface ScenarioRecord {
   result: RunResult;
 }
 
+/**
+ * How strong a figure is: `measured` (a degradation bracketed between a passing and a
+ * failing valid step, or a value read from valid runs), `lower-bound` (the true value is at
+ * least this: the ramp ended without degrading, or the next step was INVALID), or
+ * `not-measured`. Nothing is sized or priced from a lower bound as if it were measured.
+ */
+export type Strength = 'measured' | 'lower-bound' | 'not-measured';
+
 /** A measured figure and where it comes from. */
 export interface Figure {
   value: number | null;
   unit: string;
   basis: string;
+  /** Absent: measured when value is set (older figures: read straight from a run). */
+  strength?: Strength;
+  /** For a degradation point: the highest passing and the lowest failing load. */
+  bracket?: [number, number];
 }
 
 export interface Benchmark extends Figure {
@@ -39,6 +53,25 @@ export interface DegradationRecord {
   firstFail: number | null;
   stoppedBy: string;
   max: number;
+  /** measured: bracketed [lastPass, firstFail] after bisection; lower-bound: ≥ lastPass; not-measured: no step passed. */
+  strength: Strength;
+  /** One sentence: what the ramp found and why it is that strong. */
+  finding: string;
+  /** Connections opened per second during each step (paced), and how long each step held its load. */
+  openRate: number;
+  holdMs: number;
+  /** What the generator cost in the last valid step, and how big it was: what measuring further would take. */
+  generator: { workers: number; hosts: number; cpuMsPerConnect: number | null; cpuUsPerMessage: number | null; messagesPerSecPerConnection: number | null } | null;
+}
+
+/** A figure's spread over repeated runs of one scenario: the run-to-run noise comparisons are judged against. */
+export interface Spread {
+  scenario: string;
+  figure: string;
+  values: number[];
+  median: number | null;
+  /** max − min over the runs; null with fewer than two runs (noise unknown). */
+  spread: number | null;
 }
 
 export interface ScalabilityLimits {
@@ -53,7 +86,14 @@ export interface ScalabilityLimits {
       cpuPer100SseConnectionsPct: Figure;
       cpuPer100RealtimeConnectionsPct: Figure;
       baseRssMb: Figure;
+      /** At the seed's own SSE workload (its messageFrequency, 1 message/s per connection). */
       bandwidthPerConnectionKBps: Figure;
+      /** Bytes on the wire per delivered SSE event, and the payload it carried. */
+      sseWireBytesPerMessage: Figure;
+      ssePayloadBytesPerMessage: Figure;
+      /** The heaviest Realtime run (presence fan-out grows with the channel): informative, not the seed's benchmark. */
+      realtimeBandwidthPerConnectionKBps: Figure;
+      realtimeWireBytesPerMessage: Figure;
     };
     scalingStrategy: string;
   };
@@ -72,7 +112,8 @@ export interface FaultComparison {
   method: string;
   /** The side that kept running, during the fault versus alone. */
   survivor: 'sse';
-  rows: { metric: string; solo: number | null; duringFault: number | null; verdict: 'unaffected' | 'degraded' }[];
+  /** `cannot tell`: over the budget but within the solo run's run-to-run spread, or no spread measured. */
+  rows: { metric: string; solo: number | null; duringFault: number | null; verdict: 'unaffected' | 'degraded' | 'cannot tell'; why?: string }[];
   unaffected: boolean;
   /** Both the fault run and the solo run were valid (the generator kept up); otherwise the comparison is not evidence. */
   valid: boolean;
@@ -105,7 +146,8 @@ export interface CostProjection {
   users: number;
   assumptions: string[];
   supabase: { lines: CostLine[]; monthlyUsd: number };
-  selfHosted: { lines: CostLine[]; monthlyUsd: number; instances: number };
+  /** `at-most`: sized from a capacity that is a lower bound, so at most this many instances and dollars; `unknown`: not computed. */
+  selfHosted: { lines: CostLine[]; monthlyUsd: number; instances: number; sizing: 'measured' | 'at-most' | 'unknown' };
   inputs: Record<string, number>;
 }
 
@@ -119,7 +161,7 @@ export interface MachineInfo {
 }
 
 export interface SpikeReport {
-  version: 1;
+  version: 2;
   generatedAt: string;
   mode: string;
   wallClockS: number;
@@ -132,6 +174,10 @@ export interface SpikeReport {
   benchmarks: PerformanceBenchmarks;
   decision: ArchitectureDecision;
   cost: CostProjection;
+  /** Run-to-run spread of the figures the comparison rules use, from repeated baseline runs. */
+  noise: Spread[];
+  /** Where the load came from: agents (host:port) and local worker processes. */
+  generator?: { agents: string[]; localWorkers: number };
   invalidScenarios: string[];
   /** Runs that could not complete (a generator process stuck past its deadline), with why. */
   errors: { scenario: string; message: string }[];

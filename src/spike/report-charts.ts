@@ -45,9 +45,16 @@ export function latencyChart(report: SpikeReport): Chart {
   const s50: [number, number][] = [];
   const s99: [number, number][] = [];
   const r99: [number, number][] = [];
+  // An INVALID run's figures are the generator's: drawn apart, as grey points no line joins.
+  const invalid: [number, number][] = [];
   for (const s of report.scenarios) {
     for (const row of s.result.timeline) {
       // Publish stamps have millisecond resolution, so anything under 1 ms is drawn at 0.5 ms ("< 1 ms").
+      if (!s.result.valid) {
+        const worst = Math.max(row.sseLatency?.p99 ?? 0, row.realtimeLatency?.p99 ?? 0);
+        if (worst > 0) invalid.push([g(s, row.t), Math.max(0.5, worst)]);
+        continue;
+      }
       if (row.sseLatency?.p50 != null) s50.push([g(s, row.t), Math.max(0.5, row.sseLatency.p50)]);
       if (row.sseLatency?.p99 != null) s99.push([g(s, row.t), Math.max(0.5, row.sseLatency.p99)]);
       if (row.realtimeLatency?.p99 != null) r99.push([g(s, row.t), Math.max(0.5, row.realtimeLatency.p99)]);
@@ -56,7 +63,7 @@ export function latencyChart(report: SpikeReport): Chart {
   return {
     id: 'latency',
     title: 'Latency percentiles over time',
-    caption: 'Per-second percentiles from the merged HDR histograms: SSE from the server publish stamp, Realtime (broadcast, presence, comments) from the intended send time. Dashed lines: the seed’s limits.',
+    caption: 'Per-second percentiles from the merged HDR histograms, from the intended send time (SSE: the publisher’s `lt`; Realtime: broadcast, presence, comments). Grey points: INVALID runs (the generator could not vouch for them), drawn apart and joined to nothing. Dashed lines: the seed’s limits.',
     svg: svgChart({
       title: 'Latency percentiles over time',
       xLabel: 'seconds since the spike started',
@@ -68,6 +75,7 @@ export function latencyChart(report: SpikeReport): Chart {
         { name: 'SSE p50', color: COLORS.p50, points: s50 },
         { name: 'SSE p99', color: COLORS.sse, points: s99 },
         { name: 'Realtime p99', color: COLORS.realtime, points: r99 },
+        ...(invalid.length ? [{ name: 'INVALID runs (worst p99, not the server’s)', color: COLORS.invalid, points: invalid, scatter: true }] : []),
       ],
       hlines: [
         { y: 500, label: 'SSE limit 500 ms' },
@@ -111,13 +119,22 @@ export function degradationChart(report: SpikeReport, transport: 'sse' | 'realti
   const d = report.degradation[transport];
   if (!d || !d.steps.length) return null;
   const steps = [...d.steps].sort((a, b) => a.load - b.load);
-  const color = (v: string): string => (v === 'pass' ? COLORS.pass : v === 'fail' ? COLORS.fail : COLORS.invalid);
+  const valid = steps.filter((s) => s.verdict !== 'invalid');
+  const invalid = steps.filter((s) => s.verdict === 'invalid');
+  const color = (v: string): string => (v === 'pass' ? COLORS.pass : COLORS.fail);
   const label = transport === 'sse' ? 'SSE' : 'Realtime';
   const limit = transport === 'sse' ? 500 : 1000;
+  // INVALID steps measured the generator: they stand apart at the top of the chart, and no line passes through them.
+  const top = Math.max(limit * 2, ...valid.map((s) => Math.max(s.p99Ms ?? 0, s.connectP99Ms ?? 0)));
+  const series: Series[] = [
+    { name: transport === 'sse' ? 'delivery p99' : 'presence/broadcast p99', color: transport === 'sse' ? COLORS.sse : COLORS.realtime, points: valid.map((s) => [s.load, Math.max(0.5, s.p99Ms ?? 0.5)]), pointColors: valid.map((s) => color(s.verdict)) },
+    { name: transport === 'sse' ? 'connect p99' : 'subscribe (connect + join) p99', color: COLORS.extra, points: valid.map((s) => [s.load, Math.max(0.5, s.connectP99Ms ?? 0.5)]), dashed: true },
+  ];
+  if (invalid.length) series.push({ name: 'INVALID step (no figure: the generator could not vouch for it)', color: COLORS.invalid, points: invalid.map((s) => [s.load, top]), scatter: true });
   return {
     id: `degradation-${transport}`,
     title: `${label} degradation curve`,
-    caption: `Each ramp step held the load for its duration; green passed every criterion (${d.criteria.join(', ')}), red failed one, grey was invalid (generator saturated). ${d.firstFail !== null ? `Degradation point: ${d.firstFail} ${d.unit}.` : `No degradation up to ${d.lastPass ?? d.max} ${d.unit} (${d.stoppedBy}).`}`,
+    caption: `Each ramp step held the load for ${d.holdMs / 1000} s after opening connections at ${d.openRate}/s; green passed every criterion (${d.criteria.join(', ')}), red failed one. Grey marks at the top are INVALID steps: their figures are the generator's, so they are drawn apart and no line passes through them. ${d.finding[0]!.toUpperCase()}${d.finding.slice(1)} (${d.strength === 'measured' ? 'measured' : d.strength === 'lower-bound' ? 'a lower bound' : 'not measured'}).`,
     svg: svgChart({
       title: `${label} degradation curve`,
       xLabel: `${d.unit} (log)`,
@@ -125,12 +142,9 @@ export function degradationChart(report: SpikeReport, transport: 'sse' | 'realti
       xLog: true,
       yLog: true,
       yMin: 0.5,
-      series: [
-        { name: transport === 'sse' ? 'delivery p99' : 'presence/broadcast p99', color: transport === 'sse' ? COLORS.sse : COLORS.realtime, points: steps.map((s) => [s.load, Math.max(0.5, s.p99Ms ?? 0.5)]), pointColors: steps.map((s) => color(s.verdict)) },
-        { name: transport === 'sse' ? 'connect p99' : 'subscribe (connect + join) p99', color: COLORS.extra, points: steps.map((s) => [s.load, Math.max(0.5, s.connectP99Ms ?? 0.5)]), dashed: true },
-      ],
+      series,
       hlines: [{ y: limit, label: `limit ${limit} ms` }],
-      vlines: d.firstFail !== null ? [{ x: d.firstFail, label: `degrades at ${d.firstFail}` }] : [],
+      vlines: d.strength === 'measured' && d.lastPass !== null && d.firstFail !== null ? [{ x: d.lastPass, label: `passed ${d.lastPass}`, color: COLORS.pass }, { x: d.firstFail, label: `failed ${d.firstFail}`, color: COLORS.fail }] : d.lastPass !== null ? [{ x: d.lastPass, label: `≥ ${d.lastPass} (lower bound)`, color: COLORS.invalid }] : [],
     }),
   };
 }

@@ -13,14 +13,17 @@ import { startEmbeddedGateway, type EmbeddedGateway } from '../load/embedded-gat
 import { createFanoutStreams, type Target } from '../load/target.js';
 import { DEFAULT_GENERATOR_LIMITS, type FaultStep, type GeneratorLimits, type RunSpec } from '../load/spec.js';
 import { SEED_THRESHOLDS, type Threshold } from '../load/thresholds.js';
-import type { RunResult } from '../load/result.js';
-import { searchDegradation, type StepOutcome } from './degradation.js';
-import { PROFILES, RAMP_CRITERIA, matrix, rampRealtimeLoad, rampSseLoad, soak, type Profile, type ScenarioDef } from './matrix.js';
+import { sseUserLatency, type RunResult } from '../load/result.js';
+import { describeSearch, searchDegradation, type StepOutcome } from './degradation.js';
+import { compareToBaseline, measureSpread } from './noise.js';
+import { openGeneratorPool } from '../load/agent-client.js';
+import { expectedMessagesPerSec, forecast, type GeneratorCost } from '../load/generator-cost.js';
+import { PROFILES, RAMP_CRITERIA, matrixWithRepeats, rampRealtimeLoad, rampSseLoad, rampStepTiming, soak, type Profile, type ScenarioDef } from './matrix.js';
 import { computeBenchmarks, computeLimits } from './limits.js';
-import { decide, gatherFacts, withinInterferenceBudget } from './decision.js';
+import { decide, gatherFacts, interferenceBudget, worstRealtimeP99 } from './decision.js';
 import { DEFAULT_COST_ASSUMPTIONS, projectCost, type CostInputs } from './cost.js';
 import { dedicatedPostgresUnavailable, startDedicatedPostgres, type DedicatedPostgres } from './postgres.js';
-import type { DegradationRecord, FaultComparison, ScenarioRecord, SpikeReport } from './model.js';
+import type { DegradationRecord, FaultComparison, ScenarioRecord, SpikeReport, Spread } from './model.js';
 
 const exec = promisify(execFile);
 const FANOUT_BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url));
@@ -38,6 +41,13 @@ export interface SpikeOptions {
   cost?: Partial<Omit<CostInputs, 'usersPerInstance'>>;
   /** Only run scenarios whose id matches (debugging); ramps are `ramp-sse`, `ramp-realtime`. */
   only?: RegExp;
+  /** Generators on other machines (`fanout load agent`), with their shared token; local workers then default to none. */
+  agents?: string[];
+  agentToken?: string;
+  /** Local generator processes beside the agents (default: none with agents, enough for the largest step without). */
+  localWorkers?: number;
+  /** Runs of each noise baseline (default: the profile's). */
+  repeats?: number;
   onStatus?(s: LiveStatus): void;
   log?(line: string): void;
 }
@@ -113,15 +123,21 @@ function machine(): SpikeReport['machine'] {
   return { cpus: c.length, cpuModel: c[0]?.model ?? 'unknown', memoryGb: Math.round((totalmem() / 1024 ** 3) * 10) / 10, node: process.version, platform: `${process.platform} ${process.arch}`, loadAverage: loadavg().map((v) => Math.round(v * 100) / 100) };
 }
 
-function compareFault(fault: ScenarioRecord, solo: ScenarioRecord | undefined, method: string, restoreAtMs: number): FaultComparison {
+/** A latency row of the failure comparison: degraded only when over the interference budget AND beyond the solo runs' spread. */
+function latencyRow(metric: string, solo: Spread, duringFault: number | null): FaultComparison['rows'][number] {
+  const c = compareToBaseline(solo, duringFault, interferenceBudget);
+  return { metric, solo: solo.median, duringFault, verdict: c.verdict === 'worse' ? 'degraded' : c.verdict === 'not worse' ? 'unaffected' : 'cannot tell', why: c.why };
+}
+
+function compareFault(fault: ScenarioRecord, scenarios: readonly ScenarioRecord[], soloId: string, method: string, restoreAtMs: number): FaultComparison {
   const f = fault.result;
+  const solo = scenarios.find((x) => x.id === soloId && x.result.valid);
   const s = solo?.result;
   const rows: FaultComparison['rows'] = [];
   const sseF = f.groups.sse;
   const sseS = s?.groups.sse;
-  const p99ok = withinInterferenceBudget(sseS?.latency.delivery?.p99 ?? null, sseF?.latency.delivery?.p99 ?? null);
-  rows.push({ metric: 'SSE delivery p99 (ms)', solo: sseS?.latency.delivery?.p99 ?? null, duringFault: sseF?.latency.delivery?.p99 ?? null, verdict: p99ok === false ? 'degraded' : 'unaffected' });
-  rows.push({ metric: 'SSE delivery p50 (ms)', solo: sseS?.latency.delivery?.p50 ?? null, duringFault: sseF?.latency.delivery?.p50 ?? null, verdict: withinInterferenceBudget(sseS?.latency.delivery?.p50 ?? null, sseF?.latency.delivery?.p50 ?? null) === false ? 'degraded' : 'unaffected' });
+  rows.push(latencyRow('SSE delivery p99 (ms)', measureSpread(scenarios, soloId, 'SSE delivery p99', (r) => sseUserLatency(r.groups.sse)?.p99), sseUserLatency(sseF)?.p99 ?? null));
+  rows.push(latencyRow('SSE delivery p50 (ms)', measureSpread(scenarios, soloId, 'SSE delivery p50', (r) => sseUserLatency(r.groups.sse)?.p50), sseUserLatency(sseF)?.p50 ?? null));
   rows.push({ metric: 'SSE stability (%)', solo: sseS?.stabilityPct ?? null, duringFault: sseF?.stabilityPct ?? null, verdict: (sseF?.stabilityPct ?? 0) > 99 ? 'unaffected' : 'degraded' });
   rows.push({ metric: 'SSE messages lost', solo: sseS?.deliveryTotal.lost ?? null, duringFault: sseF?.deliveryTotal.lost ?? null, verdict: (sseF?.deliveryTotal.lost ?? 0) <= (sseS?.deliveryTotal.lost ?? 0) ? 'unaffected' : 'degraded' });
   rows.push({ metric: 'SSE connections established (%)', solo: sseS?.connectSuccessPct ?? null, duringFault: sseF?.connectSuccessPct ?? null, verdict: (sseF?.connectSuccessPct ?? 0) >= 100 ? 'unaffected' : 'degraded' });
@@ -140,7 +156,7 @@ function compareFault(fault: ScenarioRecord, solo: ScenarioRecord | undefined, m
     method,
     survivor: 'sse',
     rows,
-    unaffected: rows.every((r) => r.verdict === 'unaffected'),
+    unaffected: rows.every((r) => r.verdict !== 'degraded'),
     valid: f.valid && !!s?.valid,
     failedSide: {
       errorsDuringFault: { ...(rt?.errors ?? {}), ...Object.fromEntries(Object.entries(pub?.errors ?? {}).map(([k, v]) => [`comment_insert_${k}`, v])) },
@@ -152,9 +168,29 @@ function compareFault(fault: ScenarioRecord, solo: ScenarioRecord | undefined, m
   };
 }
 
-function verdictOf(r: RunResult, criteria: readonly string[]): StepOutcome['verdict'] {
-  if (!r.valid) return 'invalid';
-  return r.thresholds.some((t) => criteria.includes(t.metric) && (t.status === 'fail' || t.status === 'no-data')) ? 'fail' : 'pass';
+/** Machine CPU at or above this while the gateway used under GATEWAY_BOUND_PCT of a core: the gateway was starved, not saturated. */
+export const MACHINE_SATURATED_PCT = 95;
+export const GATEWAY_BOUND_PCT = 80;
+
+/**
+ * Why a failing step says nothing about the gateway, if it does not: the machine was
+ * saturated while the gateway itself was far from a full core — the generator (or something
+ * else) took the CPU the gateway needed, so the failure is contention, not a limit.
+ */
+export function contention(r: RunResult): string | null {
+  const machine = r.server.machineCpuMeanPct;
+  const gateway = r.server.steadyCpuPct;
+  if (machine === null || gateway === null || machine < MACHINE_SATURATED_PCT || gateway >= GATEWAY_BOUND_PCT) return null;
+  return `the machine was saturated (${machine}% CPU) while the gateway used ${gateway}% of a core: the generator and the gateway competed for the cores, so the failure is not the gateway's limit — run the generator elsewhere (--agents)`;
+}
+
+export function verdictOf(r: RunResult, criteria: readonly string[]): { verdict: StepOutcome['verdict']; failures: string[] } {
+  if (!r.valid) return { verdict: 'invalid', failures: r.generator.reasons };
+  const failed = r.thresholds.filter((t) => criteria.includes(t.metric) && (t.status === 'fail' || t.status === 'no-data'));
+  if (!failed.length) return { verdict: 'pass', failures: [] };
+  const contended = contention(r);
+  if (contended) return { verdict: 'invalid', failures: [contended] };
+  return { verdict: 'fail', failures: failed.map((t) => `${t.metric} ${t.actual ?? 'no data'} (needs ${t.op} ${t.value})`) };
 }
 
 export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
@@ -163,11 +199,13 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
   const profile = PROFILES[opts.profile];
   const env = await prepareEnvironment(opts, log);
   const scenarios: ScenarioRecord[] = [];
-  const defs = matrix(opts.profile).filter((d) => !opts.only || opts.only.test(d.id));
+  const defs = matrixWithRepeats(opts.profile, opts.repeats).filter((d) => !opts.only || opts.only.test(d.repeatOf ?? d.id));
   const biggest = Math.max(2, Math.ceil(Math.max(profile.rampSse.max, profile.rampRealtime.max) / MAX_SOCKETS_PER_WORKER));
+  const openPool = (): Promise<WorkerPool> =>
+    opts.agents?.length ? openGeneratorPool({ localWorkers: opts.localWorkers ?? 0, agents: opts.agents, token: opts.agentToken }) : WorkerPool.start(opts.localWorkers ?? biggest);
   let pool: WorkerPool;
   try {
-    pool = await WorkerPool.start(biggest);
+    pool = await openPool();
   } catch (err) {
     await env.embedded?.stop();
     await env.db?.destroy();
@@ -176,25 +214,34 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
   const prepareSse = env.target.kind === 'fanout' ? async (n: number) => ({ streams: await createFanoutStreams(env.target, n, `spk${Date.now().toString(36)}`) }) : undefined;
   const errors: SpikeReport['errors'] = [];
   /** One run; a run that cannot complete (a worker stuck past its deadline) is recorded and the pool replaced, so the spike carries on. */
-  const run = async (def: Pick<ScenarioDef, 'id' | 'durationMs' | 'rampMs' | 'sse' | 'realtime'>, faults?: FaultStep[], thresholds?: Threshold[]): Promise<RunResult | undefined> => {
+  const run = async (def: Pick<ScenarioDef, 'id' | 'durationMs' | 'rampMs' | 'sse' | 'realtime'>, faults?: FaultStep[], thresholds?: Threshold[], generatorCost?: Partial<Record<'sse' | 'realtime', GeneratorCost>>): Promise<RunResult | undefined> => {
+    let r: RunResult;
     try {
-      const r = await runLoad(specFor(def, env, opts, faults, thresholds), { pool, prepareSse, baselineMs: profile.baselineMs, onStatus: opts.onStatus });
-      log(`${def.id}: ${!r.valid ? 'INVALID' : r.passed ? 'passed' : 'failed'}`);
-      return r;
+      r = await runLoad(specFor(def, env, opts, faults, thresholds), { pool, prepareSse, baselineMs: profile.baselineMs, onStatus: opts.onStatus, generatorCost });
+      log(`${def.id}: ${!r.valid ? `INVALID (${r.generator.reasons[0] ?? 'see the report'})` : r.passed ? 'passed' : 'failed'}`);
     } catch (err) {
       const message = (err as Error).message;
       log(`${def.id}: could not be measured: ${message}`);
       errors.push({ scenario: def.id, message });
       await pool.close();
-      pool = await WorkerPool.start(biggest);
+      pool = await openPool();
       return undefined;
     }
+    // An agent lost in this run is reconnected before the next one (or the spike stops, saying which).
+    const lost = pool.hostInfo().filter((h) => h.lost);
+    if (lost.length) {
+      log(`reconnecting the generator after losing ${lost.map((h) => h.name).join(', ')}`);
+      await pool.close();
+      pool = await openPool();
+    }
+    return r;
   };
   const record = (def: ScenarioDef, result: RunResult): ScenarioRecord => ({
     id: def.id,
     title: def.title,
     category: def.category,
     seedItem: def.seedItem,
+    ...(def.repeatOf ? { repeatOf: def.repeatOf } : {}),
     load: (def.sse?.connections ?? 0) + (def.realtime ? def.realtime.projects * def.realtime.usersPerProject : 0),
     result,
   });
@@ -223,7 +270,7 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
         }
         const rec = record(def, result);
         scenarios.push(rec);
-        fault = compareFault(rec, scenarios.find((s) => s.id === def.soloId), dbf.method, restoreAt);
+        fault = compareFault(rec, scenarios, def.soloId ?? 'sse-100', dbf.method, restoreAt);
         continue;
       }
       const result = await run(def);
@@ -241,34 +288,51 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
       const ramp = transport === 'sse' ? profile.rampSse : profile.rampRealtime;
       const criteria = RAMP_CRITERIA[transport];
       const steps: DegradationRecord['steps'] = [];
+      /** What the generator cost in the last valid step: forecasts the next one (preflight) and says what measuring further would take. */
+      const last: { cost: { cost: GeneratorCost; workers: number; hosts: number; messagesPerSecPerConnection: number | null } | null } = { cost: null };
       const search = await searchDegradation(
         async (load) => {
           const id = `ramp-${transport}-${load}`;
-          const def = {
-            id,
-            durationMs: ramp.stepMs,
-            rampMs: Math.round(ramp.stepMs / 3),
-            ...(transport === 'sse' ? { sse: rampSseLoad(load) } : { realtime: rampRealtimeLoad(profile, load) }),
-          };
+          const timing = rampStepTiming(ramp, load);
+          const def = { id, ...timing, ...(transport === 'sse' ? { sse: rampSseLoad(load) } : { realtime: rampRealtimeLoad(profile, load) }) };
+          // Preflight: from the previous step's measured cost, a step whose steady message load
+          // alone would exceed what the generator may use is not run — it could only be INVALID.
+          const lastCost = last.cost;
+          if (lastCost) {
+            const f = forecast(def, pool.size, { [transport]: lastCost.cost });
+            const limit = (opts.generator ?? DEFAULT_GENERATOR_LIMITS).maxCpuPct;
+            if (f.steadyCpuPct > limit) {
+              const failures = [`not run: at the previous step's measured cost the generator's ${pool.size} worker(s) would need about ${f.steadyCpuPct}% of a core each in steady state (limit ${limit}%) — the generator's capacity, not the gateway's`];
+              log(`${id}: ${failures[0]}`);
+              steps.push({ load, scenarioId: id, verdict: 'invalid', failures, p99Ms: null, connectP99Ms: null });
+              return { load, verdict: 'invalid' as const, failures };
+            }
+          }
           const stepThresholds = (opts.thresholds ?? [...SEED_THRESHOLDS]).filter((t) => criteria.includes(t.metric));
-          let result = await run(def, undefined, stepThresholds);
+          const costHint = lastCost ? { [transport]: lastCost.cost } : undefined;
+          let result = await run(def, undefined, stepThresholds, costHint);
+          let judged = result ? verdictOf(result, criteria) : undefined;
           // An invalid step says nothing about the server; on a shared machine the cause is often
           // passing contention, so it is measured once more before the search gives up.
-          if ((!result || !result.valid) && profile.retryInvalidSteps) {
-            log(`${id}: retrying once after ${result ? 'an invalid run' : 'a run that could not complete'}`);
-            result = await run(def, undefined, stepThresholds);
+          if ((!result || judged?.verdict === 'invalid') && profile.retryInvalidSteps) {
+            log(`${id}: retrying once after ${result ? `an invalid run (${judged?.failures[0] ?? ''})` : 'a run that could not complete'}`);
+            result = await run(def, undefined, stepThresholds, costHint);
+            judged = result ? verdictOf(result, criteria) : undefined;
             result?.notes.push('this ramp step was run twice: the first attempt was INVALID or could not complete');
           }
-          if (!result) {
+          if (!result || !judged) {
             const failures = [`the run could not be measured: ${errors[errors.length - 1]?.message}`];
             steps.push({ load, scenarioId: id, verdict: 'invalid', failures, p99Ms: null, connectP99Ms: null });
             return { load, verdict: 'invalid' as const, failures };
           }
           scenarios.push({ id, title: `${transport === 'sse' ? 'SSE' : 'Realtime'} ramp step: ${load} ${transport === 'sse' ? 'connections' : 'users'}`, category: transport === 'sse' ? 'ramp-sse' : 'ramp-realtime', load, result });
-          const verdict = verdictOf(result, criteria);
-          const failures = verdict === 'invalid' ? result.generator.reasons : result.thresholds.filter((t) => criteria.includes(t.metric) && t.status !== 'pass').map((t) => `${t.metric} ${t.actual ?? 'no data'} (needs ${t.op} ${t.value})`);
+          const { verdict, failures } = judged;
+          if (result.valid) {
+            const msgs = expectedMessagesPerSec(def);
+            last.cost = { cost: result.generator.cost, workers: result.generator.workers, hosts: result.generator.hosts.length, messagesPerSecPerConnection: load > 0 ? (transport === 'sse' ? msgs.sse : msgs.realtime) / load : null };
+          }
           const g = transport === 'sse' ? result.groups.sse : result.groups.realtime;
-          const p99 = transport === 'sse' ? (g?.latency.delivery?.p99 ?? null) : Math.max(g?.latency.presence?.p99 ?? 0, g?.latency.broadcast?.p99 ?? 0) || null;
+          const p99 = transport === 'sse' ? (sseUserLatency(g)?.p99 ?? null) : Math.max(g?.latency.presence?.p99 ?? 0, g?.latency.broadcast?.p99 ?? 0) || null;
           // For Realtime the user-visible wait is the subscription (connect + join).
           const waitP99 = transport === 'sse' ? (g?.connect.p99 ?? null) : (result.groups.realtime?.subscribe?.p99 ?? null);
           steps.push({ load, scenarioId: id, verdict, failures, p99Ms: p99, connectP99Ms: waitP99 });
@@ -276,7 +340,23 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
         },
         { start: ramp.start, factor: ramp.factor, max: ramp.max, refine: ramp.refine, maxSteps: ramp.maxSteps, resolution: Math.max(10, Math.round(ramp.start / 4)) },
       );
-      degradation[transport] = { transport, unit: transport === 'sse' ? 'connections' : 'users', criteria, steps, lastPass: search.lastPass, firstFail: search.firstFail, stoppedBy: search.stoppedBy, max: ramp.max };
+      const unit = transport === 'sse' ? 'connections' : 'users';
+      const { strength, finding } = describeSearch(search, unit, ramp.max);
+      degradation[transport] = {
+        transport,
+        unit,
+        criteria,
+        steps,
+        lastPass: search.lastPass,
+        firstFail: search.firstFail,
+        stoppedBy: search.stoppedBy,
+        max: ramp.max,
+        strength,
+        finding,
+        openRate: ramp.openRate,
+        holdMs: ramp.holdMs,
+        generator: last.cost ? { workers: last.cost.workers, hosts: last.cost.hosts, cpuMsPerConnect: last.cost.cost.cpuMsPerConnect, cpuUsPerMessage: last.cost.cost.cpuUsPerMessage, messagesPerSecPerConnection: last.cost.messagesPerSecPerConnection } : null,
+      };
     }
 
     if (opts.soakS && (!opts.only || opts.only.test('soak'))) {
@@ -289,7 +369,8 @@ export async function runSpike(opts: SpikeOptions): Promise<SpikeReport> {
     await env.embedded?.stop();
     await env.db?.destroy();
   }
-  return assembleReport({ opts, env, scenarios, fault, degradation, started, errors });
+  const generator = { agents: opts.agents ?? [], localWorkers: opts.agents?.length ? (opts.localWorkers ?? 0) : (opts.localWorkers ?? biggest) };
+  return assembleReport({ opts, env, scenarios, fault, degradation, started, errors, generator });
 }
 
 /** Per-user message rates measured in the Realtime 10 × 10 run (or the closest one), for the cost projection. */
@@ -310,10 +391,22 @@ function measuredRates(scenarios: readonly ScenarioRecord[]): { received: number
   return { received, sent, progress: sse?.result.config.sse?.ratePerStream ?? 1 };
 }
 
-function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: ScenarioRecord[]; fault: SpikeReport['fault']; degradation: SpikeReport['degradation']; started: number; errors: SpikeReport['errors'] }): SpikeReport {
+/** The run-to-run spread of every figure the comparison rules use, from the repeated baselines. */
+function noiseOf(scenarios: readonly ScenarioRecord[]): Spread[] {
+  const out: Spread[] = [];
+  const sse = (id: string): void => void out.push(measureSpread(scenarios, id, 'SSE delivery p99 (ms)', (r) => sseUserLatency(r.groups.sse)?.p99), measureSpread(scenarios, id, 'SSE delivery p50 (ms)', (r) => sseUserLatency(r.groups.sse)?.p50));
+  const rt = (id: string): void => void out.push(measureSpread(scenarios, id, 'Realtime p99, worst kind (ms)', worstRealtimeP99), measureSpread(scenarios, id, 'presence p99 (ms)', (r) => r.groups.realtime?.latency.presence?.p99));
+  sse('sse-100');
+  rt('rt-10x10');
+  rt('rt-20x5');
+  rt('rt-presence-100');
+  return out.filter((x) => x.values.length > 0);
+}
+
+function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: ScenarioRecord[]; fault: SpikeReport['fault']; degradation: SpikeReport['degradation']; started: number; errors: SpikeReport['errors']; generator: NonNullable<SpikeReport['generator']> }): SpikeReport {
   const { opts, env, scenarios, fault, degradation } = a;
   const costUsers = opts.cost?.users ?? DEFAULT_COST_ASSUMPTIONS.users;
-  const facts = gatherFacts(scenarios, degradation, fault, costUsers);
+  const facts = gatherFacts(scenarios, degradation, fault, costUsers, cpus().length);
   const decision = decide(facts);
   const scalingStrategy = decision.scaling.map((s) => s.statement).join(' ');
   const limits = computeLimits(scenarios, degradation, scalingStrategy);
@@ -322,6 +415,7 @@ function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: Sc
   const recSse = limits.sse.recommendedLimit.value;
   const recRt = limits.supabaseRealtime.recommendedLimit.value;
   const usersPerInstance = recSse && recRt ? Math.floor(1 / (1 / recSse + 1 / recRt)) : null;
+  const capacityIsLowerBound = limits.sse.recommendedLimit.strength !== 'measured' || limits.supabaseRealtime.recommendedLimit.strength !== 'measured';
   const defined = Object.fromEntries(Object.entries(opts.cost ?? {}).filter(([, v]) => v !== undefined)) as Partial<CostInputs>;
   const cost = projectCost({
     ...DEFAULT_COST_ASSUMPTIONS,
@@ -331,13 +425,15 @@ function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: Sc
     ...defined,
     users: costUsers,
     usersPerInstance,
+    capacityIsLowerBound,
   });
   const invalid = scenarios.filter((s) => !s.result.valid).map((s) => s.id);
   const notes = [...env.notes];
-  if (invalid.length) notes.push(`${invalid.length} run(s) were INVALID because the generator saturated (${invalid.join(', ')}); they are excluded from limits and benchmarks.`);
+  if (invalid.length) notes.push(`${invalid.length} run(s) were INVALID — the generator could not vouch for them (${invalid.join(', ')}); they are excluded from limits, benchmarks and fits, and drawn apart in the charts.`);
+  for (const d of [degradation.sse, degradation.realtime]) if (d) notes.push(`${d.transport === 'sse' ? 'SSE' : 'Realtime'} ramp: connections opened at ${d.openRate}/s in every step (so each step differs only in how many are held), each load held ${d.holdMs / 1000} s; ${d.finding}.`);
   notes.push('The embedded gateway runs with per-user and per-tenant rate limits raised (connections per user, joins/s, events/s) so that a run finds the gateway’s capacity rather than a quota; Supabase’s plan quotas appear in the cost projection.');
   return {
-    version: 1,
+    version: 2,
     generatedAt: new Date().toISOString(),
     mode: opts.profile + (opts.soakS ? ` + soak ${opts.soakS}s` : ''),
     wallClockS: Math.round((Date.now() - a.started) / 1000),
@@ -350,6 +446,8 @@ function assembleReport(a: { opts: SpikeOptions; env: Environment; scenarios: Sc
     benchmarks,
     decision,
     cost,
+    noise: noiseOf(scenarios),
+    generator: a.generator,
     invalidScenarios: invalid,
     errors: a.errors,
     notes,

@@ -62,6 +62,24 @@ describe('SSE load against a faulty server', () => {
     expect(r.metrics['sse.latency.p99']).toBe(lat.delivery!.p99);
   });
 
+  it('measures bytes on the wire per delivered message against the payload the publisher sent', async () => {
+    const r = await runLoad(spec({ sse: { connections: 4, streams: 1, ratePerStream: 5, path: 'content', reconnect: true } }), { baselineMs: 300 });
+    const sse = r.groups.sse!;
+    const p = sse.perMessage;
+    // The payload is what the publisher posted: {"progress":…,"stage":"load","lt":…,"lseq":…}.
+    expect(p.payloadBytes!).toBeGreaterThan(50);
+    expect(p.payloadBytes!).toBeLessThan(80);
+    // On the wire each event also carries the id/event lines, the server's fields and HTTP chunk framing.
+    const eventBytes = sse.bytesIn / sse.messages;
+    expect(sse.wireBytesIn).toBeGreaterThan(sse.bytesIn);
+    expect(p.wireBytes!).toBeGreaterThan(eventBytes);
+    expect(p.wireBytes! - eventBytes).toBeLessThan(12); // "<hex>\r\n" … "\r\n" per write
+    expect(p.overheadPct).toBeCloseTo(((p.wireBytes! - p.payloadBytes!) / p.wireBytes!) * 100, 0);
+    expect(r.metrics['sse.wire_bytes_per_message']).toBe(p.wireBytes);
+    // 4 connections × 5 events/s × ~(wire bytes per event) = the steady bandwidth per connection.
+    expect(sse.bandwidthPerConnectionKBps!).toBeCloseTo((5 * p.wireBytes!) / 1024, 1);
+  });
+
   it('sustained pattern: connections end and are replaced, which is churn, not instability or loss', async () => {
     const r = await runLoad(spec({ pattern: 'sustained', durationMs: 4500, sse: { connections: 8, streams: 2, ratePerStream: 5, path: 'content', reconnect: true } }), { baselineMs: 300 });
     const sse = r.groups.sse!;

@@ -13,24 +13,36 @@ describe('thresholds', () => {
 
   it('defaults are the seed acceptance criteria, and a user threshold replaces the default on the same metric', () => {
     const metrics = SEED_THRESHOLDS.map((t) => t.metric);
-    expect(metrics).toEqual(expect.arrayContaining(['sse.latency.p99', 'sse.stability_pct', 'realtime.presence.p99', 'realtime.reliability_pct', 'server.memory_per_connection_mb']));
-    expect(SEED_THRESHOLDS.find((t) => t.metric === 'sse.latency.p99')).toMatchObject({ op: '<', value: 500 });
-    const resolved = resolveThresholds(['sse.latency.p99<100', 'sse.errors==0']);
-    expect(resolved.filter((t) => t.metric === 'sse.latency.p99')).toEqual([{ metric: 'sse.latency.p99', op: '<', value: 100 }]);
+    expect(metrics).toEqual(expect.arrayContaining(['sse.latency_e2e.p99', 'sse.stability_pct', 'realtime.presence.p99', 'realtime.reliability_pct', 'server.memory_per_connection_mb']));
+    // The delivery criterion is judged from the intended publish time; the server stamp only stands in when nothing was published.
+    expect(SEED_THRESHOLDS.find((t) => t.metric === 'sse.latency_e2e.p99')).toMatchObject({ op: '<', value: 500, fallbackMetric: 'sse.latency.p99' });
+    expect(SEED_THRESHOLDS.find((t) => t.metric === 'sse.latency.p99')).toBeUndefined();
+    const resolved = resolveThresholds(['sse.latency_e2e.p99<100', 'sse.errors==0']);
+    expect(resolved.filter((t) => t.metric === 'sse.latency_e2e.p99')).toEqual([{ metric: 'sse.latency_e2e.p99', op: '<', value: 100 }]);
     expect(resolved.length).toBe(SEED_THRESHOLDS.length + 1);
     expect(resolveThresholds(['sse.errors==0'], false)).toHaveLength(1);
   });
 
   it('judges pass, fail and no-data; defaults without data are skipped, user thresholds without data fail', () => {
-    const results = evaluateThresholds(resolveThresholds(['sse.errors==0']), { 'sse.latency.p99': 620, 'sse.stability_pct': 99.5, 'realtime.presence.p99': null });
+    const results = evaluateThresholds(resolveThresholds(['sse.errors==0']), { 'sse.latency_e2e.p99': 620, 'sse.stability_pct': 99.5, 'realtime.presence.p99': null });
     const by = (m: string) => results.find((r) => r.metric === m)!;
-    expect(by('sse.latency.p99')).toMatchObject({ status: 'fail', actual: 620 });
+    expect(by('sse.latency_e2e.p99')).toMatchObject({ status: 'fail', actual: 620 });
     expect(by('sse.stability_pct').status).toBe('pass');
     expect(by('realtime.presence.p99').status).toBe('no-data');
     expect(by('sse.errors').status).toBe('no-data');
     expect(thresholdsPassed(results)).toBe(false);
-    expect(thresholdsPassed(evaluateThresholds(resolveThresholds([]), { 'sse.latency.p99': 100 }))).toBe(true);
+    expect(thresholdsPassed(evaluateThresholds(resolveThresholds([]), { 'sse.latency_e2e.p99': 100 }))).toBe(true);
     expect(thresholdsPassed(evaluateThresholds(resolveThresholds(['sse.errors==0'], false), {}))).toBe(false);
+  });
+
+  it('judges the intended-time latency where the tester published, and the server stamp only where it did not', () => {
+    const stalled = { 'sse.latency_e2e.p99': 972, 'sse.latency.p99': 14 };
+    const e2e = evaluateThresholds(resolveThresholds([]), stalled).find((r) => r.metric === 'sse.latency_e2e.p99')!;
+    expect(e2e).toMatchObject({ status: 'fail', actual: 972 });
+    expect(e2e.judgedOn).toBeUndefined();
+    // --sse-url: someone else publishes, so only the server's stamp exists.
+    const foreign = evaluateThresholds(resolveThresholds([]), { 'sse.latency.p99': 14 }).find((r) => r.metric === 'sse.latency_e2e.p99')!;
+    expect(foreign).toMatchObject({ status: 'pass', actual: 14, judgedOn: 'sse.latency.p99' });
   });
 });
 

@@ -63,7 +63,14 @@ it('multiplexes more than six progress streams over one TLS connection', async (
   await waitFor(() => streams.every((s, i) => parseFrames(s.body()).filter((f) => f.fields.event === 'progress').length === (i === 8 ? 9 : 1)), 'every event');
   ids.forEach((id, i) => {
     const [event] = parseFrames(streams[i]!.body()).filter((f) => f.fields.event === 'progress');
-    expect(JSON.parse(event!.fields.data!)).toMatchObject({ contentId: id, progress: i, seq: 1 });
+    // Each item's own stream: its URL names the item, so the event does not repeat the id.
+    expect(event!.fields.id).toMatch(/:1$/);
+    expect(JSON.parse(event!.fields.data!)).toEqual({ progress: i, seq: 1, ts: expect.any(Number) });
+  });
+  // The user's feed mixes items: there each event names its item and its topic.
+  const feed = parseFrames(streams[8]!.body()).filter((f) => f.fields.event === 'progress' && (JSON.parse(f.fields.data!) as { topic: string }).topic === 'user:alice');
+  ids.forEach((id, i) => {
+    expect(JSON.parse(feed[i]!.fields.data!)).toMatchObject({ contentId: id, progress: i, topic: 'user:alice' });
   });
   // One TLS session carried them all.
   expect(session.socket.remoteAddress).toBe('127.0.0.1');

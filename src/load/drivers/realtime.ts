@@ -13,6 +13,7 @@ import { churnLifetimeMs } from '../schedule.js';
 import type { RealtimeUserPlan, RealtimeWorkerPlan } from '../plan.js';
 import type { UptimeLedger } from '../uptime.js';
 import { errorKind, type DriverContext } from './context.js';
+import { WireMeter } from './wire-meter.js';
 
 const G = 'realtime' as const;
 /** realtime-js reconnect and rejoin back-off (spec §1.5). */
@@ -64,6 +65,8 @@ export interface RealtimeDriver {
   trackPresence(intendedTs: number): void;
   sendDoc(intendedTs: number): void;
   published(): Record<string, { last: number; failed: number[] }>;
+  /** Adds what the socket read since the last call to `realtime.wire_bytes_in` (a no-op where the socket is not reachable). */
+  flushWire(): void;
 }
 
 /** Records one stamped delivery: its latency from the intended time, its sequence number and its fan-out. */
@@ -111,6 +114,7 @@ export class RealtimeUser implements RealtimeDriver {
   private readonly failedDoc: number[] = [];
   private readonly topic: string;
   private readonly audience: string;
+  private readonly wire: WireMeter;
   connectingSince = 0;
 
   constructor(
@@ -121,6 +125,11 @@ export class RealtimeUser implements RealtimeDriver {
     this.topic = projectTopic(plan.project);
     this.audience = projectAudience(plan.project);
     this.ledger = ctx.recorder.ledger(G);
+    this.wire = new WireMeter(ctx.recorder, 'realtime.wire_bytes_in');
+  }
+
+  flushWire(): void {
+    this.wire.flush();
   }
 
   get isConnecting(): boolean {
@@ -150,6 +159,7 @@ export class RealtimeUser implements RealtimeDriver {
     this.ws = undefined;
     if (ws) {
       this.countBytesOut(ws);
+      this.wire.detach();
       if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'load test finished');
       else ws.terminate();
     }
@@ -184,9 +194,11 @@ export class RealtimeUser implements RealtimeDriver {
     }
     const seq = this.presenceSeq + 1;
     const stamp: LoadStamp = { s: presenceStream(this.plan.project, this.plan.userKey), seq, t: intendedTs };
-    if (this.send(encodeText(this.joinRef!, this.nextRef(), this.topic, 'presence', { type: 'presence', event: 'track', payload: { u: this.plan.userKey, lt: stamp } }))) {
+    const payload = { u: this.plan.userKey, lt: stamp };
+    if (this.send(encodeText(this.joinRef!, this.nextRef(), this.topic, 'presence', { type: 'presence', event: 'track', payload }))) {
       this.presenceSeq = seq;
       this.ctx.recorder.count('realtime.presence.sent');
+      this.countPayload(payload);
     }
   }
 
@@ -199,8 +211,16 @@ export class RealtimeUser implements RealtimeDriver {
     const seq = this.docSeq + 1;
     const stamp: LoadStamp = { s: docStream(this.plan.project), seq, t: intendedTs };
     this.docSeq = seq;
-    if (this.send(encodeBroadcastPush(this.joinRef!, this.nextRef(), this.topic, 'doc', stamp))) this.ctx.recorder.count('realtime.broadcast.sent');
-    else this.failedDoc.push(seq);
+    if (this.send(encodeBroadcastPush(this.joinRef!, this.nextRef(), this.topic, 'doc', stamp))) {
+      this.ctx.recorder.count('realtime.broadcast.sent');
+      this.countPayload(stamp);
+    } else this.failedDoc.push(seq);
+  }
+
+  /** The application payload a send carried, for the protocol overhead per delivered message. */
+  private countPayload(payload: object): void {
+    this.ctx.recorder.count('realtime.payload_bytes_sent', JSON.stringify(payload).length);
+    this.ctx.recorder.count('realtime.payloads_sent');
   }
 
   /** What this user published, for the receivers' tail-loss accounting. */
@@ -257,6 +277,8 @@ export class RealtimeUser implements RealtimeDriver {
     const rec = this.ctx.recorder;
     rec.histograms.recordMs('realtime.connect', performance.now() - this.connectStarted);
     rec.count('realtime.connect.ok');
+    // ws keeps the socket private; reading its byte count is all this does with it.
+    this.wire.attach((ws as unknown as { _socket?: { bytesRead: number } })._socket);
     rec.gauge('realtime.open', 1);
     this.state = 'open';
     this.lastHeartbeatAt = this.ctx.now();
@@ -425,6 +447,7 @@ export class RealtimeUser implements RealtimeDriver {
     if (prev === 'closed') return;
     rec.closeCode(G, reason ? `${code}_${reason.replace(/\s+/g, '_').slice(0, 40)}` : String(code));
     this.countBytesOut(ws);
+    this.wire.detach();
     this.ws = undefined;
     this.state = 'idle';
     const now = this.ctx.now();

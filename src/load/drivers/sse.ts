@@ -14,6 +14,7 @@ import { churnLifetimeMs } from '../schedule.js';
 import type { SseConnectionPlan, SseWorkerPlan } from '../plan.js';
 import type { UptimeLedger } from '../uptime.js';
 import { errorKind, type DriverContext } from './context.js';
+import { WireMeter } from './wire-meter.js';
 
 const G = 'sse' as const;
 
@@ -33,6 +34,7 @@ export class SseConnection {
   private round = 0;
   private attempts = 0;
   private ledger: UptimeLedger;
+  private readonly wire: WireMeter;
   /** Performance-clock time the current connect attempt started, for the worker's timeout sweep. */
   connectingSince = 0;
 
@@ -43,7 +45,13 @@ export class SseConnection {
   ) {
     this.retryMs = opts.reconnectDelayMs;
     this.ledger = ctx.recorder.ledger(G);
+    this.wire = new WireMeter(ctx.recorder, 'sse.wire_bytes_in');
     this.parser = this.newParser();
+  }
+
+  /** Adds what the socket read since the last call to `sse.wire_bytes_in` (called on every worker tick). */
+  flushWire(): void {
+    this.wire.flush();
   }
 
   private newParser(): SseParser {
@@ -75,6 +83,7 @@ export class SseConnection {
     this.ledger.end(this.ctx.now());
     if (wasOpen) this.leave();
     this.countBytesOut();
+    this.wire.detach();
     this.req?.destroy();
     this.req = undefined;
     this.res = undefined;
@@ -102,6 +111,7 @@ export class SseConnection {
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = request(url, { method: 'GET', headers, agent: false, localAddress: this.ctx.localAddress(this.plan.id) });
     this.req = req;
+    req.on('socket', (socket) => this.wire.attach(socket));
     req.on('response', (res) => this.onResponse(req, res));
     req.on('error', (err) => this.onError(req, err));
     req.end();
@@ -159,7 +169,7 @@ export class SseConnection {
       rec.histograms.recordMs('sse.first_event', performance.now() - this.connectStarted);
     }
     if (e.event === 'reset' || e.event === 'error' || e.event === 'shutdown') rec.error(G, `event_${e.event}`);
-    let data: { ts?: unknown; seq?: unknown; lt?: unknown; contentId?: unknown; topic?: unknown };
+    let data: { ts?: unknown; seq?: unknown; lt?: unknown; topic?: unknown };
     try {
       data = JSON.parse(e.data) as typeof data;
     } catch {
@@ -171,7 +181,8 @@ export class SseConnection {
     if (ts !== undefined) rec.histograms.recordMs('sse.latency', now - ts);
     if (typeof data.lt === 'number') rec.histograms.recordMs('sse.latency_e2e', now - data.lt);
     if (typeof data.seq === 'number' && data.seq > 0) {
-      const stream = typeof data.topic === 'string' ? data.topic : typeof data.contentId === 'string' ? data.contentId : this.plan.audience;
+      // A multi-topic stream names each event's topic; a single-topic stream's topic is its URL's.
+      const stream = typeof data.topic === 'string' ? data.topic : this.plan.stream;
       const obs = rec.tracker(this.subscriber, 'sse', stream, this.opts.reconnect).observe(data.seq);
       if (obs !== 'duplicate' && ts !== undefined) rec.delivery(stream, data.seq, ts, now, this.plan.audience);
     }
@@ -198,6 +209,7 @@ export class SseConnection {
     this.ctx.recorder.closeCode(G, reason);
     this.leave();
     this.countBytesOut();
+    this.wire.detach();
     if (this.ctx.stopping) {
       this.ledger.end(now);
       return;

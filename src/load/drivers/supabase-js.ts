@@ -194,6 +194,11 @@ export class SupabaseJsUser implements RealtimeDriver {
     });
   }
 
+  /** supabase-js owns its socket: its wire bytes are not reachable, so only message bytes are counted. */
+  flushWire(): void {
+    // nothing to read
+  }
+
   published(): Record<string, { last: number; failed: number[] }> {
     const out: Record<string, { last: number; failed: number[] }> = {};
     if (this.presenceSeq >= 0) out[presenceStream(this.plan.project, this.plan.userKey)] = { last: this.presenceSeq, failed: [] };
