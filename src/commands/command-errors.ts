@@ -1,15 +1,19 @@
 // How the load-testing commands (`load`, `load agent`, `spike`, `report`) turn a failure
 // into one line on stderr and an exit code from the shared table (exit-codes.ts): bad
-// usage is 2, a target or set-up that failed is 4. A stack trace is printed only when
-// FANOUT_DEBUG is set: a CI log wants the reason, not the call chain.
+// usage is 2, a target or set-up that failed is 4. Their errors are the CommandFailures
+// every command uses (failures.ts); what differs is the unexpected error: here it is a
+// set-up failure (4), since 1 means "a threshold failed" to a CI job. A stack trace is
+// printed only when FANOUT_DEBUG is set: a CI log wants the reason, not the call chain.
 import { EXIT, type ExitCode } from './exit-codes.js';
+import { ConfigError } from '../core/config.js';
 import { ServerPidMismatchError, TargetRefusedError } from '../load/target.js';
 import { ThresholdSyntaxError } from '../load/thresholds.js';
+import { CommandFailure } from './failures.js';
 
 /** Bad usage: a flag, value or file the user gave is wrong (exit 2). */
-export class UsageError extends Error {
+export class UsageError extends CommandFailure {
   constructor(message: string) {
-    super(message);
+    super(message, EXIT.usage);
     this.name = 'UsageError';
   }
 }
@@ -18,9 +22,9 @@ export class UsageError extends Error {
  * The target or the set-up failed (exit 4): the target cannot be reached, it refused a
  * key, a port is in use, an embedded gateway or database did not start.
  */
-export class SetupError extends Error {
+export class SetupError extends CommandFailure {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, EXIT.setupFailed, options);
     this.name = 'SetupError';
   }
 }
@@ -38,7 +42,8 @@ export function errnoOf(err: unknown): string | undefined {
 
 /** The exit code for an error a command could not recover from. */
 export function exitCodeOf(err: unknown): ExitCode {
-  if (err instanceof UsageError || err instanceof TargetRefusedError || err instanceof ThresholdSyntaxError || err instanceof ServerPidMismatchError) return EXIT.usage;
+  if (err instanceof CommandFailure) return err.exitCode;
+  if (err instanceof ConfigError || err instanceof TargetRefusedError || err instanceof ThresholdSyntaxError || err instanceof ServerPidMismatchError) return EXIT.usage;
   // Anything else stopped the run before it could say something about the server: the
   // set-up failed (a refused connection, a port in use, a process that did not start).
   return EXIT.setupFailed;
