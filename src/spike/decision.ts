@@ -210,13 +210,13 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
   if (f.sseMatrix.length && sseFailed.length === 0) {
     primary.push({
       statement: `Use SSE for progress tracking (one-way): it met every criterion at each tested scale up to ${sseTop} connections.`,
-      rule: 'P1: SSE carries progress if every SSE scenario of the seed matrix passes all acceptance criteria.',
+      rule: 'P1: SSE carries progress if every SSE scenario of the spike-003 matrix passes all acceptance criteria.',
       evidence: f.sseMatrix.map((s) => `${s.id}: p99 ${fmt(s.p99, ' ms')}, stability ${fmt(s.stability, '%')}`),
     });
   } else if (f.sseMatrix.length) {
     primary.push({
       statement: `Do not rely on SSE alone for progress at the tested scale: ${sseFailed.map((s) => s.id).join(', ')} failed; carry progress over the Realtime channel (broadcast) until the SSE path is fixed.`,
-      rule: 'P1: SSE carries progress only if every SSE scenario of the seed matrix passes; otherwise progress moves to the transport that passed.',
+      rule: 'P1: SSE carries progress only if every SSE scenario of the spike-003 matrix passes; otherwise progress moves to the transport that passed.',
       evidence: sseFailed.map((s) => `${s.id}: ${s.failures.join('; ') || 'failed'}`),
     });
   }
@@ -301,8 +301,8 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
   // S3 — browser connection limits.
   scaling.push({
     statement: 'Multiplex progress streams: one EventSource per tab on /v1/stream?topic=a&topic=b (or HTTP/2) rather than one per content item; browsers allow 6 HTTP/1.1 connections per origin.',
-    rule: 'S3: the seed lists the 6-connections-per-domain browser limit as a high risk; the multi-topic stream removes it without more server connections.',
-    evidence: ['seed risk 1 (Browser Connection Limits)'],
+    rule: 'S3: spike-003 lists the 6-connections-per-domain browser limit as a high risk; the multi-topic stream removes it without more server connections.',
+    evidence: ['spike-003 risk 1 (Browser Connection Limits)'],
   });
 
   // S4 — channel size: shard only when presence latency at the largest channel is material AND its growth is beyond noise.
@@ -314,11 +314,11 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
     scaling.push({
       statement:
         c.verdict === 'worse'
-          ? `Keep channels small: ${growth}, beyond half the seed's 1 s budget and beyond run-to-run noise; shard large projects into several channels.`
+          ? `Keep channels small: ${growth}, beyond half spike-003's 1 s budget and beyond run-to-run noise; shard large projects into several channels.`
           : c.verdict === 'cannot tell'
             ? `Channel size: this spike cannot tell whether ${large.usersPerProject}-user channels need sharding (${growth}; ${c.why}).`
-            : `One channel per project is fine up to ${large.usersPerProject} users: ${growth}, within half the seed's 1 s budget.`,
-      rule: `S4: shard channels only if presence p99 at the largest tested channel exceeds ${PRESENCE_HEADROOM_MS} ms (half the seed's budget) and exceeds the smallest channel's by more than their run-to-run spread.`,
+            : `One channel per project is fine up to ${large.usersPerProject} users: ${growth}, within half spike-003's 1 s budget.`,
+      rule: `S4: shard channels only if presence p99 at the largest tested channel exceeds ${PRESENCE_HEADROOM_MS} ms (half spike-003's budget) and exceeds the smallest channel's by more than their run-to-run spread.`,
       evidence: [said(c), ...f.channels.map((ch) => `${ch.id}: presence p99 over ${ch.presence.values.length} run(s): ${ch.presence.values.map((v) => fmt(v)).join(', ')} ms (spread ${fmt(ch.presence.spread, ' ms')})`)],
     });
   }
@@ -336,9 +336,9 @@ export function decide(f: SpikeFacts): ArchitectureDecision {
           : 'fewer messages per connection';
     scaling.push({
       statement: over
-        ? `Budget bandwidth: ${bw.id} needed ${Math.round(bw.kbps * 100) / 100} KB/s per connection, ${Math.round(factor * 10) / 10}× the seed's ${BANDWIDTH_BUDGET_KBPS} KB/s; to fit it, ${how}.`
-        : `Bandwidth fits the seed's budget: the heaviest run (${bw.id}) used ${Math.round(bw.kbps * 100) / 100} KB/s per connection, under ${BANDWIDTH_BUDGET_KBPS} KB/s.`,
-      rule: `S5: per-connection bandwidth should stay under ${BANDWIDTH_BUDGET_KBPS} KB/s; when the heaviest Realtime run does not, its message rate is scaled down by the excess factor. (The seed's networkBandwidth benchmark itself is judged at its SSE workload.)`,
+        ? `Budget bandwidth: ${bw.id} needed ${Math.round(bw.kbps * 100) / 100} KB/s per connection, ${Math.round(factor * 10) / 10}× spike-003's ${BANDWIDTH_BUDGET_KBPS} KB/s; to fit it, ${how}.`
+        : `Bandwidth fits spike-003's budget: the heaviest run (${bw.id}) used ${Math.round(bw.kbps * 100) / 100} KB/s per connection, under ${BANDWIDTH_BUDGET_KBPS} KB/s.`,
+      rule: `S5: per-connection bandwidth should stay under ${BANDWIDTH_BUDGET_KBPS} KB/s; when the heaviest Realtime run does not, its message rate is scaled down by the excess factor. (Spike-003's networkBandwidth benchmark itself is judged at its SSE workload.)`,
       evidence: [`${bw.id}: ${Math.round(bw.kbps * 1000) / 1000} KB/s per connection in steady state`],
     });
   }

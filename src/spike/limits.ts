@@ -160,7 +160,7 @@ export function computeLimits(scenarios: readonly ScenarioRecord[], degradation:
       maxChannels: atLeast(channels, 'channels', 'most channels with every user joined'),
       maxUsersPerChannel: usersPerChannel ? { value: usersPerChannel.v, unit: 'users', basis: `largest channel in a run that met every criterion (${usersPerChannel.s.id}); a lower bound — larger channels were not tried`, strength: 'lower-bound' } : { value: null, unit: 'users', basis: 'no Realtime run met every criterion', strength: 'not-measured' },
       recommendedChannelSize: comfortable
-        ? { value: comfortable.v, unit: 'users', basis: `largest passing channel whose presence p99 stayed under ${PRESENCE_HEADROOM_MS} ms (half the seed's 1 s budget) with ≥ 99.9% reliability (${comfortable.s.id}); larger channels were not tried`, strength: 'lower-bound' }
+        ? { value: comfortable.v, unit: 'users', basis: `largest passing channel whose presence p99 stayed under ${PRESENCE_HEADROOM_MS} ms (half spike-003's 1 s budget) with ≥ 99.9% reliability (${comfortable.s.id}); larger channels were not tried`, strength: 'lower-bound' }
         : { value: null, unit: 'users', basis: `no passing channel kept presence p99 under ${PRESENCE_HEADROOM_MS} ms`, strength: 'not-measured' },
       performanceDegradationPoint: rtDeg.point,
       recommendedLimit: rtDeg.recommended,
@@ -176,7 +176,7 @@ export function computeLimits(scenarios: readonly ScenarioRecord[], degradation:
         cpuPer100RealtimeConnectionsPct: cpuFigure(rtCpu, 'Realtime users'),
         baseRssMb: figure(baseRss, 'MB', 'server RSS before any connection'),
         bandwidthPerConnectionKBps: sseBandwidth
-          ? { value: round(sseBandwidth.v, 4), unit: 'KB/s', basis: `highest steady bytes on the wire per connection across the seed's SSE scenarios (${sseBandwidth.s.id}, ${sseBandwidth.s.result.config.sse?.ratePerStream ?? '?'} message/s per connection, the seed's messageFrequency)`, strength: 'measured' }
+          ? { value: round(sseBandwidth.v, 4), unit: 'KB/s', basis: `highest steady bytes on the wire per connection across spike-003's SSE scenarios (${sseBandwidth.s.id}, ${sseBandwidth.s.result.config.sse?.ratePerStream ?? '?'} message/s per connection, spike-003's messageFrequency)`, strength: 'measured' }
           : { value: null, unit: 'KB/s', basis: 'no valid SSE scenario measured bandwidth', strength: 'not-measured' },
         sseWireBytesPerMessage: sseWire ? { value: round(sseWire.v, 1), unit: 'B', basis: `bytes on the wire per delivered SSE event (id/event lines, server fields, HTTP chunk framing, heartbeats) in ${sseWire.s.id}` } : { value: null, unit: 'B', basis: 'not measured', strength: 'not-measured' },
         ssePayloadBytesPerMessage: ssePayload !== null && sseWire ? { value: ssePayload, unit: 'B', basis: `the published payload per event in ${sseWire.s.id} (the load tester's progress fields and stamps)` } : { value: null, unit: 'B', basis: 'not measured', strength: 'not-measured' },
@@ -214,7 +214,7 @@ export function computeBenchmarks(scenarios: readonly ScenarioRecord[], limits: 
     sse: {
       connectionEstablishmentTime: bench(pick(sseMatrix, (r) => r.groups.sse?.connect.p99, max), 'ms', '< 2 s', (v) => v < 2000, 'worst connect p99 across the SSE matrix'),
       messageDeliveryLatency: bench(pick(sseMatrix, (r) => sseUserLatency(r.groups.sse)?.p99, max), 'ms', '< 500 ms', (v) => v < 500, 'worst delivery p99 across the SSE matrix'),
-      connectionStability: bench(pick(stabilityRuns, (r) => r.groups.sse?.stabilityPct, min), '%', '> 99%', (v) => v > 99, soak.length ? 'stability over the soak run' : 'lowest stability across the SSE matrix (no soak run: pass --soak 600 for the seed\'s 10-minute test)'),
+      connectionStability: bench(pick(stabilityRuns, (r) => r.groups.sse?.stabilityPct, min), '%', '> 99%', (v) => v > 99, soak.length ? 'stability over the soak run' : 'lowest stability across the SSE matrix (no soak run: pass --soak 600 for spike-003\'s 10-minute test)'),
     },
     supabaseRealtime: {
       presenceUpdateLatency: bench(pick(rtMatrix, (r) => r.groups.realtime?.latency.presence?.p99, max), 'ms', '< 1 s', (v) => v < 1000, 'worst presence p99 across the Realtime matrix'),

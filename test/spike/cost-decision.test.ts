@@ -142,12 +142,12 @@ describe('decision rules', () => {
 
   it('S4 does not shard on presence growing from 9 to 24 ms against a 1 s budget (the recorded quick run)', () => {
     const d = decide(facts());
-    expect(rule(d, 'S4').statement).toMatch(/^One channel per project is fine up to 100 users: presence p99 8 ms at 5 users\/channel, 24 ms at 100, within half the seed's 1 s budget/);
+    expect(rule(d, 'S4').statement).toMatch(/^One channel per project is fine up to 100 users: presence p99 8 ms at 5 users\/channel, 24 ms at 100, within half spike-003's 1 s budget/);
   });
 
   it('S4 shards only when the largest channel is material AND its growth is beyond the noise', () => {
     const slow = (values: number[]) => decide(facts({ channels: [{ id: 'rt-20x5', usersPerProject: 5, presence: runs('rt-20x5', 10, 12, 11) }, { id: 'rt-presence-100', usersPerProject: 100, presence: runs('rt-presence-100', ...values) }] }));
-    expect(rule(slow([700, 720, 710]), 'S4').statement).toMatch(/^Keep channels small: .*710 ms at 100, beyond half the seed's 1 s budget and beyond run-to-run noise/);
+    expect(rule(slow([700, 720, 710]), 'S4').statement).toMatch(/^Keep channels small: .*710 ms at 100, beyond half spike-003's 1 s budget and beyond run-to-run noise/);
     // Over 500 ms at the median, but its own runs spread over 300–900 ms: cannot tell.
     expect(rule(slow([300, 600, 900]), 'S4').statement).toMatch(/cannot tell whether 100-user channels need sharding/);
   });
@@ -179,9 +179,9 @@ describe('decision rules', () => {
 
   it('scales the heaviest Realtime run down to the bandwidth budget (S5)', () => {
     const over = decide(facts({ bandwidth: { id: 'rt-presence-100', kbps: 3.73, usersPerChannel: 100, presenceIntervalS: 10, ratePerConnection: null } }));
-    expect(rule(over, 'S5').statement).toMatch(/rt-presence-100 needed 3\.73 KB\/s per connection, 3\.7× the seed's 1 KB\/s; to fit it, presence updates every 38 s instead of 10 s in 100-user channels/);
+    expect(rule(over, 'S5').statement).toMatch(/rt-presence-100 needed 3\.73 KB\/s per connection, 3\.7× spike-003's 1 KB\/s; to fit it, presence updates every 38 s instead of 10 s in 100-user channels/);
     const fine = decide(facts({ bandwidth: { id: 'rt-10x10', kbps: 0.4, usersPerChannel: 10, presenceIntervalS: 10, ratePerConnection: null } }));
-    expect(rule(fine, 'S5').statement).toMatch(/^Bandwidth fits the seed's budget/);
+    expect(rule(fine, 'S5').statement).toMatch(/^Bandwidth fits spike-003's budget/);
   });
 
   it('what it would take: generator workers from the measured cost, agents like this machine', () => {

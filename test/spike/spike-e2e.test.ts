@@ -104,7 +104,7 @@ describe('fanout spike (ci profile)', () => {
     const worst = Math.max(...report.scenarios.filter((s) => s.category === 'sse' && s.result.valid).map((s) => s.result.groups.sse!.latency.endToEnd!.p99!));
     expect(report.benchmarks.sse.messageDeliveryLatency.value).toBeCloseTo(worst, 3);
     // Bandwidth is judged at the seed's SSE workload, with what one message costs on the wire against its payload.
-    expect(report.benchmarks.resourceUsage.networkBandwidth.basis).toMatch(/1 message\/s per connection, the seed's messageFrequency.*B on the wire for a \d+ B payload/);
+    expect(report.benchmarks.resourceUsage.networkBandwidth.basis).toMatch(/1 message\/s per connection, spike-003's messageFrequency.*B on the wire for a \d+ B payload/);
     // Noise: each baseline's figure over its two runs.
     expect(report.noise.find((n) => n.scenario === 'sse-100' && /p99/.test(n.figure))?.values.length).toBe(2);
   });
