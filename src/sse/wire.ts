@@ -10,7 +10,7 @@
 // and `ts` (server publish time, ms since the epoch); the server's fields come last so a
 // publisher can never override them.
 import type { HubMessage, WireEncoder } from '../core/hub.js';
-import { formatPosition } from './event-id.js';
+import { formatPosition } from '../core/event-id.js';
 
 const LINE_BREAK = /[\r\n]/;
 
