@@ -19,8 +19,37 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  // Layers: core and bus are below the HTTP server, so
+  // they import nothing from src/server (their errors are mapped to HTTP there, by
+  // httpErrorOf); content (publishing) and sse (streaming) meet only through core's
+  // progress topics and what the gateway hands over, so neither imports the other.
+  // Specifiers are matched by path segment: no other directory under src/ has these names.
+  {
+    files: ['src/core/**/*.ts', 'src/bus/**/*.ts'],
+    rules: layerRules('server', 'core/ and bus/ import nothing from server/: throw a DomainError (src/core/errors.ts) and map it in src/server/http-errors.ts'),
+  },
+  {
+    files: ['src/content/**/*.ts'],
+    rules: layerRules('sse', 'content/ and sse/ do not import each other: what both need belongs in core/ (progress-topics.ts, event-id.ts)'),
+  },
+  {
+    files: ['src/sse/**/*.ts'],
+    rules: layerRules('content', 'content/ and sse/ do not import each other: what both need belongs in core/, and the content items are handed over by the gateway (src/server/modules.ts)'),
+  },
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
 );
+
+/**
+ * Rules refusing relative imports of anything in the src/ directory `dir`: static imports,
+ * `import type`, `export … from` (no-restricted-imports) and `import()` (no-restricted-syntax).
+ */
+function layerRules(dir, message) {
+  const path = `^\\.\\.?/(?:.*/)?${dir}(?:/|$)`;
+  return {
+    'no-restricted-imports': ['error', { patterns: [{ regex: path, message }] }],
+    'no-restricted-syntax': ['error', { selector: `ImportExpression[source.value=/${path.replaceAll('/', '\\/')}/]`, message }],
+  };
+}

@@ -1,14 +1,11 @@
 // Builds the bus the configuration asks for and connects it to the gateway's hub: live
-// messages and resyncs go to the hub, connection state to the log, metrics and `/api/bus`.
-import { Gauge, Counter } from 'prom-client';
+// messages and resyncs go to the hub, connection state to the log and metrics. What HTTP
+// shows of it (`/api/bus`, the `bus` readiness check) is the server's: src/server/bus-status.ts.
+import { Gauge, Counter, type Registry } from 'prom-client';
 import { MemoryCluster } from './memory.js';
 import type { GatewayConfig } from '../core/config.js';
 import type { Hub } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
-import type { GatewayMetrics } from '../server/metrics.js';
-import type { Router } from '../server/router.js';
-import type { ReadinessChecks } from '../server/readiness.js';
-import { sendJson } from '../server/http-errors.js';
 import { NatsBus } from './nats.js';
 import { RedisBus } from './redis.js';
 import type { Bus } from './types.js';
@@ -34,7 +31,7 @@ export function createBus(config: GatewayConfig, log: Logger): Bus {
   }
 }
 
-/** Bus metrics, registered in the gateway's registry. */
+/** Bus metrics, registered in the gateway's Prometheus registry. */
 export class BusMetrics {
   readonly connected: Gauge;
   readonly replicaProblems: Counter;
@@ -45,8 +42,8 @@ export class BusMetrics {
   /** Messages handed over by the bus client so far. */
   receivedCount = 0;
 
-  constructor(metrics: GatewayMetrics, bus: Bus, hub: Hub) {
-    const registers = [metrics.registry];
+  constructor(registry: Registry, bus: Bus, hub: Hub) {
+    const registers = [registry];
     this.connected = new Gauge({ name: 'fanout_bus_connected', help: '1 while the bus is connected', labelNames: ['bus'], registers, collect: () => this.connected.labels(bus.kind).set(bus.connected ? 1 : 0) });
     // Counted in a plain number on the hot path and added to the counter at scrape time.
     let counted = 0;
@@ -82,12 +79,10 @@ export interface BusAttachment {
   hub: Hub;
   log: Logger;
   metrics: BusMetrics;
-  router: Router;
-  readiness: ReadinessChecks;
 }
 
-/** Starts the bus with the hub as its receiver and publishes its state at `GET /api/bus`. */
-export async function startBus({ bus, hub, log, metrics, router, readiness }: BusAttachment): Promise<void> {
+/** Starts the bus with the hub as its receiver, logging its connection state. */
+export async function startBus({ bus, hub, log, metrics }: BusAttachment): Promise<void> {
   let wasConnected = true;
   await bus.start({
     message: (envelope) => {
@@ -106,8 +101,4 @@ export async function startBus({ bus, hub, log, metrics, router, readiness }: Bu
     },
   });
   if (!bus.connected) log.warn({ bus: bus.kind, detail: bus.detail }, 'bus not reachable at start-up; retrying in the background');
-  // /readyz: not ready while a shared bus is down (publishes would answer 503, resumes could not be proven).
-  // A gateway's own in-process engine is always there: the default check (server/health.ts) says so.
-  if (bus.shared) readiness.set('bus', () => ({ ready: bus.connected, detail: `${bus.kind} node ${bus.nodeId}: ${bus.detail}` }));
-  router.on('GET', '/api/bus', ({ res }) => sendJson(res, bus.connected ? 200 : 503, { kind: bus.kind, node: bus.nodeId, connected: bus.connected, detail: bus.detail }));
 }

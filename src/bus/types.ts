@@ -18,7 +18,7 @@
 // Presence (`PresenceStore`) is a separate interface, as in Centrifugo (broker vs
 // presence manager): members tracked on every node, tagged with the node that owns them,
 // so the members of a node that stopped answering can be removed by the others.
-import { HttpError } from '../server/http-errors.js';
+import { DomainError } from '../core/errors.js';
 
 export type BusKind = 'memory' | 'redis' | 'nats';
 
@@ -170,17 +170,16 @@ export interface Bus {
 
 /**
  * The bus cannot take or serve messages right now (disconnected, or it answered with an
- * error). An HttpError, so any route that meets it answers 503 with Retry-After.
+ * error). Any route that meets it answers 503 with Retry-After (src/server/http-errors.ts);
+ * a Realtime push is answered with the reason `bus_unavailable`.
  */
-export class BusUnavailableError extends HttpError {
+export class BusUnavailableError extends DomainError {
   constructor(
     readonly kind: BusKind,
-    detail: string,
+    readonly detail: string,
     options?: { cause?: unknown },
   ) {
-    super(503, 'bus_unavailable', `the ${kind} bus is unavailable: ${detail}`, { 'retry-after': '2' });
-    this.name = 'BusUnavailableError';
-    if (options?.cause !== undefined) this.cause = options.cause;
+    super('unavailable', 'bus_unavailable', `the ${kind} bus is unavailable: ${detail}`, { retryAfterSeconds: 2, cause: options?.cause });
   }
 }
 

@@ -6,9 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Hub, HubMessage } from '../core/hub.js';
-import { HttpError } from '../server/http-errors.js';
-import { ContentRegistry, FINAL_EVENTS, type ContentItem } from './registry.js';
-import { contentTopic, isValidContentId, isValidUserId, userTopic } from './topics.js';
+import { CONTENT_ID_RULE, FINAL_EVENTS, contentTopic, isValidContentId, isValidUserId, userTopic } from '../core/progress-topics.js';
+import { ContentFinishedError, ContentNotFoundError, InvalidContentIdError, InvalidProgressError, InvalidUserIdError } from './errors.js';
+import { ContentRegistry, type ContentItem } from './registry.js';
 
 /** Event names the server itself sends on streams; a publisher may not impersonate them. */
 export const SERVER_EVENTS: ReadonlySet<string> = new Set(['ready', 'reset', 'error', 'shutdown', 'message']);
@@ -67,8 +67,8 @@ export class ContentProgress {
 
   /** Creates a content item owned by `ownerId` (with a generated id unless one is given). */
   create(ownerId: string, contentId: string = randomUUID()): ContentItem {
-    if (!isValidUserId(ownerId)) throw new HttpError(400, 'invalid_user_id', `userId ${JSON.stringify(ownerId).slice(0, 80)} is not a valid user id`);
-    if (!isValidContentId(contentId)) throw new HttpError(400, 'invalid_content_id', `content id ${JSON.stringify(contentId).slice(0, 80)} is not valid (1-128 of A-Z a-z 0-9 _ . -, not "progress")`);
+    if (!isValidUserId(ownerId)) throw new InvalidUserIdError(ownerId);
+    if (!isValidContentId(contentId)) throw new InvalidContentIdError(contentId, JSON.stringify(contentId).slice(0, 80), `${CONTENT_ID_RULE}, not "progress"`);
     return this.registry.create(contentId, ownerId);
   }
 
@@ -76,8 +76,8 @@ export class ContentProgress {
    * Publishes one event for a content item to its topic and its owner's topic, as one bus
    * operation, and resolves with the content-topic message (its offset is the event's
    * `seq` on the item's stream). `complete` and `failed` finish the item; later publishes
-   * answer 409. Rejects with a 503 `BusUnavailableError` when the bus cannot take the
-   * event; the item's state is then left as it was.
+   * are refused (ContentFinishedError). Rejects with `BusUnavailableError` when the bus
+   * cannot take the event; the item's state is then left as it was.
    */
   publish(contentId: string, event: string, fields: ProgressFields = {}, options: PublishOptions = {}): Promise<HubMessage> {
     const previous = this.queues.get(contentId);
@@ -106,12 +106,10 @@ export class ContentProgress {
   /** Validates an event for an item that exists and still runs; returns the message data. */
   private check(contentId: string, event: string, fields: ProgressFields, options: PublishOptions): { item: ContentItem; data: Record<string, unknown>; ts: number } {
     const checked = progressBodySchema.safeParse({ ...fields, event });
-    if (!checked.success) throw new HttpError(400, 'invalid_progress', `invalid progress event: ${describeIssues(checked.error)}`);
+    if (!checked.success) throw new InvalidProgressError(describeIssues(checked.error));
     const item = this.registry.get(contentId);
-    if (!item) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist`);
-    if (item.status !== 'running') {
-      throw new HttpError(409, 'content_finished', `content ${contentId} already ended with "${item.status}"; no further events are accepted`);
-    }
+    if (!item) throw new ContentNotFoundError(contentId);
+    if (item.status !== 'running') throw new ContentFinishedError(contentId, item.status);
     const { event: _event, userId: _userId, ...rest } = checked.data;
     const data: Record<string, unknown> = { contentId, ...rest };
     if (event === 'complete' && data.progress === undefined) data.progress = 100;

@@ -7,13 +7,12 @@
 // In a cluster, items are also kept as records on the bus (`RecordStore`), so a stream
 // opened on any node finds an item created on another: reads `refresh` the item from the
 // bus first, and every change is `save`d back.
-import { HttpError } from '../server/http-errors.js';
 import type { RecordStore } from '../bus/types.js';
+import type { Claims } from '../core/auth.js';
+import { CONTENT_ID_RULE, canReadUser, isValidContentId, ReadForbiddenError } from '../core/progress-topics.js';
+import { ContentExistsError, ContentLimitError, ContentNotFoundError, InvalidContentIdError } from './errors.js';
 
 export type ContentStatus = 'running' | 'complete' | 'failed';
-
-/** Events that end a content item: after one of them no further progress is accepted. */
-export const FINAL_EVENTS: ReadonlySet<string> = new Set(['complete', 'failed']);
 
 export interface ContentItem {
   readonly id: string;
@@ -87,21 +86,38 @@ export class ContentRegistry {
     return this.items.get(contentId);
   }
 
-  /** The item, or the 404 to answer for an unknown id. */
+  /** The item's public state (for `reset` events and poll answers), if it exists. */
+  state(contentId: string): ContentState | undefined {
+    const item = this.items.get(contentId);
+    return item ? contentState(item) : undefined;
+  }
+
+  /** The item, or ContentNotFoundError for an unknown id. */
   require(contentId: string): ContentItem {
     const item = this.items.get(contentId);
-    if (!item) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist`);
+    if (!item) throw new ContentNotFoundError(contentId);
     return item;
   }
 
-  /** Registers a new item; 409 if the id is taken, 503 at the item cap. */
+  /**
+   * The item `contentId` names, for a reader holding `claims`, after the checks every read
+   * of one item makes, in this order: a valid id, an existing item (taken from the bus
+   * first in a cluster), and the reader's right to it.
+   */
+  async readable(claims: Claims, contentId: string | undefined): Promise<ContentItem> {
+    const id = checkContentId(contentId);
+    await this.refresh(id);
+    const item = this.require(id);
+    if (!canReadUser(claims, item.ownerId)) throw new ReadForbiddenError(`content ${id}`);
+    return item;
+  }
+
+  /** Registers a new item; ContentExistsError if the id is taken, ContentLimitError at the item cap. */
   create(contentId: string, ownerId: string, now = Date.now()): ContentItem {
-    if (this.items.has(contentId)) throw new HttpError(409, 'content_exists', `content ${contentId} already exists`);
+    if (this.items.has(contentId)) throw new ContentExistsError(contentId);
     if (this.items.size >= this.limits.maxContentItems) {
       this.sweep(now);
-      if (this.items.size >= this.limits.maxContentItems) {
-        throw new HttpError(503, 'too_many_content_items', `the gateway tracks its maximum of ${this.limits.maxContentItems} content items`, { 'retry-after': '30' });
-      }
+      if (this.items.size >= this.limits.maxContentItems) throw new ContentLimitError(this.limits.maxContentItems);
     }
     const item: ContentItem = { id: contentId, ownerId, createdAt: now, status: 'running', progress: null, stage: null, updatedAt: now };
     this.items.set(contentId, item);
@@ -113,6 +129,12 @@ export class ContentRegistry {
     const cutoff = now - this.limits.contentTtlMs;
     for (const [id, item] of this.items) if (item.status !== 'running' && item.updatedAt < cutoff) this.items.delete(id);
   }
+}
+
+/** A content id as a request names it (a path parameter): the id, or InvalidContentIdError. */
+export function checkContentId(raw: string | undefined): string {
+  if (raw === undefined || !isValidContentId(raw)) throw new InvalidContentIdError(raw ?? '', JSON.stringify((raw ?? '').slice(0, 80)), CONTENT_ID_RULE);
+  return raw;
 }
 
 function recordKey(contentId: string): string {

@@ -4,19 +4,18 @@
 // with `userId` (the owner) in the body; without `userId` the answer is 404, because
 // progress nobody may read would be lost.
 import { z } from 'zod';
-import { isServiceRole, type Auth, type Claims } from '../core/auth.js';
+import { isServiceRole } from '../core/auth.js';
+import { formatPosition } from '../core/event-id.js';
+import { contentTopic } from '../core/progress-topics.js';
 import type { Gateway } from '../server/gateway.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { readJson } from '../server/body.js';
 import { digest, idempotencyKeyOf, type IdempotentAnswer } from '../server/idempotency.js';
-import type { RequestContext } from '../server/router.js';
-import { formatPosition } from '../sse/event-id.js';
-import { canReadUser, forbiddenRead } from './access.js';
 import { authenticate, countingErrors, requireServiceRole } from '../server/http-auth.js';
+import { ContentNotFoundError, InvalidProgressError } from './errors.js';
 import { describeIssues, progressBodySchema, type ContentProgress } from './progress.js';
-import { contentState, type ContentItem, type ContentRegistry } from './registry.js';
+import { checkContentId, contentState, type ContentItem } from './registry.js';
 import type { ContentSimulator } from './simulator.js';
-import { contentTopic, isValidContentId } from './topics.js';
 
 const createBodySchema = z
   .strictObject({
@@ -33,27 +32,6 @@ const createBodySchema = z
 
 const DEFAULT_STEPS = 20;
 const DEFAULT_INTERVAL_MS = 100;
-
-/** Validates a `:contentId` path parameter (400 naming it when malformed). */
-export function contentIdParam(raw: string | undefined): string {
-  if (raw === undefined || !isValidContentId(raw)) {
-    throw new HttpError(400, 'invalid_content_id', `content id ${JSON.stringify((raw ?? '').slice(0, 80))} is not valid (1-128 of A-Z a-z 0-9 _ . -)`);
-  }
-  return raw;
-}
-
-/**
- * The checks every read of one item makes, in this order: a valid key (401), a valid id
- * (400), an existing item (404), and the caller's right to read it (403).
- */
-export async function authorizeContentRead(auth: Auth, registry: ContentRegistry, { req, query, params }: RequestContext): Promise<{ claims: Claims; item: ContentItem }> {
-  const claims = await authenticate(auth, req, query);
-  const contentId = contentIdParam(params.contentId);
-  await registry.refresh(contentId);
-  const item = registry.require(contentId);
-  if (!canReadUser(claims, item.ownerId)) throw forbiddenRead(`content ${contentId}`);
-  return { claims, item };
-}
 
 async function readObject(gateway: Gateway, req: Parameters<typeof readJson>[0]): Promise<Record<string, unknown>> {
   const body = await readJson(req, gateway.config.maxBodyBytes, {});
@@ -103,11 +81,12 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
   router.on(
     'GET',
     '/api/content/:contentId',
-    countingErrors(metrics, async (ctx) => {
-      const { item } = await authorizeContentRead(auth, registry, ctx);
+    countingErrors(metrics, async ({ req, res, query, params }) => {
+      // A valid key (401), then the item's checks: a valid id (400), an existing item (404), the right to read it (403).
+      const item = await registry.readable(await authenticate(auth, req, query), params.contentId);
       await hub.prepare([contentTopic(item.id)]);
       const { epoch, offset } = hub.position(contentTopic(item.id));
-      sendJson(ctx.res, 200, { ...contentState(item), lastEventId: formatPosition(epoch, offset), ...itemLinks(item) });
+      sendJson(res, 200, { ...contentState(item), lastEventId: formatPosition(epoch, offset), ...itemLinks(item) });
     }),
   );
 
@@ -117,10 +96,10 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
     countingErrors(metrics, async ({ req, res, query, params }) => {
       const claims = await authenticate(auth, req, query);
       requireServiceRole(claims, 'publishing progress');
-      const contentId = contentIdParam(params.contentId);
+      const contentId = checkContentId(params.contentId);
       const raw = await readObject(gateway, req);
       const parsed = progressBodySchema.safeParse(raw);
-      if (!parsed.success) throw new HttpError(400, 'invalid_progress', `invalid progress event: ${describeIssues(parsed.error)}`);
+      if (!parsed.success) throw new InvalidProgressError(describeIssues(parsed.error));
       const { event = 'progress', userId, ...fields } = parsed.data;
       const key = idempotencyKeyOf(req);
       const publishOnce = async (id?: string): Promise<IdempotentAnswer> => {
@@ -128,7 +107,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
         await registry.refresh(contentId);
         const existing = registry.get(contentId);
         if (!existing) {
-          if (!userId) throw new HttpError(404, 'content_not_found', `content ${contentId} does not exist; pass "userId" (its owner) to create it with this event`);
+          if (!userId) throw new ContentNotFoundError(contentId, 'pass "userId" (its owner) to create it with this event');
           await registry.save(progress.create(userId, contentId));
           created = true;
         } else if (userId !== undefined && userId !== existing.ownerId) {

@@ -3,7 +3,7 @@
 // `progress` from 0 to 100 in `steps` steps, `intervalMs` apart, then `complete` (or
 // `failed` at `failAtStep`). Jobs are stopped when the gateway shuts down.
 import type { Logger } from '../core/log.js';
-import { HttpError } from '../server/http-errors.js';
+import { SimulationLimitError } from './errors.js';
 import type { ContentProgress } from './progress.js';
 
 export interface SimulationPlan {
@@ -36,11 +36,9 @@ export class ContentSimulator {
     return this.jobs.size;
   }
 
-  /** 503 when the simulator already runs its maximum number of jobs. */
+  /** Throws SimulationLimitError when the simulator already runs its maximum number of jobs. */
   checkCapacity(): void {
-    if (this.jobs.size >= this.maxJobs) {
-      throw new HttpError(503, 'too_many_simulations', `the simulator already runs its maximum of ${this.maxJobs} jobs`, { 'retry-after': '5' });
-    }
+    if (this.jobs.size >= this.maxJobs) throw new SimulationLimitError(this.maxJobs);
   }
 
   /** Starts a job for an existing item; the first event (progress 0) is published now. */

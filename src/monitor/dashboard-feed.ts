@@ -14,7 +14,7 @@ import type { Gateway } from '../server/gateway.js';
 import type { CloseReason, ManagedConnection } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import type { RequestContext } from '../server/router.js';
-import { HttpError, writeHead } from '../server/http-errors.js';
+import { httpErrorOf, writeHead } from '../server/http-errors.js';
 import { authenticate, requireServiceRole, userKeyOf } from '../server/http-auth.js';
 
 export function sseFrame(event: string, data: unknown): Buffer {
@@ -96,7 +96,8 @@ export class DashboardFeed {
     try {
       gateway.connections.admit(userKey);
     } catch (err) {
-      if (err instanceof HttpError) gateway.metrics.connectionsRejected.labels('dashboard', err.code).inc();
+      const answer = httpErrorOf(err);
+      if (answer) gateway.metrics.connectionsRejected.labels('dashboard', answer.code).inc();
       throw err;
     }
     writeHead(res, 200, {

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { AuthError, authFailureMessage, type Claims } from '../core/auth.js';
 import type { Gateway } from '../server/gateway.js';
-import { HttpError } from '../server/http-errors.js';
+import { httpErrorOf } from '../server/http-errors.js';
 import { backoff, createRealtimeContext, joinLimitReached, type RealtimeContext } from './context.js';
 import { addressIdentity, userIdentity } from '../server/connections.js';
 import type { Vsn } from './codec.js';
@@ -68,9 +68,10 @@ async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Prom
   try {
     ctx.gateway.connections.admit(userKey);
   } catch (err) {
-    if (!(err instanceof HttpError)) throw err;
-    const message = err.status === 429 ? `Too many connected users (${err.message})` : err.message;
-    throw new UpgradeRefused(err.status, message, err.code, err.headers);
+    const answer = httpErrorOf(err);
+    if (!answer) throw err;
+    const message = answer.status === 429 ? `Too many connected users (${answer.message})` : answer.message;
+    throw new UpgradeRefused(answer.status, message, answer.code, answer.headers);
   }
   return { vsn, token, claims, userKey };
 }

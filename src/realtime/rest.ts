@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Claims } from '../core/auth.js';
 import { readBody } from '../server/body.js';
-import { HttpError, sendJson, writeHead } from '../server/http-errors.js';
+import { httpErrorOf, sendJson, writeHead } from '../server/http-errors.js';
 import { digest, idempotencyKeyOf } from '../server/idempotency.js';
 import type { RequestContext } from '../server/router.js';
 import { publishBroadcast, type BroadcastData } from './channel-topics.js';
@@ -135,7 +135,8 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
       gateway.metrics.received('rest', bytes.length);
       return bytes;
     } catch (err) {
-      if (err instanceof HttpError) throw new RestError(err.status, { message: err.message });
+      const answer = httpErrorOf(err);
+      if (answer) throw new RestError(answer.status, { message: answer.message });
       throw err;
     }
   };
@@ -162,8 +163,10 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
     try {
       accepted(c.res, await run(c));
     } catch (caught) {
-      // Errors of the shared HTTP layer (a malformed Idempotency-Key, a reused one) in Supabase's REST shape.
-      const err = caught instanceof HttpError && !c.res.headersSent && caught.headers['retry-after'] === undefined ? new RestError(caught.status, { message: caught.message }) : caught;
+      // Errors of the shared HTTP layer (a malformed Idempotency-Key, a reused one) in Supabase's REST shape;
+      // those that say when to retry (the bus is down) go to the router, which answers with Retry-After.
+      const answer = httpErrorOf(caught);
+      const err = answer && !c.res.headersSent && answer.headers['retry-after'] === undefined ? new RestError(answer.status, { message: answer.message }) : caught;
       if (!(err instanceof RestError)) throw err;
       if (err.status === 429) ctx.error('rate_limit');
       else if (err.status === 422 || err.status === 400 || err.status === 415) ctx.error('bad_request');

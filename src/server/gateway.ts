@@ -21,6 +21,7 @@ import { GatewayMetrics } from './metrics.js';
 import type { DatabaseServices } from '../changes/types.js';
 import type { Bus } from '../bus/types.js';
 import { BusMetrics, createBus, startBus } from '../bus/index.js';
+import { registerBusStatus } from './bus-status.js';
 import { ReadinessChecks } from './readiness.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { jwksReadiness, startJwtKeySet } from './jwks.js';
@@ -95,7 +96,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       log.warn({ problem, topic, detail }, 'hub replica problem');
     },
   });
-  const busMetrics = new BusMetrics(metrics, bus, hub);
+  const busMetrics = new BusMetrics(metrics.registry, bus, hub);
   const jwks = await startJwtKeySet(config, log, metrics);
   const auth = new Auth(secret.secret, { keys: jwks, allowedRoles: parseAllowedRoles(config.allowedRoles) });
   const trustProxy = parseTrustedProxies(config.trustedProxies);
@@ -243,7 +244,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     gateway.readiness.set('jwks', () => jwksReadiness(jwks));
     shutdownHooks.push(() => jwks.close());
   }
-  await startBus({ bus, hub, log, metrics: busMetrics, router, readiness: gateway.readiness });
+  await startBus({ bus, hub, log, metrics: busMetrics });
+  registerBusStatus(bus, router, gateway.readiness);
   // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
   shutdownHooks.push(() => bus.close());
   for (const register of options.modules ?? gatewayModules) await register(gateway);

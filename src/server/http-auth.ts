@@ -3,32 +3,18 @@
 // Missing or invalid keys answer 401 with Supabase's wording; a valid key without the
 // right answers 403.
 import type { IncomingMessage } from 'node:http';
-import { AuthError, isServiceRole, tokenFromRequest, type Auth, type Claims } from '../core/auth.js';
-import { HttpError } from './http-errors.js';
+import { isServiceRole, tokenFromRequest, type Auth, type Claims } from '../core/auth.js';
+import { HttpError, httpErrorOf } from './http-errors.js';
 import { addressIdentity, userIdentity } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RouteHandler } from './router.js';
 
-const AUTH_ERROR_CODES = { missing: 'missing_api_key', expired: 'token_expired', malformed: 'invalid_token', signature: 'invalid_token', claims: 'invalid_token', signer: 'invalid_token', role: 'role_not_allowed' } as const;
-
-/** Verifies the request's key and returns its claims, or throws the 401 to answer. */
-export async function authenticate(auth: Auth, req: IncomingMessage, query: URLSearchParams): Promise<Claims> {
-  try {
-    return await auth.verify(tokenFromRequest(req.headers, query));
-  } catch (err) {
-    if (err instanceof AuthError) throw new HttpError(401, AUTH_ERROR_CODES[err.kind], explain(err), { 'www-authenticate': 'Bearer' });
-    throw err;
-  }
-}
-
 /**
- * Supabase's wording first (clients match on it), then, for the one failure whose cause a
- * user cannot guess, why: a well-formed key made with a different secret, typically by
- * `fanout keys` run against another data directory.
+ * Verifies the request's key and returns its claims. A missing or invalid key throws the
+ * AuthError, which `httpErrorOf` answers as a 401 in Supabase's wording.
  */
-function explain(err: AuthError): string {
-  if (err.kind !== 'signature') return err.message;
-  return `${err.message}: the key was signed with a different secret than this gateway's (FANOUT_JWT_SECRET, or the development secret in its --data-dir); \`fanout keys\` run with the gateway's settings prints keys it accepts`;
+export async function authenticate(auth: Auth, req: IncomingMessage, query: URLSearchParams): Promise<Claims> {
+  return auth.verify(tokenFromRequest(req.headers, query));
 }
 
 /**
@@ -65,7 +51,8 @@ export function countingErrors(metrics: GatewayMetrics, handler: RouteHandler): 
     try {
       await handler(ctx);
     } catch (err) {
-      metrics.errors.labels(err instanceof HttpError ? errorKind(err.status) : 'internal').inc();
+      const answer = httpErrorOf(err);
+      metrics.errors.labels(answer ? errorKind(answer.status) : 'internal').inc();
       throw err;
     }
   };

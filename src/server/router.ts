@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import FindMyWay from 'find-my-way';
 import { scrubSecrets, type Logger } from '../core/log.js';
-import { HttpError, sendError } from './http-errors.js';
+import { HttpError, httpErrorOf, sendError } from './http-errors.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS';
 
@@ -85,8 +85,9 @@ export class Router {
   }
 
   private fail(ctx: RequestContext, err: unknown): void {
-    if (err instanceof HttpError) {
-      sendError(ctx.res, err);
+    const answer = httpErrorOf(err);
+    if (answer) {
+      sendError(ctx.res, answer);
       return;
     }
     this.log.error({ err, requestId: ctx.requestId, method: ctx.req.method, path: scrubSecrets(ctx.url.pathname) }, 'unhandled error in route');

@@ -1,16 +1,13 @@
 // The SSE module: progress streams, resume, heartbeats and the long-poll fallback.
-// Needs the content module (ownership for authorization, latest state for resets),
-// which modules.ts loads first.
-import { contentOf } from '../content/index.js';
-import { contentState } from '../content/registry.js';
-import { CONTENT_TOPIC_PREFIX } from '../content/topics.js';
+// Needs the content items (ownership for authorization, latest state for resets), which
+// the gateway hands over from the content module (src/server/modules.ts loads it first).
+import { CONTENT_TOPIC_PREFIX } from '../core/progress-topics.js';
 import type { Gateway } from '../server/gateway.js';
-import { registerSseRoutes } from './routes.js';
+import { registerSseRoutes, type ContentItems } from './routes.js';
 import { DeliveryTally, type StreamContext } from './stream.js';
 import { StreamSharing } from './sharing.js';
 
-export function registerSse(gateway: Gateway): void {
-  const services = contentOf(gateway);
+export function registerSse(gateway: Gateway, items: ContentItems): void {
   const { config } = gateway;
   const ctx: StreamContext = {
     hub: gateway.hub,
@@ -22,11 +19,9 @@ export function registerSse(gateway: Gateway): void {
     heartbeatMs: config.heartbeatMs,
     retryMs: config.retryMs,
     stateOf(topic) {
-      if (!topic.startsWith(CONTENT_TOPIC_PREFIX)) return undefined;
-      const item = services.registry.get(topic.slice(CONTENT_TOPIC_PREFIX.length));
-      return item ? contentState(item) : undefined;
+      return topic.startsWith(CONTENT_TOPIC_PREFIX) ? items.state(topic.slice(CONTENT_TOPIC_PREFIX.length)) : undefined;
     },
   };
   gateway.hub.observe(() => ctx.tally.flush());
-  registerSseRoutes(gateway, ctx, services);
+  registerSseRoutes(gateway, ctx, items);
 }

@@ -16,7 +16,7 @@ import type { HubMessage, Position, Subscriber } from '../core/hub.js';
 import type { CloseReason, ManagedConnection, Transport } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import { HttpError, sendError, writeHead } from '../server/http-errors.js';
-import { formatCursor, formatPosition } from './event-id.js';
+import { formatCursor, formatPosition } from '../core/event-id.js';
 import { resetData, type StreamContext } from './stream.js';
 import { pollEvent } from './wire.js';
 

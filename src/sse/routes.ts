@@ -11,15 +11,13 @@
 // a client multiplexing many topics can drop that one and keep the rest.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Claims } from '../core/auth.js';
+import { parseCursor, parseEventId } from '../core/event-id.js';
 import type { Position } from '../core/hub.js';
+import { ReadForbiddenError, canReadUser, contentTopic, isValidUserId, parseProgressTopic, userTopic } from '../core/progress-topics.js';
 import type { Gateway } from '../server/gateway.js';
-import { HttpError, writeHead } from '../server/http-errors.js';
-import { canReadUser, forbiddenRead } from '../content/access.js';
+import { HttpError, httpErrorOf, writeHead } from '../server/http-errors.js';
 import { authenticate, countingErrors, userKeyOf } from '../server/http-auth.js';
-import type { ContentServices } from '../content/index.js';
-import { authorizeContentRead } from '../content/routes.js';
-import { contentTopic, isValidUserId, parseProgressTopic, userTopic } from '../content/topics.js';
-import { parseCursor, parseEventId } from './event-id.js';
+import type { RequestContext } from '../server/router.js';
 import { DEFAULT_POLL_WAIT_S, LongPoll, MAX_POLL_WAIT_S, pollNow, sendPollAnswer } from './poll.js';
 import { SseStream, startPosition, type StreamContext, type StreamStart } from './stream.js';
 import { StreamSharing } from './sharing.js';
@@ -32,6 +30,32 @@ const SSE_HEADERS = {
 };
 
 const CONNECTION_ID = /^[\w.:-]{1,128}$/;
+
+/** A content item as the streams see it. */
+export interface StreamedItem {
+  readonly id: string;
+  readonly ownerId: string;
+  /** `running` until a final event. */
+  readonly status: string;
+}
+
+/**
+ * What the stream endpoints ask of the content items behind `content:<id>` topics; the
+ * content module's registry is one. Handed over by the gateway, so src/sse and
+ * src/content do not import each other. Each method throws the content module's own
+ * errors (an unknown item, a malformed id, a reader without the right), which the routes
+ * answer through `httpErrorOf`.
+ */
+export interface ContentItems {
+  /** In a cluster: takes the item's latest state from the bus (it may be on another node). */
+  refresh(contentId: string): Promise<void>;
+  /** The item; throws for an unknown id. */
+  require(contentId: string): StreamedItem;
+  /** The item a request names, after the checks a read of one item makes: a valid id, an existing item, the reader's right to it. */
+  readable(claims: Claims, contentId: string | undefined): Promise<StreamedItem>;
+  /** The item's public state, for `reset` events and poll answers. */
+  state(contentId: string): unknown;
+}
 
 /**
  * Where a new stream starts in each topic: the client's Last-Event-ID, else `?from=`, else
@@ -62,7 +86,7 @@ function samePosition(a: StreamStart, b: Position): boolean {
   return typeof a === 'object' && a.epoch === b.epoch && a.offset === b.offset;
 }
 
-export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services: ContentServices): void {
+export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, contentItems: ContentItems): void {
   const { router, auth, metrics, connections, hub } = gateway;
 
   /** Admits a new connection or throws its 503/429, counting the refusal by reason. */
@@ -70,9 +94,16 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     try {
       connections.admit(userKey);
     } catch (err) {
-      if (err instanceof HttpError) metrics.connectionsRejected.labels(transport, err.code).inc();
+      const answer = httpErrorOf(err);
+      if (answer) metrics.connectionsRejected.labels(transport, answer.code).inc();
       throw err;
     }
+  };
+
+  /** The checks every read of one item makes, in this order: a valid key (401), a valid id (400), an existing item (404), the caller's right to read it (403). */
+  const authorizeItemRead = async ({ req, query, params }: RequestContext): Promise<{ claims: Claims; item: StreamedItem }> => {
+    const claims = await authenticate(auth, req, query);
+    return { claims, item: await contentItems.readable(claims, params.contentId) };
   };
 
   /** Opens a stream; `content` marks a content item's own stream (ends after the final event, may be shared). */
@@ -100,7 +131,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     '/api/content/:contentId/progress',
     countingErrors(metrics, async (rc) => {
       const { req, res, query } = rc;
-      const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
+      const { claims, item } = await authorizeItemRead(rc);
       const topic = contentTopic(item.id);
       const starts = streamStarts(req, query, 1, 'start');
       await hub.prepare([topic]);
@@ -125,7 +156,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         throw new HttpError(claims.role === 'service_role' ? 400 : 403, 'missing_user_id', 'say whose progress to stream with ?userId= (a user token streams its own by default)');
       }
       if (!isValidUserId(userId)) throw new HttpError(400, 'invalid_user_id', `userId ${JSON.stringify(userId.slice(0, 80))} is not a valid user id`);
-      if (!canReadUser(claims, userId)) throw forbiddenRead(`the progress of user ${userId}`);
+      if (!canReadUser(claims, userId)) throw new ReadForbiddenError(`the progress of user ${userId}`);
       const connectionId = query.get('connectionId') ?? undefined;
       if (connectionId !== undefined && !CONNECTION_ID.test(connectionId)) {
         throw new HttpError(400, 'invalid_connection_id', 'connectionId must be 1-128 of A-Z a-z 0-9 _ . : -');
@@ -138,8 +169,9 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
 
   /** The error for one topic of a multi-topic request, naming it in a header as well as in the message. */
   const topicError = (topic: string, err: unknown): unknown => {
-    if (!(err instanceof HttpError)) return err;
-    return new HttpError(err.status, err.code, err.message, { ...err.headers, 'fanout-topic': encodeURIComponent(topic) });
+    const answer = httpErrorOf(err);
+    if (!answer) return err;
+    return new HttpError(answer.status, answer.code, answer.message, { ...answer.headers, 'fanout-topic': encodeURIComponent(topic) });
   };
 
   /**
@@ -158,9 +190,9 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
         const parsed = parseProgressTopic(topic);
         if (!parsed) throw new HttpError(400, 'invalid_topic', `topic ${JSON.stringify(topic.slice(0, 200))} is not valid: use content:<contentId> or user:<userId>`);
         // In a cluster the item may have been created on another node: take its state from the bus first.
-        if (parsed.kind === 'content') await services.registry.refresh(parsed.id);
-        const item = parsed.kind === 'content' ? services.registry.require(parsed.id) : undefined;
-        if (!canReadUser(claims, item ? item.ownerId : parsed.id)) throw forbiddenRead(`topic ${topic}`);
+        if (parsed.kind === 'content') await contentItems.refresh(parsed.id);
+        const item = parsed.kind === 'content' ? contentItems.require(parsed.id) : undefined;
+        if (!canReadUser(claims, item ? item.ownerId : parsed.id)) throw new ReadForbiddenError(`topic ${topic}`);
         items.push(item ? { finished: item.status !== 'running' } : undefined);
       } catch (err) {
         throw topicError(topic, err);
@@ -230,7 +262,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, services
     '/api/content/:contentId/progress/poll',
     countingErrors(metrics, async (rc) => {
       const { req, res, query } = rc;
-      const { claims, item } = await authorizeContentRead(auth, services.registry, rc);
+      const { claims, item } = await authorizeItemRead(rc);
       const topic = contentTopic(item.id);
       await hub.prepare([topic]);
       const afterRaw = (query.get('after') ?? '').trim();

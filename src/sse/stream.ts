@@ -17,8 +17,8 @@ import type { Hub, HubMessage, Position, Subscriber } from '../core/hub.js';
 import type { CloseReason, ConnectionManager, ManagedConnection, Transport } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import type { GatewayMetrics } from '../server/metrics.js';
-import { FINAL_EVENTS } from '../content/registry.js';
-import { formatCursor } from './event-id.js';
+import { formatCursor } from '../core/event-id.js';
+import { FINAL_EVENTS } from '../core/progress-topics.js';
 import { HEARTBEAT, controlFrame, sseBody, sseFrame } from './wire.js';
 import type { StreamSharing } from './sharing.js';
 

@@ -14,8 +14,8 @@
 // - `contentId` (added by the progress publisher for the owner's feed, which mixes items)
 //   is left out of the item's own topic `content:<contentId>`, whose URL names it.
 import type { HubMessage, WireEncoder } from '../core/hub.js';
-import { CONTENT_TOPIC_PREFIX } from '../content/topics.js';
-import { formatPosition } from './event-id.js';
+import { CONTENT_TOPIC_PREFIX } from '../core/progress-topics.js';
+import { formatPosition } from '../core/event-id.js';
 
 const LINE_BREAK = /[\r\n]/;
 

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Hub, type HubMessage, type Subscriber, type WireEncoder } from '../../src/core/hub.js';
 import { MemoryCluster, type MemoryBus } from '../../src/bus/memory.js';
 import { BusUnavailableError } from '../../src/bus/types.js';
+import { httpErrorOf } from '../../src/server/http-errors.js';
 import { waitFor } from '../sse/helpers.js';
 
 class Recorder implements Subscriber {
@@ -170,6 +171,9 @@ describe('hub replicas on a memory cluster', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(ra.got).toHaveLength(1); // A's echo from the bus was dropped
     a.bus.setConnected(false);
-    await expect(a.hub.publish('room', 'broadcast', {}, { retain: false })).rejects.toMatchObject({ status: 503, code: 'bus_unavailable' });
+    // The hub rejects with the bus's own error; HTTP answers it 503 (through the one mapping).
+    const refused = await a.hub.publish('room', 'broadcast', {}, { retain: false }).then(() => undefined, (err: unknown) => err);
+    expect(refused).toBeInstanceOf(BusUnavailableError);
+    expect(httpErrorOf(refused)).toMatchObject({ status: 503, code: 'bus_unavailable' });
   });
 });

@@ -2,7 +2,7 @@
 // format, whatever the number of subscribers.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLocalHub } from '../../src/bus/memory.js';
-import { formatCursor, parseEventId } from '../../src/sse/event-id.js';
+import { formatCursor, parseEventId } from '../../src/core/event-id.js';
 import { pollEvent, sseBody, sseData, sseFrame, sseStreamData } from '../../src/sse/wire.js';
 import { DeliveryTally, LATENCY_SAMPLES_PER_MESSAGE } from '../../src/sse/stream.js';
 import { GatewayMetrics } from '../../src/server/metrics.js';

@@ -19,8 +19,8 @@
 // cursor it sends (`lastEventId`, `after`), a part may therefore also be the word
 // `start` (the beginning of the topic's history) or `now` (from the current position).
 // The server only ever sends concrete positions.
-import type { Position } from '../core/hub.js';
-import { HttpError } from '../server/http-errors.js';
+import { DomainError } from './errors.js';
+import type { Position } from './hub.js';
 
 const POSITION = /^([A-Za-z0-9_-]{1,32}):(\d{1,15})$/;
 
@@ -34,22 +34,34 @@ export function formatCursor(positions: readonly Position[]): string {
   return out;
 }
 
+/** A malformed event id or cursor; the message names where it came from (`source`) and what was wrong. */
+export class InvalidEventIdError extends DomainError {
+  constructor(
+    readonly source: string,
+    readonly raw: string,
+    problem: string,
+  ) {
+    super('invalid', 'invalid_last_event_id', `${source} ${JSON.stringify(raw.slice(0, 200))} ${problem}`);
+  }
+}
+
 /**
- * Parses an event id for a stream over `topicCount` topics. Throws a 400 naming the
- * problem for anything malformed, so a broken client learns why instead of being reset.
+ * Parses an event id for a stream over `topicCount` topics. Throws InvalidEventIdError
+ * naming the problem for anything malformed, so a broken client learns why instead of
+ * being reset.
  */
 export function parseEventId(raw: string, topicCount: number, source: string): Position[] {
   const parts = raw.split(',');
   if (parts.length !== topicCount) {
-    throw new HttpError(
-      400,
-      'invalid_last_event_id',
-      `${source} ${JSON.stringify(raw.slice(0, 200))} names ${parts.length} position(s) but the stream has ${topicCount} topic(s); expected ${topicCount === 1 ? '"<epoch>:<offset>"' : 'comma-separated "<epoch>:<offset>" in the order of the topic parameters'}`,
+    throw new InvalidEventIdError(
+      source,
+      raw,
+      `names ${parts.length} position(s) but the stream has ${topicCount} topic(s); expected ${topicCount === 1 ? '"<epoch>:<offset>"' : 'comma-separated "<epoch>:<offset>" in the order of the topic parameters'}`,
     );
   }
   return parts.map((part) => {
     const m = POSITION.exec(part.trim());
-    if (!m) throw new HttpError(400, 'invalid_last_event_id', `${source} ${JSON.stringify(raw.slice(0, 200))} is not a valid event id (expected "<epoch>:<offset>")`);
+    if (!m) throw new InvalidEventIdError(source, raw, 'is not a valid event id (expected "<epoch>:<offset>")');
     return { epoch: m[1]!, offset: Number(m[2]) };
   });
 }
@@ -59,7 +71,7 @@ export type CursorStart = Position | 'start' | 'now';
 
 /**
  * Parses a client cursor over `topicCount` topics whose parts may also be `start` or
- * `now` (see the header comment). Throws the same 400s as `parseEventId`.
+ * `now` (see the header comment). Throws the same errors as `parseEventId`.
  */
 export function parseCursor(raw: string, topicCount: number, source: string): CursorStart[] {
   const parts = raw.split(',');
