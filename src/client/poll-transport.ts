@@ -3,7 +3,7 @@
 // and `lastEventId`, the cursor everything up to which has been sent. It carries the same
 // events, ids and resets as the stream, which is why switching between the two loses
 // nothing. When to poll, and for how long, is the fallback policy's (fallback-policy.ts).
-import { Attempt, classify, failure, type AttemptRequest, type Outcome, type TransportSink } from './attempt.js';
+import { classify, failure, type Attempt, type AttemptRequest, type Outcome, type TransportSink } from './attempt.js';
 import { errorMessage, httpError, isAbort, type FetchLike } from './http.js';
 import { formatStart, parseCursor, parsePosition } from './position.js';
 import { isPollAnswer, pollUrl, toMessage, toResetInfo, type PollAnswer } from './wire.js';

@@ -8,7 +8,7 @@
 //
 // It decides nothing about what comes next: retrying, backing off and falling back to
 // long-poll are the fallback policy's (fallback-policy.ts).
-import { Attempt, classify, failure, type AttemptRequest, type Outcome, type TransportSink } from './attempt.js';
+import { classify, failure, type Attempt, type AttemptRequest, type Outcome, type TransportSink } from './attempt.js';
 import { errorMessage, httpError, isAbort, type FetchLike } from './http.js';
 import { formatStart, parseCursor, parsePosition, type Position } from './position.js';
 import { SseParser, type SseEvent } from './sse-parser.js';
