@@ -14,11 +14,13 @@
 import { Emitter } from './emitter.js';
 import { LocalCoordinator, type Coordinator } from './coordinator.js';
 import { TabGroup, sharingSupport } from './cross-tab.js';
-import { tokenClaims, type FetchLike, type TokenSource } from './http.js';
+import { errorMessage, tokenClaims, type FetchLike, type TokenSource } from './http.js';
 import { earlierStart, parsePosition, type Position, type Start } from './position.js';
-import { DEFAULT_TIMING, Source, fetchSince, type PollAnswer, type SourceEvents, type SourceTiming } from './source.js';
+import { Source, type SourceEvents } from './source.js';
 import { Subscription, type SubscriptionHandlers, type SubscriptionHost } from './subscription.js';
+import { DEFAULT_TIMING, type SourceTiming } from './timing.js';
 import type { ConnectionState, ConnectionStats, FanoutErrorInfo, From, MessageData, ProgressData } from './types.js';
+import { fetchSince, type PollAnswer } from './wire.js';
 
 export interface ShareOptions {
   /** Tabs share a connection only within one group; defaults to the key's user (JWT `sub`). */
@@ -201,7 +203,7 @@ export class FanoutClient {
       const claims = tokenClaims(await this.token());
       identity = claims.sub ?? claims.role ?? identity;
     } catch (err) {
-      this.emitter.emit('error', { code: 'token_error', message: `getToken() failed: ${err instanceof Error ? err.message : String(err)}`, fatal: false });
+      this.emitter.emit('error', { code: 'token_error', message: `getToken() failed: ${errorMessage(err)}`, fatal: false });
     }
     this.identity = identity;
     if (this.isClosed) return;

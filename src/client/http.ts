@@ -93,3 +93,8 @@ function escapeBytes(binary: string): string {
 export function isAbort(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'AbortError';
 }
+
+/** The message of whatever was thrown (a rejected fetch, a failing `getToken()`). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

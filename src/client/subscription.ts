@@ -17,7 +17,7 @@ import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { FanoutHttpError } from './http.js';
 import { formatPosition, parsePosition, type Position, type Start } from './position.js';
-import { toMessage, toResetInfo, type PollAnswer } from './source.js';
+import { toMessage, toResetInfo, type PollAnswer } from './wire.js';
 import type { ConnectionState, FanoutErrorInfo, FanoutMessage, MessageData, ResetInfo } from './types.js';
 
 /** Events that end a content item: a `progress()` subscription ends after one of them. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Backoff } from '../../src/client/backoff.js';
 import { SseParser, type SseEvent } from '../../src/client/sse-parser.js';
 import { Subscription, type SubscriptionHost } from '../../src/client/subscription.js';
-import type { PollAnswer } from '../../src/client/source.js';
+import type { PollAnswer } from '../../src/client/wire.js';
 import type { Start } from '../../src/client/position.js';
 import type { FanoutMessage, MessageData } from '../../src/client/types.js';
 
