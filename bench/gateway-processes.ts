@@ -1,7 +1,8 @@
 // What the multi-process benches share: gateway processes started as `fanout serve` (from
 // this checkout, or from another one, for a baseline of older code in the same run),
 // POSTs over a keep-alive agent, raw SSE streams that check each event's seq, and a
-// process's CPU time read from /proc.
+// process's CPU time read from /proc. BENCH_NODE_ARGS adds Node flags to every gateway process
+// (e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -22,7 +23,7 @@ export interface GatewayProcess {
 /** Starts `fanout serve` from `root` (this checkout by default) and resolves once it listens. */
 export function startGatewayProcess(extra: string[], root = ROOT): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-bench-node-'));
-  const proc = spawn(process.execPath, [`${root}/bin/fanout.js`, 'serve', '--port', '0', '--data-dir', dir, '--log-level', 'info', '--max-connections-per-user', '100000', '--db-start', 'lazy', ...extra], {
+  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), `${root}/bin/fanout.js`, 'serve', '--port', '0', '--data-dir', dir, '--log-level', 'info', '--max-connections-per-user', '100000', '--db-start', 'lazy', ...extra], {
     cwd: root,
     env: { ...process.env, FANOUT_JWT_SECRET: BENCH_JWT_SECRET },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -54,6 +54,8 @@ export interface PublishOptions {
   ts?: number;
   /** Idempotency id: a retry with the same id publishes nothing twice (see Hub.publish). */
   id?: string;
+  /** The caller has just refreshed the item from the bus (a cluster's shared records). */
+  refreshed?: boolean;
 }
 
 export class ContentProgress {
@@ -94,8 +96,9 @@ export class ContentProgress {
   }
 
   private async publishNow(contentId: string, event: string, fields: ProgressFields, options: PublishOptions): Promise<HubMessage> {
-    // In a cluster the item may have changed on another node: take its state from the bus first.
-    await this.registry.refresh(contentId);
+    // In a cluster the item may have changed on another node: take its state from the bus
+    // first, unless the caller just did (one round trip, not two, per publish).
+    if (!options.refreshed) await this.registry.refresh(contentId);
     const { item, data, ts } = this.check(contentId, event, fields, options);
     const message = await this.hub.publish([contentTopic(contentId), userTopic(item.ownerId)], event, data, { ts, id: options.id });
     updateItem(item, event, data, ts);

@@ -113,7 +113,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
         } else if (userId !== undefined && userId !== existing.ownerId) {
           throw new HttpError(409, 'owner_mismatch', `content ${contentId} belongs to another user; "userId" may only name its owner`);
         }
-        const msg = await progress.publish(contentId, event, fields, { id });
+        const msg = await progress.publish(contentId, event, fields, { id, refreshed: true });
         return { status: created ? 201 : 200, body: { contentId, event, seq: msg.offset, id: formatPosition(msg.epoch, msg.offset), ts: msg.ts, created } };
       };
       metrics.received('rest', Number(req.headers['content-length'] ?? 0));
