@@ -15,6 +15,15 @@ export function benchGatewayConfig(dataDir: string, overrides: Partial<GatewayCo
     logLevel: 'warn',
     maxConnections: 1_000_000,
     maxConnectionsPerUser: 1_000_000,
+    // A benchmark is one identity (one key, one address) many times over: no bucket may refuse it.
+    maxConnectionsPerAddress: 1_000_000,
+    realtimeMaxJoinsPerSecond: 10_000_000,
+    realtimeUserJoinsPerSecond: 10_000_000,
+    realtimeUserJoinBurst: 10_000_000,
+    realtimeSocketJoinsPerSecond: 10_000_000,
+    realtimeEventBurst: 10_000_000,
+    realtimeUserEventsPerSecond: 10_000_000,
+    realtimeUserEventBurst: 10_000_000,
     dbStart: 'lazy',
     ...overrides,
   });

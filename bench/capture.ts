@@ -3,7 +3,7 @@
 // replication slot), in one run on one PostgreSQL server.
 //
 //   npm run bench:capture -- [--rounds 3] [--seconds 20] [--clients 4] [--subscribers 100]
-//                            [--rate 1000] [--latency-seconds 20] [--latency-subscribers 500] [--json]
+//                            [--rate 1000] [--latency-seconds 20] [--latency-subscribers 500] [--split-cpus] [--json]
 //
 // Throughput: pgbench (4 clients, one INSERT per transaction into the published table
 // `public.bench_items`) for `seconds`, in three modes — none (no capture: no gateway, no
@@ -16,11 +16,16 @@
 // from its INSERT, and the receiving client's clock minus that is its commit → receipt time
 // (p50/p99/max over every delivery).
 //
+// --split-cpus puts the database side (the server and pgbench) on CPU 0 and the gateway and
+// the subscribers on CPU 1, as on separate hosts: without it, on a 2-core machine the gateway
+// decoding and dispatching the changes competes with the database for the same cores, and
+// that contention shows up as a cost to the writes.
+//
 // It starts its own PostgreSQL 15 (wal_level=logical) on a free port in a temporary
 // directory, so the machine's shared server is untouched. Figures, not a test: note whether
 // the machine was busy.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +38,7 @@ import { createLogger } from '../src/core/log.js';
 import { Auth } from '../src/core/auth.js';
 import { POSTGRES_BIN, startWalServer, type WalServer } from '../test/helpers/wal-server.js';
 import { spawnServe, type ServeProcess } from '../test/helpers/serve-process.js';
+import { CAPACITY_ENV } from '../src/load/embedded-gateway.js';
 import { TEST_SECRET } from '../test/helpers/gateway.js';
 
 const { values: args } = parseArgs({
@@ -44,9 +50,23 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1000' },
     'latency-seconds': { type: 'string', default: '20' },
     'latency-subscribers': { type: 'string', default: '500' },
+    'split-cpus': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
+const splitCpus = args['split-cpus'] === true;
+
+/** Pins a process and all its threads to one CPU (Linux taskset); children it forks later inherit it. */
+function pin(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+/** Pins the PostgreSQL server (postmaster and its current processes; new backends inherit) to `cpu`. */
+function pinServer(dataDir: string, cpu: number): void {
+  const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  pin(postmaster, cpu);
+  for (const child of execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' }).split('\n')) if (child.trim()) pin(Number(child), cpu);
+}
 const num = (name: keyof typeof args): number => {
   const v = Number(args[name]);
   if (!Number.isFinite(v) || v <= 0) {
@@ -96,7 +116,8 @@ function pgbench(server: WalServer, db: string, script: string, extra: string[])
   const bin = join(POSTGRES_BIN, 'pgbench');
   const argv = ['-n', '-h', '127.0.0.1', '-p', String(server.port), '-U', 'postgres', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-f', script, ...extra, db];
   const asRoot = process.getuid?.() === 0;
-  const child = asRoot ? spawn('runuser', ['-u', 'postgres', '--', bin, ...argv]) : spawn(bin, argv);
+  const cmd = asRoot ? ['runuser', '-u', 'postgres', '--', bin, ...argv] : [bin, ...argv];
+  const child = splitCpus ? spawn('taskset', ['-c', '0', ...cmd]) : spawn(cmd[0]!, cmd.slice(1));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -156,6 +177,10 @@ async function main(): Promise<void> {
   log('starting PostgreSQL 15 with wal_level=logical');
   // Durable writes, as in production: the test servers' fsync=off would make inserts CPU-bound and flatter nothing.
   const server = await startWalServer({ max_connections: '200', fsync: 'on', full_page_writes: 'on', shared_buffers: '128MB' });
+  if (splitCpus) {
+    pinServer(server.dataDir, 0);
+    pin(process.pid, 1);
+  }
   const dbName = `bench_capture_${process.pid}`;
   await withClient(server.adminUrl, (c) => c.query(`create database ${dbName}`));
   const url = new URL(server.adminUrl);
@@ -172,9 +197,12 @@ async function main(): Promise<void> {
     const anon = (await new Auth(TEST_SECRET).projectKeys()).anon;
 
     const startGateway = async (mode: 'outbox' | 'wal') => {
-      gateway = await spawnServe(['--database-url', dbUrl, '--changes-capture', mode, '--realtime-max-joins-per-second', '100000', '--realtime-max-channels-per-client', '1000'], work, {
+      // Every limit a benchmark of one identity would hit is lifted (the load tester's CAPACITY_ENV).
+      gateway = await spawnServe(['--database-url', dbUrl, '--changes-capture', mode], work, {
+        ...CAPACITY_ENV,
         FANOUT_REALTIME_CONNECT_ERROR_BACKOFF_MS: '0',
       });
+      if (splitCpus) pin(gateway.proc.pid!, 1);
       return gateway;
     };
     const stopGateway = async () => {
@@ -236,7 +264,7 @@ async function main(): Promise<void> {
     if (args.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     else {
       const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
-      console.log(`\ninsert throughput (pgbench, ${clients} clients, median of ${rounds} × ${seconds} s; ${subscribers} subscribers while capturing)`);
+      console.log(`\ninsert throughput (pgbench, ${clients} clients, median of ${rounds} × ${seconds} s; ${subscribers} subscribers while capturing${splitCpus ? "; database on CPU 0, gateway and subscribers on CPU 1" : ""})`);
       console.log(`  no capture   ${med.none.toFixed(0)} inserts/s`);
       console.log(`  outbox       ${med.outbox.toFixed(0)} inserts/s  (costs ${pct(result.costVsNoCapture.outbox)})`);
       console.log(`  wal          ${med.wal.toFixed(0)} inserts/s  (costs ${pct(result.costVsNoCapture.wal)}; target ≤ 5 %)`);

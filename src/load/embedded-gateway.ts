@@ -55,6 +55,14 @@ export const CAPACITY_ENV: Record<string, string> = {
   FANOUT_REALTIME_MAX_JOINS_PER_SECOND: '10000000',
   FANOUT_REALTIME_MAX_EVENTS_PER_SECOND: '1000000',
   FANOUT_REALTIME_MAX_CHANNELS_PER_CLIENT: '1000',
+  // The per-identity and per-socket buckets: a load test is one identity (one key, one address) many times over.
+  FANOUT_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
+  FANOUT_REALTIME_USER_JOINS_PER_SECOND: '10000000',
+  FANOUT_REALTIME_USER_JOIN_BURST: '10000000',
+  FANOUT_REALTIME_SOCKET_JOINS_PER_SECOND: '10000000',
+  FANOUT_REALTIME_EVENT_BURST: '10000000',
+  FANOUT_REALTIME_USER_EVENTS_PER_SECOND: '10000000',
+  FANOUT_REALTIME_USER_EVENT_BURST: '10000000',
 };
 
 async function waitListening(url: string, child: ChildProcess, timeoutMs: number, output: () => string): Promise<void> {
