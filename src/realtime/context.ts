@@ -1,14 +1,92 @@
 // What every Realtime socket, channel and REST handler of one gateway shares: the
-// gateway's parts, the presence registry, the gateway-wide join counter, the limits
-// from the configuration, and pre-resolved metric children (no label lookups per frame).
+// services Realtime depends on (`RealtimeDeps`, exactly what it uses and nothing more),
+// the presence registry, the gateway-wide join counter, the limits from the
+// configuration, and pre-resolved metric children (no label lookups per frame).
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Counter } from 'prom-client';
-import type { Gateway } from '../server/gateway.js';
 import type { Logger } from '../core/log.js';
-import { AuthError } from '../core/auth.js';
+import type { GatewayConfig } from '../core/config.js';
+import type { Hub } from '../core/hub.js';
+import type { Bus } from '../bus/types.js';
+import type { DatabaseServices } from '../changes/types.js';
+import type { ConnectionManager } from '../server/connections.js';
+import type { GatewayMetrics } from '../server/metrics.js';
+import type { Router } from '../server/router.js';
+import type { IdempotencyKeys } from '../server/idempotency.js';
+import { AuthError, type Auth } from '../core/auth.js';
 import { isAddressIdentity } from '../server/connections.js';
 import { PresenceRegistry } from './presence.js';
 import { IdentityLimits, TokenBucket } from './limits.js';
+
+/** The configuration Realtime reads. */
+export type RealtimeConfig = Pick<
+  GatewayConfig,
+  | 'realtimeMaxChannelsPerClient'
+  | 'realtimeMaxEventsPerSecond'
+  | 'realtimeEventBurst'
+  | 'realtimeSocketJoinsPerSecond'
+  | 'realtimeMaxBindingsPerJoin'
+  | 'realtimeMaxPayloadKb'
+  | 'realtimePresenceMaxCalls'
+  | 'realtimePresenceWindowMs'
+  | 'realtimeIdleTimeoutMs'
+  | 'realtimeConnectErrorBackoffMs'
+  | 'realtimeChannelErrorBackoffMs'
+  | 'realtimeReplicationReadyTimeoutMs'
+  | 'realtimeMaxJoinsPerSecond'
+  | 'realtimeUserJoinsPerSecond'
+  | 'realtimeUserJoinBurst'
+  | 'realtimeUserEventsPerSecond'
+  | 'realtimeUserEventBurst'
+  | 'realtimeMaxFrameBytes'
+  | 'slowConsumerBytes'
+  | 'busNodeTimeoutMs'
+>;
+
+/** The instruments Realtime increments; the context resolves their label children once. */
+export type RealtimeMetricsSource = Pick<
+  GatewayMetrics,
+  'channels' | 'presenceMembers' | 'joins' | 'errors' | 'messages' | 'bytes' | 'deliveryLatency' | 'slowConsumerDisconnects' | 'connectionsOpened' | 'connectionsRejected'
+>;
+
+/** Everything the Realtime module uses from the rest of the gateway, and nothing else. */
+export interface RealtimeDeps {
+  config: RealtimeConfig;
+  log: Logger;
+  hub: Hub;
+  /** The bus: when it is shared with other nodes (`shared`), presence is kept in its store too. */
+  bus: Bus;
+  auth: Pick<Auth, 'verify'>;
+  metrics: RealtimeMetricsSource;
+  connections: Pick<ConnectionManager, 'admit' | 'add' | 'remove' | 'rekey' | 'countForUser'>;
+  /** The client's address (the peer, or what a trusted proxy forwarded). */
+  clientAddress(req: IncomingMessage): string;
+  router: Pick<Router, 'on'>;
+  idempotency: Pick<IdempotencyKeys, 'run'>;
+  /** Change feed, channel authorizer and broadcast archive; undefined without a database. */
+  readonly database: DatabaseServices | undefined;
+  onSweep(fn: (now: number) => void): void;
+  onShutdown(fn: () => Promise<void> | void): void;
+  onUpgrade(path: string, handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void;
+}
+
+/** Metric children resolved once: the frame and delivery paths do no label lookups. */
+export interface RealtimeMetrics {
+  /** Joined channels (channel-socket pairs). */
+  channels: { inc(): void; dec(): void };
+  presenceMembers: { set(value: number): void };
+  /** Counts a join by result (`ok`, `unauthorized`, `rate_limited`, ...). */
+  join(result: string): void;
+  /** One frame received from a client. */
+  received(bytes: number): void;
+  /** One hub message written to a socket, published at `publishedAt` (ms since the epoch). */
+  delivered(publishedAt: number, bytes: number): void;
+  slowConsumerDisconnect(): void;
+  connectionOpened(): void;
+  connectionRejected(reason: string): void;
+}
 
 export interface RealtimeLimits {
   maxChannelsPerClient: number;
@@ -30,8 +108,15 @@ export interface RealtimeLimits {
 }
 
 export interface RealtimeContext {
-  gateway: Gateway;
   log: Logger;
+  hub: Hub;
+  auth: Pick<Auth, 'verify'>;
+  connections: RealtimeDeps['connections'];
+  /** Read at each use: the database may be attached after Realtime started. */
+  readonly database: DatabaseServices | undefined;
+  /** True when presence must also be read from the bus's store (the bus is shared with other nodes). */
+  sharedPresence: boolean;
+  metrics: RealtimeMetrics;
   limits: RealtimeLimits;
   presence: PresenceRegistry;
   /**
@@ -51,19 +136,36 @@ export interface RealtimeContext {
    * flushes them all (no per-connection timer).
    */
   flushAtEndOfTurn(target: { flushWrites(): void }): void;
+  /**
+   * One copy of a string many sockets hold (the project's anon key is every client's
+   * token, an address identity is every socket's from that address): a string that was
+   * seen recently comes back as the copy kept, so thousands of sockets share it.
+   */
+  intern(value: string): string;
 }
 
-export function createRealtimeContext(gateway: Gateway): RealtimeContext {
-  const { config, metrics } = gateway;
-  const errorChildren = new Map<string, Counter.Internal>();
+/** How many distinct strings `intern` keeps; past it, it starts over (a bound, not a cache policy). */
+const INTERN_LIMIT = 1024;
+
+export function createRealtimeContext(deps: RealtimeDeps): RealtimeContext {
+  const { config } = deps;
   const pending: { flushWrites(): void }[] = [];
   const flush = (): void => {
     for (const target of pending.splice(0)) target.flushWrites();
   };
-  const log = gateway.log.child({ module: 'realtime' });
+  const log = deps.log.child({ module: 'realtime' });
+  const errors = labelled((kind) => deps.metrics.errors.labels(kind));
+  const interned = new Map<string, string>();
   return {
-    gateway,
     log,
+    hub: deps.hub,
+    auth: deps.auth,
+    connections: deps.connections,
+    get database() {
+      return deps.database;
+    },
+    sharedPresence: deps.bus.shared,
+    metrics: resolveMetrics(deps.metrics),
     limits: {
       maxChannelsPerClient: config.realtimeMaxChannelsPerClient,
       maxEventsPerSecond: config.realtimeMaxEventsPerSecond,
@@ -79,7 +181,7 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
       slowConsumerBytes: config.slowConsumerBytes,
       replicationReadyTimeoutMs: config.realtimeReplicationReadyTimeoutMs,
     },
-    presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus.shared ? gateway.bus : undefined, log),
+    presence: new PresenceRegistry(deps.hub, (n) => deps.metrics.presenceMembers.set(n), deps.bus.shared ? deps.bus : undefined, log),
     joins: new TokenBucket(config.realtimeMaxJoinsPerSecond, config.realtimeMaxJoinsPerSecond),
     identities: new IdentityLimits({
       joinsPerSecond: config.realtimeUserJoinsPerSecond,
@@ -87,16 +189,60 @@ export function createRealtimeContext(gateway: Gateway): RealtimeContext {
       eventsPerSecond: config.realtimeUserEventsPerSecond,
       eventBurst: config.realtimeUserEventBurst,
     }),
-    out: { messages: metrics.messages.labels('ws', 'out'), bytes: metrics.bytes.labels('ws', 'out') },
+    out: { messages: deps.metrics.messages.labels('ws', 'out'), bytes: deps.metrics.bytes.labels('ws', 'out') },
     error(kind) {
-      let child = errorChildren.get(kind);
-      if (!child) errorChildren.set(kind, (child = metrics.errors.labels(kind)));
-      child.inc();
+      errors(kind).inc();
     },
     flushAtEndOfTurn(target) {
       if (pending.length === 0) setImmediate(flush);
       pending.push(target);
     },
+    intern(value) {
+      const kept = interned.get(value);
+      if (kept !== undefined) return kept;
+      if (interned.size >= INTERN_LIMIT) interned.clear();
+      interned.set(value, value);
+      return value;
+    },
+  };
+}
+
+/** A label's child, looked up once per label value and then kept. */
+function labelled<T>(make: (label: string) => T): (label: string) => T {
+  const children = new Map<string, T>();
+  return (label) => {
+    let child = children.get(label);
+    if (child === undefined) children.set(label, (child = make(label)));
+    return child;
+  };
+}
+
+function resolveMetrics(metrics: RealtimeMetricsSource): RealtimeMetrics {
+  const joins = labelled((result) => metrics.joins.labels(result));
+  const rejected = labelled((reason) => metrics.connectionsRejected.labels('ws', reason));
+  const messagesIn = metrics.messages.labels('ws', 'in');
+  const bytesIn = metrics.bytes.labels('ws', 'in');
+  const messagesOut = metrics.messages.labels('ws', 'out');
+  const bytesOut = metrics.bytes.labels('ws', 'out');
+  const latency = metrics.deliveryLatency.labels('ws');
+  const slowConsumers = metrics.slowConsumerDisconnects.labels('ws');
+  const opened = metrics.connectionsOpened.labels('ws');
+  return {
+    channels: metrics.channels,
+    presenceMembers: metrics.presenceMembers,
+    join: (result) => joins(result).inc(),
+    received(bytes) {
+      messagesIn.inc();
+      bytesIn.inc(bytes);
+    },
+    delivered(publishedAt, bytes) {
+      latency.observe((Date.now() - publishedAt) / 1000);
+      messagesOut.inc();
+      bytesOut.inc(bytes);
+    },
+    slowConsumerDisconnect: () => slowConsumers.inc(),
+    connectionOpened: () => opened.inc(),
+    connectionRejected: (reason) => rejected(reason).inc(),
   };
 }
 
