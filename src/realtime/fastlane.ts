@@ -21,7 +21,8 @@ export interface FastlaneSocket {
 
 /** What the fastlane tells its channel: the token expired (seen at delivery time, before the sweep). */
 export interface FastlaneOwner {
-  readonly topic: string;
+  /** The channel's subtopic, for logs. */
+  readonly sub: string;
   expire(now: number): void;
 }
 
@@ -77,7 +78,7 @@ export class Fastlane implements Subscriber {
     } catch (err) {
       // The hub's fan-out loop must go on to the other subscribers (say, a payload that cannot be serialized).
       this.socket.ctx.error('internal');
-      this.socket.ctx.log.error({ err, channel: this.owner.topic, event: msg.event }, 'failed to deliver a hub message');
+      this.socket.ctx.log.error({ err, channel: this.owner.sub, event: msg.event }, 'failed to deliver a hub message');
     }
   }
 
