@@ -2,6 +2,8 @@
 // tools (client generators, API explorers, contract tests). test/server/openapi.test.ts
 // checks that each route the router knows is described here and that real answers match
 // these schemas, so the document cannot drift from the code unnoticed.
+// It stays one file: it is one document, nearly all data, and each path is read against
+// the shared schemas and responses declared at its top.
 import { packageVersion } from '../core/version.js';
 import type { Gateway } from './gateway.js';
 import { sendJson } from './http-errors.js';

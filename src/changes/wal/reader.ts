@@ -17,6 +17,11 @@
 // exactly: the slot's exported snapshot splits the transactions between the two), and
 // recreates a slot that was dropped or invalidated, telling subscribers that changes may
 // have been lost.
+//
+// It stays one file: the slot, the replication connection, the queue of decoded
+// transactions and the confirmed position are one state machine, and the guarantee above
+// (confirm only after the handler resolved, never hand a transaction over twice) needs
+// every transition in view.
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../../core/log.js';
 import { scrubSecrets } from '../../core/log.js';
