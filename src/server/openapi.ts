@@ -3,7 +3,7 @@
 // checks that each route the router knows is described here and that real answers match
 // these schemas, so the document cannot drift from the code unnoticed.
 import { packageVersion } from '../core/version.js';
-import type { Gateway } from './gateway.js';
+import { defineModule } from './services.js';
 import { sendJson } from './http-errors.js';
 
 type Schema = Record<string, unknown>;
@@ -439,6 +439,8 @@ export function openApiDocument(): Schema {
   return document;
 }
 
-export function registerOpenApi(gateway: Gateway): void {
-  gateway.router.on(['GET', 'HEAD'], '/openapi.json', ({ res }) => sendJson(res, 200, openApiDocument()));
-}
+export const openApiModule = defineModule({
+  name: 'openapi',
+  needs: ['router'],
+  start: ({ router }) => router.on(['GET', 'HEAD'], '/openapi.json', ({ res }) => sendJson(res, 200, openApiDocument())),
+});
