@@ -3,7 +3,7 @@
 // from the configuration, and pre-resolved metric children (no label lookups per frame).
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Counter } from 'prom-client';
-import type { Gateway } from '../server/gateway.js';
+import type { Services } from '../server/services.js';
 import type { Logger } from '../core/log.js';
 import { AuthError } from '../core/auth.js';
 import { isAddressIdentity } from '../server/connections.js';
@@ -29,8 +29,12 @@ export interface RealtimeLimits {
   replicationReadyTimeoutMs: number;
 }
 
+/** What Realtime uses of the gateway; `database` is absent when no changes module is loaded. */
+export type RealtimeDeps = Pick<Services, 'config' | 'log' | 'hub' | 'bus' | 'auth' | 'metrics' | 'connections' | 'clientAddress' | 'router' | 'idempotency' | 'lifecycle'> &
+  Partial<Pick<Services, 'database'>>;
+
 export interface RealtimeContext {
-  gateway: Gateway;
+  gateway: RealtimeDeps;
   log: Logger;
   limits: RealtimeLimits;
   presence: PresenceRegistry;
@@ -53,7 +57,7 @@ export interface RealtimeContext {
   flushAtEndOfTurn(target: { flushWrites(): void }): void;
 }
 
-export function createRealtimeContext(gateway: Gateway): RealtimeContext {
+export function createRealtimeContext(gateway: RealtimeDeps): RealtimeContext {
   const { config, metrics } = gateway;
   const errorChildren = new Map<string, Counter.Internal>();
   const pending: { flushWrites(): void }[] = [];

@@ -5,9 +5,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { AuthError, authFailureMessage, type Claims } from '../core/auth.js';
-import type { Gateway } from '../server/gateway.js';
+import { defineModule } from '../server/services.js';
 import { httpErrorOf } from '../server/http-errors.js';
-import { backoff, createRealtimeContext, joinLimitReached, type RealtimeContext } from './context.js';
+import { backoff, createRealtimeContext, joinLimitReached, type RealtimeContext, type RealtimeDeps } from './context.js';
 import { addressIdentity, userIdentity } from '../server/connections.js';
 import type { Vsn } from './codec.js';
 import { registerBroadcastRoutes } from './rest.js';
@@ -76,7 +76,14 @@ async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Prom
   return { vsn, token, claims, userKey };
 }
 
-export async function registerRealtime(gateway: Gateway): Promise<void> {
+export const realtimeModule = defineModule({
+  name: 'realtime',
+  needs: ['config', 'log', 'hub', 'bus', 'auth', 'metrics', 'connections', 'clientAddress', 'router', 'idempotency', 'lifecycle'],
+  uses: ['database'],
+  start: (deps) => registerRealtime(deps),
+});
+
+async function registerRealtime(gateway: RealtimeDeps): Promise<void> {
   const ctx = createRealtimeContext(gateway);
   const { connections, metrics } = gateway;
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: gateway.config.realtimeMaxFrameBytes });
@@ -109,19 +116,19 @@ export async function registerRealtime(gateway: Gateway): Promise<void> {
     });
   };
 
-  gateway.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => {
+  gateway.lifecycle.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => {
     accept(req, socket, head).catch((err: unknown) => {
       ctx.log.error({ err }, 'realtime upgrade failed');
       socket.destroy();
     });
   });
   registerBroadcastRoutes(ctx);
-  gateway.onSweep((now) => ctx.identities.sweep(now, (identity) => connections.countForUser(identity) > 0));
+  gateway.lifecycle.onSweep((now) => ctx.identities.sweep(now, (identity) => connections.countForUser(identity) > 0));
   if (gateway.bus.shared) {
     const bus = gateway.bus;
     // Heartbeat at once, so this node's members count as alive from its first join.
     await ctx.presence.heartbeat(bus).catch((err: unknown) => ctx.log.warn({ err }, 'first presence heartbeat failed; retrying from the sweep'));
-    gateway.onSweep((now) => ctx.presence.tick(now, gateway.config.busNodeTimeoutMs));
+    gateway.lifecycle.onSweep((now) => ctx.presence.tick(now, gateway.config.busNodeTimeoutMs));
   }
-  gateway.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  gateway.lifecycle.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
 }

@@ -93,7 +93,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
   const callers = new Map<string, RateCounter>();
   const bodyLimit = limits.maxPayloadBytes + 64 * 1024;
 
-  gateway.onSweep((now) => {
+  gateway.lifecycle.onSweep((now) => {
     for (const [key, counter] of callers) {
       counter.tick(now);
       if (counter.idle) callers.delete(key);
