@@ -30,7 +30,6 @@ import pg from 'pg';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/log.js';
 import { createGateway } from '../src/server/gateway.js';
-import { databaseRuntime } from '../src/changes/module.js';
 import { openDatabase } from '../src/changes/database.js';
 import { migrate } from '../src/changes/schema.js';
 import type { LoadCommand, LoadReply } from './postgres-changes-load.js';
@@ -116,7 +115,7 @@ const config = loadConfig({}, {}, {
 });
 const gateway = await createGateway(config, { logger: log, processMetrics: false });
 await gateway.listen();
-const runtime = databaseRuntime(gateway)!;
+const runtime = gateway.service('databaseRuntime');
 const { dispatcher } = await runtime.parts();
 const keys = await gateway.auth.projectKeys();
 const wsUrl = `${gateway.url.replace('http', 'ws')}/realtime/v1/websocket`;

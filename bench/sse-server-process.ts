@@ -16,7 +16,6 @@ import { performance } from 'node:perf_hooks';
 import { benchGatewayConfig } from './bench-gateway-config.js';
 import { createLogger } from '../src/core/log.js';
 import { createGateway } from '../src/server/gateway.js';
-import { contentOf } from '../src/content/index.js';
 
 export type ServerCommand = { cmd: 'memory' } | { cmd: 'stats' } | { cmd: 'publish'; seq: number } | { cmd: 'stop' };
 
@@ -60,7 +59,7 @@ async function startGatewayServer(): Promise<ServerUnderTest> {
   const config = benchGatewayConfig(dataDir, {}, process.env);
   const gateway = await createGateway(config, { logger: createLogger({ level: 'warn', pretty: false, destination: process.stderr }) });
   await gateway.listen();
-  const { progress } = contentOf(gateway);
+  const { progress } = gateway.service('content');
   progress.create('bench-user', BENCH_CONTENT);
   const token = await gateway.auth.userToken('bench-user', 24 * 3600);
   const topic = `content:${BENCH_CONTENT}`;

@@ -1,7 +1,8 @@
 // How a message is written onto the bus and read back: JSON, with binary values (a
 // Realtime broadcast's raw bytes, the JSON text it arrived as) carried as base64 so they
 // come back as the same Buffers. One encoding per published message, one decoding per
-// message per receiving node; never per subscriber.
+// message per receiving node; never per subscriber. And how a topic name is written
+// into a NATS subject or key.
 import type { BusEnvelope } from './types.js';
 
 const BYTES = '$fanout.b64';
@@ -38,4 +39,13 @@ export function decodeBody(topic: string, epoch: string, offset: number, text: s
   // The reviver costs a call per value: only pay it when the text carries bytes.
   const o = JSON.parse(text, text.includes(BYTES) ? reviver : undefined) as { e: string; d: unknown; t: number; n: string; r: number };
   return { topic, epoch, offset, event: o.e, data: o.d, ts: o.t, node: o.n, ref: o.r };
+}
+
+/** A topic as one NATS subject token or KV key part (base64url: a topic may hold `.`, `*` or `>`). */
+export function topicToken(topic: string): string {
+  return Buffer.from(topic).toString('base64url');
+}
+
+export function tokenTopic(token: string): string {
+  return Buffer.from(token, 'base64url').toString();
 }

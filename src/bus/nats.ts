@@ -17,7 +17,12 @@
 // replicas against the stored messages, read per topic (`load`).
 //
 // Presence: KV bucket <prefix>_presence, keys m.<node>.<tok>.<ref>; node liveness: KV
-// bucket <prefix>_nodes whose entries expire `nodeTimeoutMs` after the node's last heartbeat.
+// bucket <prefix>_nodes whose entries expire `nodeTimeoutMs` after the node's last heartbeat
+// (the store is nats-presence.ts).
+//
+// It stays one file: connecting, setting up the stream and buckets, the
+// optimistic publish with its retries, and `load` all share one session and one
+// last-stored cache, and the ordering argument above holds only read together.
 import { randomBytes } from 'node:crypto';
 import {
   connect,
@@ -36,7 +41,8 @@ import {
 } from 'nats';
 import { newEpoch } from '../core/hub.js';
 import type { Logger } from '../core/log.js';
-import { decodeBody, encodeBody } from './codec.js';
+import { decodeBody, encodeBody, topicToken } from './codec.js';
+import { NatsPresence } from './nats-presence.js';
 import { backoffMs } from './redis.js';
 import {
   BusUnavailableError,
@@ -46,7 +52,6 @@ import {
   type BusEnvelope,
   type BusHandlers,
   type BusOptions,
-  type PresenceEntry,
   type PresenceStore,
   type Publication,
   type Published,
@@ -63,14 +68,6 @@ const NO_MESSAGE = 10037;
 const MAX_PUBLISH_ATTEMPTS = 20;
 /** Topics whose last stored sequence this node remembers (for publishing without a read first). */
 const LAST_CACHE_SIZE = 10_000;
-
-export function topicToken(topic: string): string {
-  return Buffer.from(topic).toString('base64url');
-}
-
-function tokenTopic(token: string): string {
-  return Buffer.from(token, 'base64url').toString();
-}
 
 interface LastStored {
   seq: number;
@@ -484,98 +481,4 @@ function readHeaders(h: MsgHdrs | undefined): { epoch: string; offset: number } 
   const epoch = h?.get(EPOCH);
   const offset = Number(h?.get(OFFSET));
   return epoch && offset > 0 ? { epoch, offset } : undefined;
-}
-
-class NatsPresence implements PresenceStore {
-  /** Nodes seen alive at the last heartbeat; a node that disappears from the bucket is dead. */
-  private known = new Set<string>();
-
-  constructor(private readonly bus: NatsBus) {}
-
-  private key(node: string, topic: string, ref: string): string {
-    return `m.${node}.${topicToken(topic)}.${ref}`;
-  }
-
-  private async run<T>(fn: (s: Session) => Promise<T>): Promise<T> {
-    const session = this.bus.live();
-    try {
-      return await fn(session);
-    } catch (err) {
-      throw this.bus.unavailable(err);
-    }
-  }
-
-  add(topic: string, entry: PresenceEntry): Promise<void> {
-    return this.run(async (s) => {
-      await s.members.put(this.key(entry.node, topic, entry.ref), JSON.stringify(entry));
-    });
-  }
-
-  remove(topic: string, node: string, ref: string): Promise<void> {
-    return this.run(async (s) => {
-      await s.members.purge(this.key(node, topic, ref));
-    });
-  }
-
-  private async liveNodes(s: Session): Promise<Set<string>> {
-    const out = new Set<string>();
-    for await (const k of await s.nodes.keys()) out.add(k);
-    return out;
-  }
-
-  list(topic: string): Promise<PresenceEntry[]> {
-    return this.run(async (s) => {
-      const alive = await this.liveNodes(s);
-      alive.add(this.bus.nodeId);
-      const keys: string[] = [];
-      for await (const k of await s.members.keys(`m.*.${topicToken(topic)}.*`)) keys.push(k);
-      const out: PresenceEntry[] = [];
-      for (const k of keys) {
-        if (!alive.has(k.split('.')[1]!)) continue;
-        const e = await s.members.get(k);
-        if (e && e.operation === 'PUT') out.push(JSON.parse(e.string()) as PresenceEntry);
-      }
-      return out;
-    });
-  }
-
-  heartbeat(): Promise<string[]> {
-    return this.run(async (s) => {
-      await s.nodes.put(this.bus.nodeId, String(Date.now()));
-      const alive = await this.liveNodes(s);
-      const dead: string[] = [];
-      for (const node of this.known) {
-        if (alive.has(node)) continue;
-        // Every survivor notices; the one whose claim is created first cleans up.
-        try {
-          await s.members.create(`c.${node}`, this.bus.nodeId);
-          dead.push(node);
-        } catch {
-          // claimed by another node
-        }
-      }
-      this.known = alive;
-      return dead;
-    });
-  }
-
-  takeOver(node: string): Promise<Map<string, PresenceEntry[]>> {
-    return this.run(async (s) => {
-      const out = new Map<string, PresenceEntry[]>();
-      const keys: string[] = [];
-      for await (const k of await s.members.keys(`m.${node}.>`)) keys.push(k);
-      for (const k of keys) {
-        const e = await s.members.get(k);
-        if (e && e.operation === 'PUT') {
-          const entry = JSON.parse(e.string()) as PresenceEntry;
-          const topic = tokenTopic(k.split('.')[2]!);
-          let list = out.get(topic);
-          if (!list) out.set(topic, (list = []));
-          list.push(entry);
-        }
-        await s.members.purge(k);
-      }
-      return out;
-    });
-  }
 }

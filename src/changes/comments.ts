@@ -8,7 +8,7 @@
 //   POST   /api/projects/:projectId/comments            {"body": "...", "user_id"?: "..."} → 201 comment
 //   PATCH  /api/projects/:projectId/comments/:id        {"body": "..."} → 200 comment
 //   DELETE /api/projects/:projectId/comments/:id        → 204
-import type { Gateway } from '../server/gateway.js';
+import type { Services } from '../server/services.js';
 import type { Claims } from '../core/auth.js';
 import { authenticate } from '../server/http-auth.js';
 import { HttpError, sendJson, writeHead } from '../server/http-errors.js';
@@ -20,13 +20,13 @@ import type { DatabaseRuntime } from './runtime.js';
 const MAX_BODY_CHARS = 10_000;
 const MAX_ID_CHARS = 200;
 
-export function registerCommentRoutes(gateway: Gateway, runtime: DatabaseRuntime): void {
+export function registerCommentRoutes(deps: Pick<Services, 'router' | 'auth' | 'config'>, runtime: DatabaseRuntime): void {
   const base = '/api/projects/:projectId/comments';
 
   const caller = async (ctx: RequestContext): Promise<{ claims: Claims; db: Database; projectId: string }> => {
     const projectId = ctx.params.projectId ?? '';
     if (projectId.length < 1 || projectId.length > MAX_ID_CHARS) throw new HttpError(400, 'invalid_project_id', `projectId must be 1 to ${MAX_ID_CHARS} characters`);
-    const claims = await authenticate(gateway.auth, ctx.req, ctx.query);
+    const claims = await authenticate(deps.auth, ctx.req, ctx.query);
     let db: Database;
     try {
       ({ db } = await runtime.parts());
@@ -36,7 +36,7 @@ export function registerCommentRoutes(gateway: Gateway, runtime: DatabaseRuntime
     return { claims, db, projectId };
   };
 
-  gateway.router.on('GET', base, async (ctx) => {
+  deps.router.on('GET', base, async (ctx) => {
     const { claims, db, projectId } = await caller(ctx);
     const limitText = ctx.query.get('limit') ?? '50';
     const limit = Number(limitText);
@@ -44,9 +44,9 @@ export function registerCommentRoutes(gateway: Gateway, runtime: DatabaseRuntime
     sendJson(ctx.res, 200, await asCaller(db, claims, { op: 'list', projectId, limit }));
   });
 
-  gateway.router.on('POST', base, async (ctx) => {
+  deps.router.on('POST', base, async (ctx) => {
     const { claims, db, projectId } = await caller(ctx);
-    const input = await readInput(ctx, gateway.config.maxBodyBytes, ['body', 'user_id']);
+    const input = await readInput(ctx, deps.config.maxBodyBytes, ['body', 'user_id']);
     const body = requireBody(input);
     const userId: unknown = input.user_id ?? claims.sub;
     if (userId === undefined) throw new HttpError(400, 'invalid_body', 'user_id is required when the token has no sub claim');
@@ -54,16 +54,16 @@ export function registerCommentRoutes(gateway: Gateway, runtime: DatabaseRuntime
     sendJson(ctx.res, 201, await asCaller(db, claims, { op: 'insert', projectId, userId, body }));
   });
 
-  gateway.router.on('PATCH', `${base}/:id`, async (ctx) => {
+  deps.router.on('PATCH', `${base}/:id`, async (ctx) => {
     const { claims, db, projectId } = await caller(ctx);
     const id = commentId(ctx);
-    const body = requireBody(await readInput(ctx, gateway.config.maxBodyBytes, ['body']));
+    const body = requireBody(await readInput(ctx, deps.config.maxBodyBytes, ['body']));
     const row = await asCaller(db, claims, { op: 'update', projectId, id, body });
     if (!row) throw notFound(projectId, id);
     sendJson(ctx.res, 200, row);
   });
 
-  gateway.router.on('DELETE', `${base}/:id`, async (ctx) => {
+  deps.router.on('DELETE', `${base}/:id`, async (ctx) => {
     const { claims, db, projectId } = await caller(ctx);
     const id = commentId(ctx);
     if (!(await asCaller(db, claims, { op: 'delete', projectId, id }))) throw notFound(projectId, id);

@@ -14,6 +14,9 @@
 // window receives the ones it missed: a client reconnecting after a restart sees what was
 // committed meanwhile. Each subscription records when it entered the index, each buffered
 // change when it was matched, so nothing is delivered twice.
+//
+// It stays one file: the four steps above run on one serialized queue and share the
+// binding index and the replay buffer, and the no-duplicate argument needs them together.
 import type { Claims } from '../core/auth.js';
 import type { Hub } from '../core/hub.js';
 import type { Logger } from '../core/log.js';

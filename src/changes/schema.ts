@@ -15,6 +15,9 @@
 // Migrations are numbered; each runs once, in a transaction, under an advisory lock so two
 // processes migrating the same database at once do not collide. Every statement is also
 // idempotent on its own.
+//
+// It stays one file: nearly all of it is the SQL of the numbered migrations, in the order
+// they run, with the few functions that apply them; splitting it would scatter one schema.
 import type { Database } from './database.js';
 import { BROADCAST_FROM_DATABASE } from './schema-broadcast.js';
 

@@ -91,7 +91,7 @@ export interface BroadcastArchive {
   replay(subtopic: string, since: number, limit: number): Promise<StoredBroadcast[]>;
 }
 
-/** The database side of the gateway, set on `gateway.database` by the changes module. */
+/** The database side of the gateway: the `database` service the changes module provides. */
 export interface DatabaseServices {
   changeFeed: ChangeFeed;
   authorizer: ChannelAuthorizer;

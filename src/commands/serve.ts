@@ -72,17 +72,15 @@ async function startGateway(config: GatewayConfig, logger: Logger | undefined): 
 function announce(gateway: Gateway, lifecycle: Lifecycle): void {
   const terminal = process.stderr.isTTY === true;
   if (terminal) process.stderr.write(formatBanner(bannerLines(gateway)));
-  void import('../changes/module.js').then(({ databaseRuntime }) => {
-    const runtime = databaseRuntime(gateway);
-    followDatabaseStart(gateway, runtime && (() => runtime.parts()), {
-      ready: (line) => {
-        if (terminal) process.stderr.write(line);
-      },
-      // A stop during start-up aborts the database's opening: that is the stop, not a failure.
-      fail: (err) => {
-        if (!lifecycle.stopping) exitWith('serve', err);
-      },
-    });
+  const runtime = gateway.provides('databaseRuntime') ? gateway.service('databaseRuntime') : undefined;
+  followDatabaseStart(gateway, runtime && (() => runtime.parts()), {
+    ready: (line) => {
+      if (terminal) process.stderr.write(line);
+    },
+    // A stop during start-up aborts the database's opening: that is the stop, not a failure.
+    fail: (err) => {
+      if (!lifecycle.stopping) exitWith('serve', err);
+    },
   });
 }
 

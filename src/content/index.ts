@@ -1,7 +1,8 @@
 // The content module: registry, progress publishing and the simulator, with their routes.
-// Other modules (SSE streams, a job runner, the hybrid spike) reach the same instances
-// through `contentOf(gateway)`, the in-process publishing API.
-import type { Gateway } from '../server/gateway.js';
+// It provides them as the `content` service (the in-process publishing API): the
+// composition root hands the registry to SSE streams, and a job runner or a test reaches
+// them through `gateway.service('content')`.
+import { defineModule } from '../server/services.js';
 import { ContentProgress } from './progress.js';
 import { ContentRegistry } from './registry.js';
 import { registerContentRoutes } from './routes.js';
@@ -13,21 +14,23 @@ export interface ContentServices {
   readonly simulator: ContentSimulator;
 }
 
-const servicesByGateway = new WeakMap<Gateway, ContentServices>();
-
-/** The gateway's content services; throws if the content module was not loaded. */
-export function contentOf(gateway: Gateway): ContentServices {
-  const services = servicesByGateway.get(gateway);
-  if (!services) throw new Error('the content module is not registered on this gateway (see src/server/modules.ts)');
-  return services;
+declare module '../server/services.js' {
+  interface Services {
+    content: ContentServices;
+  }
 }
 
-export function registerContent(gateway: Gateway): void {
-  const registry = new ContentRegistry(gateway.config, gateway.bus.shared ? gateway.bus.records : undefined);
-  const progress = new ContentProgress(gateway.hub, registry);
-  const simulator = new ContentSimulator(progress, gateway.log);
-  servicesByGateway.set(gateway, { progress, registry, simulator });
-  gateway.onSweep((now) => registry.sweep(now));
-  gateway.onShutdown(() => simulator.stop());
-  registerContentRoutes(gateway, progress, simulator);
-}
+export const contentModule = defineModule({
+  name: 'content',
+  needs: ['config', 'bus', 'hub', 'log', 'lifecycle', 'router', 'auth', 'metrics', 'idempotency'],
+  provides: ['content'],
+  start(deps) {
+    const registry = new ContentRegistry(deps.config, deps.bus.shared ? deps.bus.records : undefined);
+    const progress = new ContentProgress(deps.hub, registry);
+    const simulator = new ContentSimulator(progress, deps.log);
+    deps.lifecycle.onSweep((now) => registry.sweep(now));
+    deps.lifecycle.onShutdown(() => simulator.stop());
+    registerContentRoutes(deps, progress, simulator);
+    return { content: { progress, registry, simulator } };
+  },
+});

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { isServiceRole } from '../core/auth.js';
 import { formatPosition } from '../core/event-id.js';
 import { contentTopic } from '../core/progress-topics.js';
-import type { Gateway } from '../server/gateway.js';
+import type { Services } from '../server/services.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { readJson } from '../server/body.js';
 import { digest, idempotencyKeyOf, type IdempotentAnswer } from '../server/idempotency.js';
@@ -33,8 +33,8 @@ const createBodySchema = z
 const DEFAULT_STEPS = 20;
 const DEFAULT_INTERVAL_MS = 100;
 
-async function readObject(gateway: Gateway, req: Parameters<typeof readJson>[0]): Promise<Record<string, unknown>> {
-  const body = await readJson(req, gateway.config.maxBodyBytes, {});
+async function readObject(deps: ContentRouteDeps, req: Parameters<typeof readJson>[0]): Promise<Record<string, unknown>> {
+  const body = await readJson(req, deps.config.maxBodyBytes, {});
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_body', 'request body must be a JSON object');
   return body as Record<string, unknown>;
 }
@@ -44,8 +44,11 @@ function itemLinks(item: ContentItem): Record<string, string> {
   return { progressUrl: `${base}/progress`, pollUrl: `${base}/progress/poll` };
 }
 
-export function registerContentRoutes(gateway: Gateway, progress: ContentProgress, simulator: ContentSimulator): void {
-  const { router, auth, metrics, hub } = gateway;
+/** What the content routes use of the deps. */
+export type ContentRouteDeps = Pick<Services, 'config' | 'router' | 'auth' | 'metrics' | 'hub' | 'idempotency'>;
+
+export function registerContentRoutes(deps: ContentRouteDeps, progress: ContentProgress, simulator: ContentSimulator): void {
+  const { router, auth, metrics, hub } = deps;
   const registry = progress.registry;
 
   router.on(
@@ -53,7 +56,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
     '/api/content',
     countingErrors(metrics, async ({ req, res, query }) => {
       const claims = await authenticate(auth, req, query);
-      const raw = await readObject(gateway, req);
+      const raw = await readObject(deps, req);
       const parsed = createBodySchema.safeParse(raw);
       if (!parsed.success) throw new HttpError(400, 'invalid_body', `invalid content request: ${describeIssues(parsed.error)}`);
       const body = parsed.data;
@@ -97,7 +100,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
       const claims = await authenticate(auth, req, query);
       requireServiceRole(claims, 'publishing progress');
       const contentId = checkContentId(params.contentId);
-      const raw = await readObject(gateway, req);
+      const raw = await readObject(deps, req);
       const parsed = progressBodySchema.safeParse(raw);
       if (!parsed.success) throw new InvalidProgressError(describeIssues(parsed.error));
       const { event = 'progress', userId, ...fields } = parsed.data;
@@ -124,7 +127,7 @@ export function registerContentRoutes(gateway: Gateway, progress: ContentProgres
       }
       // A retry with the same key (after a timeout or a 503) publishes nothing twice and gets the first answer.
       const scope = `progress\0${contentId}\0${claims.sub ?? claims.role}`;
-      const answer = await gateway.idempotency.run(scope, key, digest(JSON.stringify(raw)), publishOnce);
+      const answer = await deps.idempotency.run(scope, key, digest(JSON.stringify(raw)), publishOnce);
       sendJson(res, answer.status, answer.body, answer.replayed ? { 'idempotent-replayed': 'true' } : {});
     }),
   );

@@ -1,7 +1,7 @@
 // The live progress line: connections open, messages/s, p99, errors, the server's CPU
 // and memory and the generator's own lag, redrawn in place on a terminal and printed as
 // plain lines every few seconds when stderr is a file or a pipe (CI logs).
-import type { LiveStatus } from './coordinator.js';
+import type { LiveStatus } from './live-status.js';
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
 

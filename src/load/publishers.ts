@@ -1,11 +1,17 @@
-// Publishers that run in the coordinator on an open-loop schedule: SSE progress events
-// (POST /api/content/:id/progress with the service key) and comment inserts (Fanout's
-// comments API or PostgREST). A request is fired at its intended time whatever the
-// previous one is doing; its intended time travels in the payload, so a slow or queued
-// publish shows up in the end-to-end latency instead of silently thinning the load.
+// Publishers that run in the coordinator on an open-loop schedule, and the schedules a
+// run fires them on: SSE progress events (POST /api/content/:id/progress with the service
+// key) and comment inserts (Fanout's comments API or PostgREST). A request is fired at its
+// intended time whatever the previous one is doing; its intended time travels in the
+// payload, so a slow or queued publish shows up in the end-to-end latency instead of
+// silently thinning the load.
 import type { HistogramSet } from './histogram.js';
 import type { PublishedStreams } from './plan.js';
 import type { ClockOffsetEstimator } from './clock.js';
+import { OpenLoopScheduler, type ScheduledStream } from './schedule.js';
+import { commentInsertRequest, sseTopic } from './target.js';
+import { commentBody, commentStream } from './drivers/realtime-streams.js';
+import type { RunSpec } from './spec.js';
+import type { SseStreams } from './worker-plans.js';
 
 export interface PublishRequest {
   url: string;
@@ -85,4 +91,68 @@ export class HttpPublisher {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
   }
+}
+
+/** A run's coordinator-side publishers, and the open-loop schedules (not yet started) that fire them. */
+export interface RunPublishers {
+  publishers: Record<string, HttpPublisher>;
+  schedulers: OpenLoopScheduler[];
+}
+
+/**
+ * The publishers a run needs: progress events on every SSE stream (a Fanout target) and
+ * comment inserts on every project (when the Realtime load has a comment rate), scheduled
+ * from t0 to endAt; their round trips and lateness go into `histograms`.
+ */
+export function schedulePublishers(spec: RunSpec, sse: SseStreams | undefined, runId: string, run: { t0: number; endAt: number }, histograms: HistogramSet, clock: ClockOffsetEstimator): RunPublishers {
+  const { t0, endAt } = run;
+  const lateness = (name: string) => (ms: number) => histograms.recordMs(`publish.${name}.lateness`, ms);
+  const schedulers: OpenLoopScheduler[] = [];
+  const publishers: Record<string, HttpPublisher> = {};
+  if (spec.sse && sse && spec.sse.ratePerStream > 0 && spec.target.kind === 'fanout') {
+    const pub = (publishers.sse = new HttpPublisher(
+      'sse',
+      histograms,
+      (json) => {
+        const o = json as { seq?: unknown; offset?: unknown } | undefined;
+        return typeof o?.seq === 'number' ? o.seq : typeof o?.offset === 'number' ? o.offset : undefined;
+      },
+      10_000,
+      clock,
+    ));
+    const interval = 1000 / spec.sse.ratePerStream;
+    // Publishing starts once the connections have arrived, so every subscriber can see every message.
+    const streams: ScheduledStream[] = sse.streams.map((s, i) => ({ key: String(i), intervalMs: interval, phaseMs: spec.rampMs + 500 + Math.round((interval * i) / sse.streams.length) }));
+    const path = spec.sse.path;
+    const key = spec.target.serviceKey ?? '';
+    schedulers.push(
+      new OpenLoopScheduler(streams, t0, endAt, (stream, k, intended) => {
+        const item = sse.streams[Number(stream.key)]!;
+        pub.publish(
+          sseTopic(path, item.id, item.userId),
+          k + 1,
+          {
+            url: `${spec.target.url}/api/content/${encodeURIComponent(item.id)}/progress`,
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ progress: (k * 7) % 101, stage: 'load', lt: intended, lseq: k + 1 }),
+          },
+          false,
+        );
+      }, Date.now, lateness('sse')),
+    );
+  }
+  if (spec.realtime && spec.realtime.commentRate > 0 && spec.target.kind !== 'sse-url') {
+    const pub = (publishers.comments = new HttpPublisher('comments', histograms));
+    const r = spec.realtime;
+    const interval = 1000 / r.commentRate;
+    const streams: ScheduledStream[] = Array.from({ length: r.projects }, (_, p) => ({ key: `${runId}-p${p}`, intervalMs: interval, phaseMs: spec.rampMs + 1000 + Math.round((interval * p) / r.projects) }));
+    schedulers.push(
+      new OpenLoopScheduler(streams, t0, endAt, (stream, k, intended) => {
+        const seq = k + 1;
+        const s = commentStream(stream.key);
+        pub.publish(s, seq, commentInsertRequest(spec.target, stream.key, `user-${stream.key}`, commentBody({ s, seq, t: intended })), true);
+      }, Date.now, lateness('comments')),
+    );
+  }
+  return { publishers, schedulers };
 }

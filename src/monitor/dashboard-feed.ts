@@ -10,7 +10,7 @@
 // content ids) and the gateway's internals. The page sends it as `Authorization:
 // Bearer`; `?apikey=` also works for curl and EventSource, and is scrubbed from logs.
 import type { ServerResponse } from 'node:http';
-import type { Gateway } from '../server/gateway.js';
+import type { Services } from '../server/services.js';
 import type { CloseReason, ManagedConnection } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import type { RequestContext } from '../server/router.js';
@@ -76,12 +76,12 @@ export class DashboardFeed {
   readonly heartbeatMs: number;
 
   constructor(
-    private readonly gateway: Gateway,
+    private readonly deps: Pick<Services, 'config' | 'auth' | 'clientAddress' | 'connections' | 'metrics' | 'log'>,
     /** The per-viewer opening frame: history, rules and alerts as of now. */
     private readonly hello: () => unknown,
   ) {
-    this.slowConsumerBytes = gateway.config.slowConsumerBytes;
-    this.heartbeatMs = gateway.config.heartbeatMs;
+    this.slowConsumerBytes = deps.config.slowConsumerBytes;
+    this.heartbeatMs = deps.config.heartbeatMs;
   }
 
   get size(): number {
@@ -89,15 +89,15 @@ export class DashboardFeed {
   }
 
   async open({ req, res, query, requestId }: RequestContext): Promise<void> {
-    const { gateway } = this;
-    const claims = await authenticate(gateway.auth, req, query);
+    const { deps } = this;
+    const claims = await authenticate(deps.auth, req, query);
     requireServiceRole(claims, 'the dashboard feed');
-    const userKey = userKeyOf(claims, gateway.clientAddress(req));
+    const userKey = userKeyOf(claims, deps.clientAddress(req));
     try {
-      gateway.connections.admit(userKey);
+      deps.connections.admit(userKey);
     } catch (err) {
       const answer = httpErrorOf(err);
-      if (answer) gateway.metrics.connectionsRejected.labels('dashboard', answer.code).inc();
+      if (answer) deps.metrics.connectionsRejected.labels('dashboard', answer.code).inc();
       throw err;
     }
     writeHead(res, 200, {
@@ -109,12 +109,12 @@ export class DashboardFeed {
     res.socket?.setNoDelay(true);
     const viewer = new DashboardViewer(nextConnectionId('d'), userKey, res, this);
     this.viewers.add(viewer);
-    gateway.connections.add(viewer);
-    gateway.metrics.connectionsOpened.labels('dashboard').inc();
+    deps.connections.add(viewer);
+    deps.metrics.connectionsOpened.labels('dashboard').inc();
     res.on('close', () => viewer.ended('client'));
-    res.write(`retry: ${gateway.config.retryMs}\n\n`);
+    res.write(`retry: ${deps.config.retryMs}\n\n`);
     viewer.write(sseFrame('hello', this.hello()));
-    gateway.log.info({ connId: viewer.id, reqId: requestId, viewers: this.viewers.size }, 'dashboard viewer connected');
+    deps.log.info({ connId: viewer.id, reqId: requestId, viewers: this.viewers.size }, 'dashboard viewer connected');
   }
 
   /** Sends one event to every viewer, serialized once. */
@@ -126,13 +126,13 @@ export class DashboardFeed {
   }
 
   slowConsumer(viewer: DashboardViewer): void {
-    this.gateway.metrics.slowConsumerDisconnects.labels('dashboard').inc();
+    this.deps.metrics.slowConsumerDisconnects.labels('dashboard').inc();
     viewer.close('slow_consumer');
   }
 
   forget(viewer: DashboardViewer, reason: CloseReason | 'client'): void {
     this.viewers.delete(viewer);
-    this.gateway.connections.remove(viewer);
-    this.gateway.log.info({ connId: viewer.id, reason, seconds: Math.round((Date.now() - viewer.openedAt) / 1000) }, 'dashboard viewer disconnected');
+    this.deps.connections.remove(viewer);
+    this.deps.log.info({ connId: viewer.id, reason, seconds: Math.round((Date.now() - viewer.openedAt) / 1000) }, 'dashboard viewer disconnected');
   }
 }

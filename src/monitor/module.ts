@@ -5,7 +5,7 @@
 // both the alert engine and every dashboard viewer, so watching the dashboard costs one
 // serialization per second however many people watch.
 import { Counter, Gauge } from 'prom-client';
-import type { Gateway } from '../server/gateway.js';
+import { defineModule, type Services } from '../server/services.js';
 import { sendJson, writeHead } from '../server/http-errors.js';
 import { loadAlertConfig } from './alert-rules.js';
 import { AlertEngine } from './alerts.js';
@@ -37,20 +37,26 @@ function toPoint(window: Snapshot[]): DashboardPoint {
   return { t: window[window.length - 1]!.t, v };
 }
 
-export function registerMonitor(gateway: Gateway): void {
-  const { config, log, metrics, router } = gateway;
+export const monitorModule = defineModule({
+  name: 'monitor',
+  needs: ['config', 'log', 'metrics', 'router', 'connections', 'hub', 'auth', 'clientAddress', 'lifecycle', 'listening'],
+  start: (deps) => registerMonitor(deps),
+});
+
+function registerMonitor(deps: Pick<Services, 'config' | 'log' | 'metrics' | 'router' | 'connections' | 'hub' | 'auth' | 'clientAddress' | 'lifecycle' | 'listening'>): void {
+  const { config, log, metrics, router, lifecycle, listening } = deps;
   const alertConfig = loadAlertConfig(config.alerts);
   const intervalMs = config.monitorIntervalMs;
   const longestWindow = Math.max(0, ...alertConfig.rules.map((r) => r.windowMs));
   const processStats = new ProcessStats();
-  const sampler = new Sampler(metrics, gateway.connections, processStats, Math.max(DASHBOARD_POINTS + 1, Math.ceil(longestWindow / intervalMs) + 2));
+  const sampler = new Sampler(metrics, deps.connections, processStats, Math.max(DASHBOARD_POINTS + 1, Math.ceil(longestWindow / intervalMs) + 2));
   const engine = new AlertEngine(alertConfig.rules);
-  const activity = new TopicActivity(gateway.hub);
+  const activity = new TopicActivity(deps.hub);
   const points: DashboardPoint[] = [];
   let busiest: BusyTopic[] = [];
 
-  const feed = new DashboardFeed(gateway, () => ({
-    instance: gateway.url,
+  const feed = new DashboardFeed(deps, () => ({
+    instance: listening.url,
     pid: process.pid,
     intervalMs,
     signals: Object.fromEntries(SIGNAL_NAMES.map((n) => [n, describeSignal(n)])),
@@ -76,7 +82,7 @@ export function registerMonitor(gateway: Gateway): void {
     const fields = { alert: event.rule, severity: event.severity, signal: event.signal, value: event.value, threshold: event.threshold, resolve: event.resolve };
     if (event.status === 'firing') log.warn(fields, `alert firing: ${event.rule}: ${event.description}`);
     else log.info({ ...fields, firedForMs: event.at - event.firedAt }, `alert resolved: ${event.rule}`);
-    webhook?.send(event, gateway.url);
+    webhook?.send(event, listening.url);
     feed.broadcast('alert', { event, active: engine.active() });
   });
 
@@ -105,7 +111,7 @@ export function registerMonitor(gateway: Gateway): void {
   // tolerance keeps a 1 s sweep from skipping every other 1 s sample on timer jitter.
   let lastSampleAt = 0;
   let sampling = false;
-  gateway.onSweep((now) => {
+  lifecycle.onSweep((now) => {
     if (sampling || now - lastSampleAt < intervalMs * 0.9) return;
     sampling = true;
     lastSampleAt = now;
@@ -126,7 +132,7 @@ export function registerMonitor(gateway: Gateway): void {
     'GET',
     '/api/alerts',
     countingErrors(metrics, async ({ req, res, query }) => {
-      requireServiceRole(await authenticate(gateway.auth, req, query), '/api/alerts');
+      requireServiceRole(await authenticate(deps.auth, req, query), '/api/alerts');
       sendJson(res, 200, { active: engine.active(), recent: engine.recent(), rules: engine.rules, webhook: webhook !== undefined });
     }),
   );
@@ -138,7 +144,7 @@ export function registerMonitor(gateway: Gateway): void {
     countingErrors(metrics, (ctx) => feed.open(ctx)),
   );
 
-  gateway.onShutdown(async () => {
+  lifecycle.onShutdown(async () => {
     processStats.stop();
     await webhook?.flush(2000);
   });

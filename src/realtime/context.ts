@@ -3,7 +3,6 @@
 // the presence registry, the gateway-wide join counter, the limits from the
 // configuration, and pre-resolved metric children (no label lookups per frame).
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Counter } from 'prom-client';
 import type { Logger } from '../core/log.js';
@@ -15,6 +14,7 @@ import type { ConnectionManager } from '../server/connections.js';
 import type { GatewayMetrics } from '../server/metrics.js';
 import type { Router } from '../server/router.js';
 import type { IdempotencyKeys } from '../server/idempotency.js';
+import type { Lifecycle } from '../server/services.js';
 import { AuthError, type Auth } from '../core/auth.js';
 import { isAddressIdentity } from '../server/connections.js';
 import { PresenceRegistry } from './presence.js';
@@ -66,10 +66,9 @@ export interface RealtimeDeps {
   router: Pick<Router, 'on'>;
   idempotency: Pick<IdempotencyKeys, 'run'>;
   /** Change feed, channel authorizer and broadcast archive; undefined without a database. */
-  readonly database: DatabaseServices | undefined;
-  onSweep(fn: (now: number) => void): void;
-  onShutdown(fn: () => Promise<void> | void): void;
-  onUpgrade(path: string, handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void;
+  database: DatabaseServices | undefined;
+  /** The shared sweep, shutdown hooks and the WebSocket upgrade dispatch. */
+  lifecycle: Lifecycle;
 }
 
 /** Metric children resolved once: the frame and delivery paths do no label lookups. */
@@ -112,8 +111,7 @@ export interface RealtimeContext {
   hub: Hub;
   auth: Pick<Auth, 'verify'>;
   connections: RealtimeDeps['connections'];
-  /** Read at each use: the database may be attached after Realtime started. */
-  readonly database: DatabaseServices | undefined;
+  database: DatabaseServices | undefined;
   /** True when presence must also be read from the bus's store (the bus is shared with other nodes). */
   sharedPresence: boolean;
   metrics: RealtimeMetrics;
@@ -161,9 +159,7 @@ export function createRealtimeContext(deps: RealtimeDeps): RealtimeContext {
     hub: deps.hub,
     auth: deps.auth,
     connections: deps.connections,
-    get database() {
-      return deps.database;
-    },
+    database: deps.database,
     sharedPresence: deps.bus.shared,
     metrics: resolveMetrics(deps.metrics),
     limits: {

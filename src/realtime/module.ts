@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { AuthError, authFailureMessage, type Claims } from '../core/auth.js';
-import type { Gateway } from '../server/gateway.js';
+import { defineModule } from '../server/services.js';
 import { httpErrorOf } from '../server/http-errors.js';
 import { backoff, createRealtimeContext, joinLimitReached, type RealtimeContext, type RealtimeDeps } from './context.js';
 import { addressIdentity, userIdentity } from '../server/connections.js';
@@ -76,35 +76,21 @@ async function admit(ctx: RealtimeContext, deps: RealtimeDeps, req: IncomingMess
   return { vsn, token, userKey };
 }
 
-/** What Realtime uses of the gateway (the one place that knows the Gateway). */
-export function realtimeDepsOf(gateway: Gateway): RealtimeDeps {
-  return {
-    config: gateway.config,
-    log: gateway.log,
-    hub: gateway.hub,
-    bus: gateway.bus,
-    auth: gateway.auth,
-    metrics: gateway.metrics,
-    connections: gateway.connections,
-    clientAddress: (req) => gateway.clientAddress(req),
-    router: gateway.router,
-    idempotency: gateway.idempotency,
-    // Read at each use: the changes module attaches the database to the gateway (tests swap it).
-    get database() {
-      return gateway.database;
-    },
-    onSweep: (fn) => gateway.onSweep(fn),
-    onShutdown: (fn) => gateway.onShutdown(fn),
-    onUpgrade: (path, handler) => gateway.onUpgrade(path, handler),
-  };
-}
+export const realtimeModule = defineModule({
+  name: 'realtime',
+  needs: ['config', 'log', 'hub', 'bus', 'auth', 'metrics', 'connections', 'clientAddress', 'router', 'idempotency', 'lifecycle'],
+  uses: ['database'],
+  start: (services) => startRealtime(realtimeDepsOf(services)),
+});
 
-export async function registerRealtime(gateway: Gateway): Promise<void> {
-  await startRealtime(realtimeDepsOf(gateway));
+/** Realtime's dependencies from the gateway's services (the one place that knows the service names). */
+function realtimeDepsOf(services: Omit<RealtimeDeps, 'database'> & { database?: RealtimeDeps['database'] }): RealtimeDeps {
+  const { config, log, hub, bus, auth, metrics, connections, clientAddress, router, idempotency, lifecycle, database } = services;
+  return { config, log, hub, bus, auth, metrics, connections, clientAddress, router, idempotency, lifecycle, database };
 }
 
 /** Starts the Realtime module with exactly its dependencies. */
-export async function startRealtime(deps: RealtimeDeps): Promise<void> {
+async function startRealtime(deps: RealtimeDeps): Promise<void> {
   const ctx = createRealtimeContext(deps);
   const { connections } = deps;
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: deps.config.realtimeMaxFrameBytes });
@@ -136,19 +122,19 @@ export async function startRealtime(deps: RealtimeDeps): Promise<void> {
     });
   };
 
-  deps.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => {
+  deps.lifecycle.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => {
     accept(req, socket, head).catch((err: unknown) => {
       ctx.log.error({ err }, 'realtime upgrade failed');
       socket.destroy();
     });
   });
   registerBroadcastRoutes(ctx, deps);
-  deps.onSweep((now) => ctx.identities.sweep(now, (identity) => connections.countForUser(identity) > 0));
+  deps.lifecycle.onSweep((now) => ctx.identities.sweep(now, (identity) => connections.countForUser(identity) > 0));
   if (deps.bus.shared) {
     const bus = deps.bus;
     // Heartbeat at once, so this node's members count as alive from its first join.
     await ctx.presence.heartbeat(bus).catch((err: unknown) => ctx.log.warn({ err }, 'first presence heartbeat failed; retrying from the sweep'));
-    deps.onSweep((now) => ctx.presence.tick(now, deps.config.busNodeTimeoutMs));
+    deps.lifecycle.onSweep((now) => ctx.presence.tick(now, deps.config.busNodeTimeoutMs));
   }
-  deps.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  deps.lifecycle.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
 }

@@ -95,7 +95,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext, deps: RealtimeDeps
   const callers = new Map<string, RateCounter>();
   const bodyLimit = limits.maxPayloadBytes + 64 * 1024;
 
-  deps.onSweep((now) => {
+  deps.lifecycle.onSweep((now) => {
     for (const [key, counter] of callers) {
       counter.tick(now);
       if (counter.idle) callers.delete(key);

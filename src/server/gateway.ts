@@ -1,6 +1,7 @@
-// Gateway assembly: builds the shared parts (config, hub, auth, logger, router,
-// connection manager), lets each feature module register its routes and upgrade
-// handlers, and owns the listening sockets, the shared sweep timer and shutdown.
+// The composition root: builds the shared services in order (config, logger, secret and
+// auth, metrics, bus, hub, connection manager, router, readiness, idempotency), starts the
+// feature modules of server/modules.ts with the services each declares (composition.ts),
+// and owns the listening sockets, the shared sweep timer and shutdown.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { readFileSync } from 'node:fs';
@@ -17,8 +18,9 @@ import { AccessLog } from './access-log.js';
 import { ConnectionManager } from './connections.js';
 import { HttpError, errorBody, sendError } from './http-errors.js';
 import { gatewayModules } from './modules.js';
+import { checkWiring, startModules } from './composition.js';
+import { GATEWAY_SERVICE_NAMES, type ClientAddressOf, type FeatureModule, type GatewayServices, type Lifecycle, type ServiceName, type Services, type UpgradeHandler } from './services.js';
 import { GatewayMetrics } from './metrics.js';
-import type { DatabaseServices } from '../changes/types.js';
 import type { Bus } from '../bus/types.js';
 import { BusMetrics, createBus, startBus } from '../bus/index.js';
 import { registerBusStatus } from './bus-status.js';
@@ -26,9 +28,10 @@ import { ReadinessChecks } from './readiness.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { jwksReadiness, startJwtKeySet } from './jwks.js';
 
-export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+export type { UpgradeHandler } from './services.js';
 
-export interface Gateway {
+/** A running gateway: its own services, the feature modules' services by name, and its sockets. */
+export interface Gateway extends Lifecycle {
   readonly config: GatewayConfig;
   readonly hub: Hub;
   readonly auth: Auth;
@@ -43,27 +46,19 @@ export interface Gateway {
   readonly idempotency: IdempotencyKeys;
   /** Named checks `/readyz` evaluates; a module owning an external dependency registers one (see readiness.ts). */
   readonly readiness: ReadinessChecks;
-  /** The client's address: the peer, or what a trusted proxy (`--trusted-proxies`) put in X-Forwarded-For. */
-  clientAddress(req: IncomingMessage): string;
-  /** Change feed and channel authorizer; set by the changes module, which loads before Realtime. */
-  database: DatabaseServices | undefined;
+  readonly clientAddress: ClientAddressOf;
+  /** A service a feature module provides (e.g. `content`, `databaseRuntime`); throws when no loaded module provides it. */
+  service<K extends ServiceName>(name: K): Services[K];
+  /** Whether a loaded module provides `name` (e.g. `databaseRuntime`, absent when the changes module is not loaded). */
+  provides(name: ServiceName): boolean;
   /** `http://host:port` once listening. */
   readonly url: string;
   /** `https://host:port` when TLS is configured and listening. */
   readonly tlsUrl: string | undefined;
-  /** Runs `fn` from the shared sweep (every `sweepMs`), never from per-connection timers. */
-  onSweep(fn: (now: number) => void): void;
-  /** Runs `fn` during shutdown, after connections drained and before the process may exit. */
-  onShutdown(fn: () => Promise<void> | void): void;
-  /** Handles WebSocket (or other) upgrades on an exact path. */
-  onUpgrade(path: string, handler: UpgradeHandler): void;
   listen(): Promise<void>;
   /** Stops accepting, drains connections (bounded by `drainTimeoutMs`) and closes everything. */
   close(): Promise<void>;
 }
-
-/** A feature (SSE, Realtime, metrics, ...) that plugs its routes into the gateway. */
-export type GatewayModule = (gateway: Gateway) => void | Promise<void>;
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -71,13 +66,16 @@ export interface GatewayOptions {
   sweepMs?: number;
   /** Collect process metrics (CPU, RSS, event-loop lag); off for short-lived helpers. */
   processMetrics?: boolean;
-  /** Feature modules to load; defaults to all of them. */
-  modules?: GatewayModule[];
+  /** Feature modules to start, in order; defaults to all of them (server/modules.ts). */
+  modules?: readonly FeatureModule[];
   /** A bus to use instead of the one `config.bus` names (tests: several gateways on one in-process MemoryCluster). */
   bus?: Bus;
 }
 
 export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const modules = options.modules ?? gatewayModules;
+  // A module list that does not fit together is refused before anything is opened.
+  checkWiring(modules, GATEWAY_SERVICE_NAMES);
   const log = options.logger ?? createLogger({ level: config.logLevel });
   const secret = loadSecret(config.jwtSecret, config.dataDir);
   if (secret.created) log.warn({ path: secret.path }, 'FANOUT_JWT_SECRET is not set: generated a development secret; set FANOUT_JWT_SECRET in production');
@@ -167,7 +165,15 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   let sweepTimer: NodeJS.Timeout | undefined;
   let closing: Promise<void> | undefined;
 
+  let services: Partial<Services> = {};
+  const lifecycle: Lifecycle = {
+    onSweep: (fn) => void sweepers.push(fn),
+    onShutdown: (fn) => void shutdownHooks.push(fn),
+    onUpgrade: (path, handler) => void upgrades.set(path.replace(/\/+$/, ''), handler),
+  };
+
   const gateway: Gateway = {
+    ...lifecycle,
     config,
     hub,
     auth,
@@ -180,16 +186,18 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     idempotency: new IdempotencyKeys(bus.records, config.idempotencyWindowMs),
     readiness: new ReadinessChecks(),
     clientAddress: (req) => clientAddress(req, trustProxy),
-    database: undefined,
+    service(name) {
+      const service = services[name];
+      if (service === undefined) throw new Error(`no module loaded on this gateway provides "${name}" (see src/server/modules.ts)`);
+      return service;
+    },
+    provides: (name) => services[name] !== undefined,
     get url() {
       return url;
     },
     get tlsUrl() {
       return tlsUrl;
     },
-    onSweep: (fn) => void sweepers.push(fn),
-    onShutdown: (fn) => void shutdownHooks.push(fn),
-    onUpgrade: (path, handler) => void upgrades.set(path.replace(/\/+$/, ''), handler),
     async listen() {
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
@@ -248,7 +256,29 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   registerBusStatus(bus, router, gateway.readiness);
   // Registered first, so it runs last: presence leaves and final publishes go out before the bus closes.
   shutdownHooks.push(() => bus.close());
-  for (const register of options.modules ?? gatewayModules) await register(gateway);
+  const own: GatewayServices = {
+    config,
+    log,
+    secret,
+    auth,
+    metrics,
+    bus,
+    hub,
+    connections,
+    router,
+    readiness: gateway.readiness,
+    idempotency: gateway.idempotency,
+    clientAddress: gateway.clientAddress,
+    lifecycle,
+    listening: gateway,
+  };
+  try {
+    services = await startModules(modules, own);
+  } catch (err) {
+    // What the modules started so far (the database, the bus) is closed again.
+    await gateway.close().catch(() => undefined);
+    throw err;
+  }
   return gateway;
 }
 

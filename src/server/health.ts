@@ -6,12 +6,28 @@
 //   error naming each check that failed (readiness: "send me no new traffic").
 //
 // The default checks below are placeholders that modules owning a dependency replace
-// by registering a check of the same name on `gateway.readiness` (see readiness.ts).
-import type { Gateway } from './gateway.js';
+// by registering a check of the same name on the `readiness` service (see readiness.ts).
+import type { GatewayConfig } from '../core/config.js';
+import type { ConnectionManager } from './connections.js';
+import type { ReadinessChecks } from './readiness.js';
+import type { Router } from './router.js';
+import { defineModule, type Services } from './services.js';
 import { sendJson } from './http-errors.js';
 
-export function registerHealth(gateway: Gateway): void {
-  const { readiness, connections, config } = gateway;
+export const healthModule = defineModule({
+  name: 'health',
+  needs: ['readiness', 'connections', 'config', 'router'],
+  uses: ['database'],
+  start: ({ readiness, connections, config, router, database }) => registerHealth(readiness, connections, config, router, database),
+});
+
+function registerHealth(
+  readiness: ReadinessChecks,
+  connections: ConnectionManager,
+  config: GatewayConfig,
+  router: Router,
+  database: Services['database'] | undefined,
+): void {
   const startedAt = Date.now();
 
   // During a drain the gateway refuses new streams, so the balancer should stop sending them.
@@ -20,7 +36,7 @@ export function registerHealth(gateway: Gateway): void {
   // The change feed is ready once connected to its database and capturing. Without a
   // database module there is no feed to wait for: that is "not configured", not "down".
   readiness.setDefault('database', () => {
-    const db = gateway.database;
+    const db = database;
     if (!db) return { ready: true, detail: 'not configured' };
     if (db.changeFeed.ready) return { ready: true, detail: 'change feed connected' };
     const why = db.changeFeed.error?.message;
@@ -34,11 +50,11 @@ export function registerHealth(gateway: Gateway): void {
     config.bus === 'memory' ? { ready: true, detail: 'in-memory' } : { ready: false, detail: `the ${config.bus} bus reports no connection (no module registered a "bus" check)` },
   );
 
-  gateway.router.on(['GET', 'HEAD'], '/healthz', ({ res }) =>
+  router.on(['GET', 'HEAD'], '/healthz', ({ res }) =>
     sendJson(res, 200, { status: 'ok', uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), pid: process.pid }),
   );
 
-  gateway.router.on(['GET', 'HEAD'], '/readyz', async ({ res }) => {
+  router.on(['GET', 'HEAD'], '/readyz', async ({ res }) => {
     const report = await readiness.evaluate();
     if (report.ready) {
       sendJson(res, 200, { status: 'ready', checks: report.checks });

@@ -1,9 +1,12 @@
 // `GET /`: what this gateway is and where its endpoints are, for a person with curl.
-import type { Gateway } from './gateway.js';
+import { defineModule } from './services.js';
 import { sendJson } from './http-errors.js';
 
-export function registerInfo(gateway: Gateway): void {
-  gateway.router.on('GET', '/', ({ res }) =>
+export const infoModule = defineModule({
+  name: 'info',
+  needs: ['router'],
+  start: ({ router }) =>
+    router.on('GET', '/', ({ res }) =>
     sendJson(res, 200, {
       name: 'fanout',
       description: 'real-time gateway: SSE progress streams and the Supabase Realtime protocol',
@@ -18,5 +21,5 @@ export function registerInfo(gateway: Gateway): void {
         demo: '/demo',
       },
     }),
-  );
-}
+  ),
+});

@@ -2,8 +2,10 @@
 // tools (client generators, API explorers, contract tests). test/server/openapi.test.ts
 // checks that each route the router knows is described here and that real answers match
 // these schemas, so the document cannot drift from the code unnoticed.
+// It stays one file: it is one document, nearly all data, and each path is read against
+// the shared schemas and responses declared at its top.
 import { packageVersion } from '../core/version.js';
-import type { Gateway } from './gateway.js';
+import { defineModule } from './services.js';
 import { sendJson } from './http-errors.js';
 
 type Schema = Record<string, unknown>;
@@ -439,6 +441,8 @@ export function openApiDocument(): Schema {
   return document;
 }
 
-export function registerOpenApi(gateway: Gateway): void {
-  gateway.router.on(['GET', 'HEAD'], '/openapi.json', ({ res }) => sendJson(res, 200, openApiDocument()));
-}
+export const openApiModule = defineModule({
+  name: 'openapi',
+  needs: ['router'],
+  start: ({ router }) => router.on(['GET', 'HEAD'], '/openapi.json', ({ res }) => sendJson(res, 200, openApiDocument())),
+});

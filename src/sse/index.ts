@@ -1,27 +1,38 @@
 // The SSE module: progress streams, resume, heartbeats and the long-poll fallback.
-// Needs the content items (ownership for authorization, latest state for resets), which
-// the gateway hands over from the content module (src/server/modules.ts loads it first).
+// Needs the content items (ownership for authorization, latest state for resets) as the
+// `contentItems` service, which the composition root (src/server/modules.ts) makes of the
+// content module's registry: src/sse and src/content do not import each other.
 import { CONTENT_TOPIC_PREFIX } from '../core/progress-topics.js';
-import type { Gateway } from '../server/gateway.js';
+import { defineModule } from '../server/services.js';
 import { registerSseRoutes, type ContentItems } from './routes.js';
 import { DeliveryTally, type StreamContext } from './stream.js';
 import { StreamSharing } from './sharing.js';
 
-export function registerSse(gateway: Gateway, items: ContentItems): void {
-  const { config } = gateway;
-  const ctx: StreamContext = {
-    hub: gateway.hub,
-    connections: gateway.connections,
-    metrics: gateway.metrics,
-    tally: new DeliveryTally(gateway.hub, gateway.metrics),
-    sharing: config.sseShareStreams === 'on' ? new StreamSharing(gateway.hub) : undefined,
-    slowConsumerBytes: config.slowConsumerBytes,
-    heartbeatMs: config.heartbeatMs,
-    retryMs: config.retryMs,
-    stateOf(topic) {
-      return topic.startsWith(CONTENT_TOPIC_PREFIX) ? items.state(topic.slice(CONTENT_TOPIC_PREFIX.length)) : undefined;
-    },
-  };
-  gateway.hub.observe(() => ctx.tally.flush());
-  registerSseRoutes(gateway, ctx, items);
+declare module '../server/services.js' {
+  interface Services {
+    contentItems: ContentItems;
+  }
 }
+
+export const sseModule = defineModule({
+  name: 'sse',
+  needs: ['config', 'hub', 'connections', 'metrics', 'router', 'auth', 'clientAddress', 'contentItems'],
+  start(deps) {
+    const { config, hub, metrics, contentItems: items } = deps;
+    const ctx: StreamContext = {
+      hub,
+      connections: deps.connections,
+      metrics,
+      tally: new DeliveryTally(hub, metrics),
+      sharing: config.sseShareStreams === 'on' ? new StreamSharing(hub) : undefined,
+      slowConsumerBytes: config.slowConsumerBytes,
+      heartbeatMs: config.heartbeatMs,
+      retryMs: config.retryMs,
+      stateOf(topic) {
+        return topic.startsWith(CONTENT_TOPIC_PREFIX) ? items.state(topic.slice(CONTENT_TOPIC_PREFIX.length)) : undefined;
+      },
+    };
+    hub.observe(() => ctx.tally.flush());
+    registerSseRoutes(deps, ctx, items);
+  },
+});

@@ -14,7 +14,7 @@ import type { Claims } from '../core/auth.js';
 import { parseCursor, parseEventId } from '../core/event-id.js';
 import type { Position } from '../core/hub.js';
 import { ReadForbiddenError, canReadUser, contentTopic, isValidUserId, parseProgressTopic, userTopic } from '../core/progress-topics.js';
-import type { Gateway } from '../server/gateway.js';
+import type { Services } from '../server/services.js';
 import { HttpError, httpErrorOf, writeHead } from '../server/http-errors.js';
 import { authenticate, countingErrors, userKeyOf } from '../server/http-auth.js';
 import type { RequestContext } from '../server/router.js';
@@ -86,8 +86,11 @@ function samePosition(a: StreamStart, b: Position): boolean {
   return typeof a === 'object' && a.epoch === b.epoch && a.offset === b.offset;
 }
 
-export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, contentItems: ContentItems): void {
-  const { router, auth, metrics, connections, hub } = gateway;
+/** What the SSE routes use of the deps. */
+export type SseRouteDeps = Pick<Services, 'config' | 'router' | 'auth' | 'metrics' | 'connections' | 'hub' | 'clientAddress'>;
+
+export function registerSseRoutes(deps: SseRouteDeps, ctx: StreamContext, contentItems: ContentItems): void {
+  const { router, auth, metrics, connections, hub } = deps;
 
   /** Admits a new connection or throws its 503/429, counting the refusal by reason. */
   const admit = (transport: 'sse' | 'poll', userKey: string): void => {
@@ -118,11 +121,11 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, contentI
     readyExtra: Record<string, unknown> = {},
   ): void => {
     if (clientGone(req, res)) return;
-    const userKey = userKeyOf(claims, gateway.clientAddress(req), readsFor);
+    const userKey = userKeyOf(claims, deps.clientAddress(req), readsFor);
     admit('sse', userKey);
     writeHead(res, 200, SSE_HEADERS);
     // Shared by reader: the same user's tabs, not every reader of that user's content.
-    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims, gateway.clientAddress(req)), topics[0]!) : undefined;
+    const shareKey = content && ctx.sharing ? StreamSharing.key(userKeyOf(claims, deps.clientAddress(req)), topics[0]!) : undefined;
     new SseStream(ctx, res, userKey, topics, claims.exp * 1000, content !== undefined, shareKey).start(starts, readyExtra, content?.finished ?? false);
   };
 
@@ -181,8 +184,8 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, contentI
   const authorizeTopics = async (claims: Claims, query: URLSearchParams, path: string): Promise<{ topics: string[]; items: ({ finished: boolean } | undefined)[] }> => {
     const topics = [...new Set(query.getAll('topic'))];
     if (topics.length === 0) throw new HttpError(400, 'missing_topic', `name at least one topic: ${path}?topic=content:<id>&topic=user:<id>`);
-    if (topics.length > gateway.config.maxTopicsPerStream) {
-      throw new HttpError(400, 'too_many_topics', `${topics.length} topics requested; one stream may carry at most ${gateway.config.maxTopicsPerStream}`);
+    if (topics.length > deps.config.maxTopicsPerStream) {
+      throw new HttpError(400, 'too_many_topics', `${topics.length} topics requested; one stream may carry at most ${deps.config.maxTopicsPerStream}`);
     }
     const items: ({ finished: boolean } | undefined)[] = [];
     for (const topic of topics) {
@@ -253,7 +256,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, contentI
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseCursor(afterRaw, topics.length, 'after') : topics.map((): 'now' => 'now');
       const positions = after.map((start, i) => startPosition(hub, topics[i]!, start));
-      answerPoll(req, res, claims, userKeyOf(claims, gateway.clientAddress(req)), topics, positions, pollWait(query), true);
+      answerPoll(req, res, claims, userKeyOf(claims, deps.clientAddress(req)), topics, positions, pollWait(query), true);
     }),
   );
 
@@ -268,7 +271,7 @@ export function registerSseRoutes(gateway: Gateway, ctx: StreamContext, contentI
       const afterRaw = (query.get('after') ?? '').trim();
       const after = afterRaw ? parseEventId(afterRaw, 1, 'after')[0]! : startPosition(hub, topic, 'start');
       // A finished item never waits: nothing more will come.
-      answerPoll(req, res, claims, userKeyOf(claims, gateway.clientAddress(req), item.ownerId), [topic], [after], pollWait(query), item.status === 'running');
+      answerPoll(req, res, claims, userKeyOf(claims, deps.clientAddress(req), item.ownerId), [topic], [after], pollWait(query), item.status === 'running');
     }),
   );
 }

@@ -17,7 +17,7 @@
 // answer) is refused, so a site a developer happens to visit cannot take a key.
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import type { Gateway } from '../server/gateway.js';
+import { defineModule, type Services } from '../server/services.js';
 import { HttpError, sendJson } from '../server/http-errors.js';
 import { bundle, types } from './bundles.js';
 import { CONTENT_TYPES, serveStatic } from '../server/static-files.js';
@@ -79,8 +79,14 @@ function forwarded(req: IncomingMessage): boolean {
   return req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined;
 }
 
-export function registerWeb(gateway: Gateway): void {
-  const { router, config, log } = gateway;
+export const webModule = defineModule({
+  name: 'web',
+  needs: ['router', 'config', 'log', 'secret', 'auth', 'clientAddress'],
+  start: (deps) => registerWeb(deps),
+});
+
+function registerWeb(deps: Pick<Services, 'router' | 'config' | 'log' | 'secret' | 'auth' | 'clientAddress'>): void {
+  const { router, config, log } = deps;
 
   /** A bundle or declaration file, or a 500 naming why it could not be built. */
   const built = async (name: string, pending: Promise<Uint8Array>): Promise<Uint8Array> => {
@@ -108,7 +114,7 @@ export function registerWeb(gateway: Gateway): void {
   const sessionEnabled = (req: IncomingMessage): boolean => {
     if (config.demoSession === 'on') return true;
     if (config.demoSession === 'off') return false;
-    return gateway.secret.origin === 'file' && !forwarded(req) && isLoopbackAddress(gateway.clientAddress(req)) && hostIsLoopback(req.headers.host);
+    return deps.secret.origin === 'file' && !forwarded(req) && isLoopbackAddress(deps.clientAddress(req)) && hostIsLoopback(req.headers.host);
   };
 
   router.on('GET', '/demo/session', async ({ req, res, query }) => {
@@ -128,8 +134,8 @@ export function registerWeb(gateway: Gateway): void {
     const requested = query.get('user');
     if (requested !== null && !DEMO_USER.test(requested)) throw new HttpError(400, 'invalid_user', 'user must be 1-40 of A-Z a-z 0-9 _ -');
     const userId = requested ?? `demo-${Math.random().toString(36).slice(2, 8)}`;
-    const { anon } = await gateway.auth.projectKeys();
-    const accessToken = await gateway.auth.userToken(userId, SESSION_TTL_S);
+    const { anon } = await deps.auth.projectKeys();
+    const accessToken = await deps.auth.userToken(userId, SESSION_TTL_S);
     sendJson(res, 200, { userId, anonKey: anon, accessToken, expiresAt: Math.floor(Date.now() / 1000) + SESSION_TTL_S });
   });
 }

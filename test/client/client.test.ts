@@ -6,7 +6,6 @@
 // Every delivery check is exact: the sequence numbers a subscription saw, in order.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FanoutClient, type FanoutClientOptions } from '../../src/client/index.js';
-import { contentOf } from '../../src/content/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../sse/helpers.js';
 import { range, record, sleep, startTcpProxy, type TcpProxy } from './helpers.js';
@@ -39,7 +38,7 @@ async function proxy(): Promise<TcpProxy> {
 }
 
 function content(owner = 'alice') {
-  const { progress } = contentOf(gw.gateway);
+  const { progress } = gw.gateway.service('content');
   const id = progress.create(owner).id;
   let n = 0;
   return {
@@ -177,7 +176,7 @@ describe('reconnection', () => {
     const p = await startTcpProxy(quiet.url);
     cleanups.push(() => p.close());
     const c = client({ url: p.url, apiKey: await quiet.userToken('alice'), timing: { idleTimeoutMs: 1500 } });
-    const { progress } = contentOf(quiet.gateway);
+    const { progress } = quiet.gateway.service('content');
     const id = progress.create('alice').id;
     const r = record(c.progress(id));
     await waitFor(() => c.state === 'open', 'open');
@@ -262,8 +261,8 @@ describe('reconnection', () => {
     const c = client({ url: p.url });
     const r = record(c.userProgress('alice'));
     await waitFor(() => c.state === 'open', 'open on the first instance');
-    const firstItem = contentOf(first.gateway).progress.create('alice').id;
-    await contentOf(first.gateway).progress.publish(firstItem, 'progress', { progress: 1 });
+    const firstItem = first.gateway.service('content').progress.create('alice').id;
+    await first.gateway.service('content').progress.publish(firstItem, 'progress', { progress: 1 });
     await waitFor(() => r.messages.length === 1, 'the first event');
     p.retarget(other.url);
     const started = Date.now();
@@ -273,8 +272,8 @@ describe('reconnection', () => {
     // The other instance has another epoch: the client is told, not silently moved.
     await waitFor(() => r.resets.length === 1, 'the epoch reset');
     expect(r.resets[0]!.reason).toBe('epoch');
-    const item = contentOf(other.gateway).progress.create('alice').id;
-    await contentOf(other.gateway).progress.publish(item, 'progress', { progress: 5 });
+    const item = other.gateway.service('content').progress.create('alice').id;
+    await other.gateway.service('content').progress.publish(item, 'progress', { progress: 5 });
     await waitFor(() => r.messages.length === 2, 'an event from the other instance');
     expect(r.messages[1]!.data).toMatchObject({ contentId: item, progress: 5 });
     expect(took).toBeLessThan(5000);
@@ -320,7 +319,7 @@ describe('back-pressure from the gateway', () => {
     const capped = await startGateway({ maxConnectionsPerUser: 1, retryMs: 200 }, { sweepMs: 50 });
     cleanups.push(() => capped.stop());
     const carol = await capped.userToken('carol');
-    const { progress } = contentOf(capped.gateway);
+    const { progress } = capped.gateway.service('content');
     const id = progress.create('carol').id;
     // Another tab of carol's holds her one allowed stream.
     const other = new AbortController();

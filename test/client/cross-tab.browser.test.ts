@@ -5,7 +5,6 @@
 // Locks, and with the BroadcastChannel election browsers without Web Locks would use.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { contentOf } from '../../src/content/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../sse/helpers.js';
 import { launchBrowser, loadClientBundle, screenshot, type FanoutLib, type TestBrowser } from './browser.js';
@@ -102,7 +101,7 @@ async function until(pages: Page[], check: (v: TabView[]) => boolean, what: stri
 for (const election of ['locks', 'broadcast'] as const) {
   describe(`three tabs share one connection (${election === 'locks' ? 'Web Locks' : 'BroadcastChannel'} election)`, () => {
     it('holds one stream for all tabs and hands over without loss when the leader tab closes', async () => {
-      const { progress } = contentOf(gw.gateway);
+      const { progress } = gw.gateway.service('content');
       const contentId = progress.create('alice').id;
       let published = 0;
       const publish = (event = 'progress'): void => {

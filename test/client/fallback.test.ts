@@ -5,7 +5,6 @@
 // switches. Also: a topic-set change while polling, and `transport: 'poll'`.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FanoutClient } from '../../src/client/index.js';
-import { contentOf } from '../../src/content/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../sse/helpers.js';
 import { range, record, sleep, startBufferingProxy } from './helpers.js';
@@ -24,7 +23,7 @@ afterEach(async () => {
 });
 
 function item() {
-  const { progress } = contentOf(gw.gateway);
+  const { progress } = gw.gateway.service('content');
   const id = progress.create('alice').id;
   let n = 0;
   return { id, publish: (event = 'progress') => progress.publish(id, event, { progress: Math.min(100, ++n % 100) }) };

@@ -2,7 +2,6 @@
 // first request), the /demo page with its Content-Security-Policy, and /demo/session —
 // the development-only key dispenser and each of its switches.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentOf } from '../../src/content/index.js';
 import type { FanoutLib } from './browser.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { http, waitFor } from '../sse/helpers.js';
@@ -25,7 +24,7 @@ describe('browser assets', () => {
     const lib = (await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`)) as FanoutLib;
     const token = await gw.userToken('alice');
     const client = new lib.FanoutClient({ url: gw.url, apiKey: token });
-    const { progress } = contentOf(gw.gateway);
+    const { progress } = gw.gateway.service('content');
     const id = progress.create('alice').id;
     const seqs: number[] = [];
     client.progress(id, { onMessage: (m) => void seqs.push(m.seq) });

@@ -11,7 +11,6 @@ import pg from 'pg';
 import type { Claims } from '../../src/core/auth.js';
 import { createLogger } from '../../src/core/log.js';
 import { openDatabase, type Database } from '../../src/changes/database.js';
-import { databaseRuntime } from '../../src/changes/module.js';
 import type { RuntimeParts } from '../../src/changes/runtime.js';
 import type { ChangeData, PostgresChangesParams } from '../../src/changes/types.js';
 import type { GatewayConfig } from '../../src/core/config.js';
@@ -90,7 +89,7 @@ export class ChangesHarness {
   }
 
   async parts(): Promise<RuntimeParts> {
-    return databaseRuntime(this.gw!.gateway)!.parts();
+    return this.gw!.gateway.service('databaseRuntime').parts();
   }
 
   /** Runs SQL as the superuser, from outside the gateway where the database allows it. */
@@ -132,7 +131,7 @@ export class ChangesHarness {
   /** Subscribes through the gateway's ChangeFeed, collecting deliveries. */
   async subscribe(bindings: PostgresChangesParams[], claims: Claims, channel = 'test') {
     const got: Delivery[] = [];
-    const result = await this.gw!.gateway.database!.changeFeed.subscribe({
+    const result = await this.gw!.gateway.service('database').changeFeed.subscribe({
       channel,
       claims,
       bindings: bindings.map((params, i) => ({ id: 100 + i, params })),

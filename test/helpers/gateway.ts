@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/log.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/server/gateway.js';
+import { gatewayModules } from '../../src/server/modules.js';
+import { defineModule, type FeatureModule } from '../../src/server/services.js';
+import type { DatabaseServices } from '../../src/changes/types.js';
 
 export interface TestGateway {
   gateway: Gateway;
@@ -37,4 +40,30 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, optio
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The gateway's modules without the one called `name` (e.g. `changes`: a gateway with no database). */
+export function modulesWithout(name: string): readonly FeatureModule[] {
+  return gatewayModules.filter((m) => m.name !== name);
+}
+
+/**
+ * The gateway's modules with the changes module replaced by one providing `database` as
+ * `current()` returns it at each use: a test's fake of the contract in src/changes/types.ts,
+ * swappable between tests without restarting the gateway.
+ */
+export function modulesWithDatabase(current: () => DatabaseServices): readonly FeatureModule[] {
+  const database: DatabaseServices = {
+    get changeFeed() {
+      return current().changeFeed;
+    },
+    get authorizer() {
+      return current().authorizer;
+    },
+    get archive() {
+      return current().archive;
+    },
+  };
+  const fake = defineModule({ name: 'changes', needs: [], provides: ['database'], start: () => ({ database }) });
+  return gatewayModules.map((m) => (m.name === 'changes' ? fake : m));
 }

@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSource } from 'eventsource';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { http } from '../sse/helpers.js';
 import { closeClients, RawClient, sleep, waitFor } from '../realtime/helpers.js';
 
@@ -26,7 +25,7 @@ async function shortToken(user: string, seconds: number): Promise<{ token: strin
 
 describe('token expiry on every transport (finding 5)', () => {
   it('answers a waiting long-poll token_expired at expiry, never with an event published after it', async () => {
-    const { progress } = contentOf(gw.gateway);
+    const { progress } = gw.gateway.service('content');
     const id = progress.create('alice').id;
     const { token, expiresAt } = await shortToken('alice', 2);
     const polled = http('GET', `${gw.url}/api/content/${id}/progress/poll?wait=8`, { token });
@@ -42,7 +41,7 @@ describe('token expiry on every transport (finding 5)', () => {
   it('also on /v1/poll, even when the event is published right after expiry and before any sweep', async () => {
     const slow = await startGateway({}, { sweepMs: 60_000 }); // no sweep within the test: only delivery can catch it
     try {
-      const { progress } = contentOf(slow.gateway);
+      const { progress } = slow.gateway.service('content');
       const id = progress.create('bob').id;
       const exp = Math.ceil(Date.now() / 1000 + 1);
       const token = await slow.gateway.auth.sign({ sub: 'bob', role: 'authenticated', exp });
@@ -60,7 +59,7 @@ describe('token expiry on every transport (finding 5)', () => {
   it('ends an SSE stream (eventsource) with token_expired instead of sending a later event', async () => {
     const slow = await startGateway({}, { sweepMs: 60_000 });
     try {
-      const { progress } = contentOf(slow.gateway);
+      const { progress } = slow.gateway.service('content');
       const id = progress.create('carol').id;
       const exp = Math.ceil(Date.now() / 1000 + 1);
       const token = await slow.gateway.auth.sign({ sub: 'carol', role: 'authenticated', exp });

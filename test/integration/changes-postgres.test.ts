@@ -8,7 +8,6 @@ import { ChangesHarness, eventually } from '../helpers/changes.js';
 import { openDatabase } from '../../src/changes/database.js';
 import { OutboxConsumer } from '../../src/changes/outbox.js';
 import { createLogger } from '../../src/core/log.js';
-import { databaseRuntime } from '../../src/changes/module.js';
 import { startGateway } from '../helpers/gateway.js';
 
 describe('change feed on postgres', () => changeFeedSuite('postgres'));
@@ -87,11 +86,11 @@ describe('change feed on postgres: concurrent transactions', () => {
   it('serves two gateways on one database, each with its own cursor, each to its own subscribers', async () => {
     const second = await startGateway({ databaseUrl: h.databaseUrl, dbStart: 'eager', changesReplayMs: 0, changesConsumer: 'second' });
     try {
-      await databaseRuntime(second.gateway)!.parts();
+      await second.gateway.service('databaseRuntime').parts();
       const anon = await h.claims(h.gw!.keys.anon);
       const here = await h.subscribe([{ event: 'INSERT', schema: 'public', table: 'events', filter: 'topic=eq.both' }], anon);
       const there: unknown[] = [];
-      const r = await second.gateway.database!.changeFeed.subscribe({
+      const r = await second.gateway.service('database').changeFeed.subscribe({
         channel: 'c',
         claims: await second.gateway.auth.verify(second.keys.anon),
         bindings: [{ id: 1, params: { event: 'INSERT', schema: 'public', table: 'events', filter: 'topic=eq.both' } }],

@@ -255,7 +255,7 @@ export function changeFeedSuite(kind: DatabaseKind, options: () => HarnessOption
     });
 
     it('authorizes private channels with the RLS policies on realtime.messages', async () => {
-      const auth = h.gw!.gateway.database!.authorizer;
+      const auth = h.gw!.gateway.service('database').authorizer;
       expect(await auth.canRead('room:u1', user1, true)).toEqual({ broadcastRead: true, presenceRead: true });
       expect(await auth.canRead('room:u1', user1, false)).toEqual({ broadcastRead: true, presenceRead: false });
       expect(await auth.canRead('room:u1', user2, true)).toEqual({ broadcastRead: false, presenceRead: false });

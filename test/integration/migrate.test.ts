@@ -14,7 +14,6 @@ import { LATEST_VERSION, MIGRATIONS, migrate, schemaVersion } from '../../src/ch
 
 const ALL_VERSIONS = MIGRATIONS.map((m) => ({ version: m.version }));
 import { createLogger } from '../../src/core/log.js';
-import { databaseRuntime } from '../../src/changes/module.js';
 
 const run = promisify(execFile);
 const log = createLogger({ level: 'silent' });
@@ -116,7 +115,7 @@ describe('fanout migrate', () => {
 
     const gw = await startGateway({ dataDir, dbStart: 'eager' });
     try {
-      await databaseRuntime(gw.gateway)!.parts();
+      await gw.gateway.service('databaseRuntime').parts();
       const busy = await fanout('migrate', '--data-dir', dataDir);
       expect(busy.code).toBe(4);
       expect(busy.stderr).toMatch(/in use by process \d+/);
@@ -132,11 +131,11 @@ describe('fanout migrate', () => {
     dbs.push(bare);
     const gw = await startGateway({ databaseUrl: bare.url, dbStart: 'eager' });
     try {
-      const runtime = databaseRuntime(gw.gateway)!;
+      const runtime = gw.gateway.service('databaseRuntime');
       await expect(runtime.parts()).rejects.toThrow(/does not have Fanout's realtime schema: run `fanout migrate`/);
-      expect(gw.gateway.database!.changeFeed.ready).toBe(false);
+      expect(gw.gateway.service('database').changeFeed.ready).toBe(false);
       const anon = await gw.gateway.auth.verify(gw.keys.anon);
-      const r = await gw.gateway.database!.changeFeed.subscribe({ channel: 'x', claims: anon, bindings: [{ id: 1, params: { schema: 'public' } }], deliver: () => undefined });
+      const r = await gw.gateway.service('database').changeFeed.subscribe({ channel: 'x', claims: anon, bindings: [{ id: 1, params: { schema: 'public' } }], deliver: () => undefined });
       expect(r).toEqual({ ok: false, error: 'Realtime was unable to connect to the project database' });
       const res = await fetch(`${gw.url}/api/projects/p/comments`, { headers: { apikey: gw.keys.anon } });
       expect(res.status).toBe(503);

@@ -14,7 +14,6 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../../src/load/embedded-gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { openClient, seqs, waitFor } from '../sse/helpers.js';
 
 const NGINX = '/usr/sbin/nginx';
@@ -97,7 +96,7 @@ afterAll(async () => {
 describe('behind nginx (deploy/nginx/fanout.conf)', () => {
   it('passes an SSE stream unbuffered, and it resumes with Last-Event-ID after nginx drops it', async () => {
     const alice = await gw.userToken('alice');
-    const progress = contentOf(gw.gateway).progress;
+    const progress = gw.gateway.service('content').progress;
     const item = progress.create('alice');
     const client = openClient(`${proxy}/api/content/${item.id}/progress`, alice);
     try {
@@ -159,7 +158,7 @@ describe('behind nginx (deploy/nginx/fanout.conf)', () => {
 
   it(`fans out to ${STREAMS.toLocaleString('en')} SSE streams through the proxy, every event to every stream, in order`, async () => {
     const token = await gw.userToken('fan');
-    const progress = contentOf(gw.gateway).progress;
+    const progress = gw.gateway.service('content').progress;
     const item = progress.create('fan');
     const streams: { req: ClientRequest; text: string; status: number }[] = [];
     const ids = (s: { text: string }) => [...s.text.matchAll(/^event: progress\ndata: (.*)$/gm)].map((m) => (JSON.parse(m[1]!) as { progress: number }).progress);

@@ -4,7 +4,7 @@
 // so no threshold can pass on it.
 import { describe, expect, it } from 'vitest';
 import { linearFit } from '../../src/load/fit.js';
-import { judgeMemoryFit } from '../../src/load/result.js';
+import { judgeMemoryFit } from '../../src/load/server-resources.js';
 import { evaluateThresholds, resolveThresholds } from '../../src/load/thresholds.js';
 
 const points = (f: (x: number) => number, xs: number[]) => xs.map((x) => ({ x, y: f(x) }));

@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ProgressReporter, statusLine, wrapParts } from '../../src/load/progress.js';
-import type { LiveStatus } from '../../src/load/coordinator.js';
+import type { LiveStatus } from '../../src/load/live-status.js';
 
 const status = (over: Partial<LiveStatus> = {}): LiveStatus => ({
   name: 'hybrid',

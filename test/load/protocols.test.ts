@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { SseParser, type SseEvent } from '../../src/client/sse-parser.js';
 import { decodeFrame, encodeBroadcastPush, encodeText } from '../../src/load/protocol/phoenix.js';
-import { commentBody, parseCommentBody } from '../../src/load/drivers/realtime.js';
+import { commentBody, parseCommentBody } from '../../src/load/drivers/realtime-streams.js';
 import { parsePrometheusText, parseProcStatCpuSeconds } from '../../src/load/sampler.js';
 
 function parse(chunks: string[]): { events: SseEvent[]; comments: string[]; retry: number[] } {

@@ -1,13 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { TEST_SECRET, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { TEST_SECRET, modulesWithDatabase, modulesWithout, startGateway, type TestGateway } from '../helpers/gateway.js';
 import type { DatabaseServices } from '../../src/changes/types.js';
 import { ReadinessChecks } from '../../src/server/readiness.js';
 import type { ManagedConnection } from '../../src/server/connections.js';
 import { FeedClient, waitFor } from './helpers.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { gatewayModules } from '../../src/server/modules.js';
-import { registerChanges } from '../../src/changes/module.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { cleanBus, freePort, randomPrefix } from '../bus/helpers.js';
 
@@ -52,7 +50,7 @@ function fakeDatabase(): DatabaseServices & { setReady(v: boolean): void } {
 
 describe('/healthz and /readyz', () => {
   it('is alive and ready with no database module and the in-memory bus', async () => {
-    gw = await startGateway({}, { modules: gatewayModules.filter((m) => m !== registerChanges) });
+    gw = await startGateway({}, { modules: modulesWithout('changes') });
     const health = await fetch(`${gw.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', pid: process.pid });
@@ -94,9 +92,8 @@ describe('/healthz and /readyz', () => {
   });
 
   it('is not ready until the change feed is connected, and says so', async () => {
-    gw = await startGateway({}, { modules: gatewayModules.filter((m) => m !== registerChanges) });
     const db = fakeDatabase();
-    gw.gateway.database = db;
+    gw = await startGateway({}, { modules: modulesWithDatabase(() => db) });
     const down = await readyz(gw.url);
     expect(down.status).toBe(503);
     expect(down.body.error).toEqual({ code: 'not_ready', message: 'not ready: database (change feed is not connected to its database)' });

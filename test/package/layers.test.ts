@@ -1,5 +1,6 @@
 // The layer rules `npm run lint` enforces (eslint.config.js): src/core and src/bus import
-// nothing from src/server, and src/content and src/sse do not import each other. Checked
+// nothing from src/server, src/content and src/sse do not import each other, and feature
+// modules do not import the gateway (they receive the services they declare). Checked
 // here on the real tree, and on probes that break each rule, so the check cannot pass
 // because it stopped looking.
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,7 @@ async function problems(eslint: ESLint, code: string, file: string): Promise<str
 
 describe('layer rules', () => {
   it('hold on the source tree', async () => {
-    const results = await layerLint().lintFiles(['src/core/**/*.ts', 'src/bus/**/*.ts', 'src/content/**/*.ts', 'src/sse/**/*.ts']);
+    const results = await layerLint().lintFiles(['src/core/**/*.ts', 'src/bus/**/*.ts', 'src/content/**/*.ts', 'src/sse/**/*.ts', 'src/changes/**/*.ts', 'src/realtime/**/*.ts', 'src/monitor/**/*.ts', 'src/web/**/*.ts']);
     expect(results.length).toBeGreaterThan(20);
     const found = results.flatMap((r) => r.messages.map((m) => `${r.filePath}:${m.line} ${m.message}`));
     expect(found).toEqual([]);
@@ -39,7 +40,9 @@ describe('layer rules', () => {
       ['src/bus/probe.ts', "export { sendJson } from '../server/http-errors.js';", /core\/ and bus\/ import nothing from server\//],
       ['src/bus/probe.ts', "export const p = () => import('../server/router.js');", /core\/ and bus\/ import nothing from server\//],
       ['src/content/probe.ts', "import { SseStream } from '../sse/stream.js';\nexport const p = SseStream;", /content\/ and sse\/ do not import each other/],
-      ['src/sse/probe.ts', "import { contentOf } from '../content/index.js';\nexport const p = contentOf;", /content\/ and sse\/ do not import each other/],
+      ['src/realtime/probe.ts', "import type { Gateway } from '../server/gateway.js';\nexport type P = Gateway;", /feature modules do not import the gateway/],
+      ['src/sse/probe.ts', "export const p = () => import('../server/gateway.js');", /feature modules do not import the gateway/],
+      ['src/changes/deeper/probe.ts', "import { createGateway } from '../../server/gateway.js';\nexport const p = createGateway;", /feature modules do not import the gateway/],
     ];
     for (const [file, code, message] of violations) {
       const found = await problems(eslint, code, file);
@@ -50,5 +53,6 @@ describe('layer rules', () => {
     expect(await problems(eslint, "import type { Bus } from '../bus/types.js';\nexport type P = Bus;", 'src/core/probe.ts')).toEqual([]);
     expect(await problems(eslint, "import { sendJson } from '../server/http-errors.js';\nimport { FINAL_EVENTS } from '../core/progress-topics.js';\nexport const p = [sendJson, FINAL_EVENTS];", 'src/sse/probe.ts')).toEqual([]);
     expect(await problems(eslint, "import { formatPosition } from '../core/event-id.js';\nexport const p = formatPosition;", 'src/content/probe.ts')).toEqual([]);
+    expect(await problems(eslint, "import { defineModule } from '../server/services.js';\nexport const p = defineModule;", 'src/realtime/probe.ts')).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import type {
   ChannelAuthorizer,
   ChannelPermissions,
 } from '../../src/changes/types.js';
-import type { TestGateway } from '../helpers/gateway.js';
+import { modulesWithDatabase, modulesWithout, type TestGateway } from '../helpers/gateway.js';
 import { closeClients, joined, RawClient, sleep, startRealtimeGateway, subscribe, supabase, waitFor } from './helpers.js';
 
 interface FakeSubscription {
@@ -76,12 +76,12 @@ let feed: FakeFeed;
 let authorizer: FakeAuthorizer;
 
 beforeAll(async () => {
-  gw = await startRealtimeGateway();
+  // The database service forwards to this test's fakes, renewed before each test.
+  gw = await startRealtimeGateway({}, { modules: modulesWithDatabase(() => ({ changeFeed: feed, authorizer, archive: { replay: () => Promise.resolve([]) } })) });
 });
 beforeEach(() => {
   feed = new FakeFeed();
   authorizer = new FakeAuthorizer();
-  gw.gateway.database = { changeFeed: feed, authorizer, archive: { replay: () => Promise.resolve([]) } };
 });
 afterEach(closeClients);
 afterAll(() => gw.stop());
@@ -317,15 +317,20 @@ describe('private channels', () => {
 });
 
 describe('without a database', () => {
+  let bare: TestGateway;
+  beforeAll(async () => {
+    bare = await startRealtimeGateway({}, { modules: modulesWithout('changes') });
+  });
+  afterAll(() => bare.stop());
+
   it('answers postgres_changes bindings with a system error and private joins with an error', async () => {
-    gw.gateway.database = undefined;
-    const ch = supabase(gw).channel('no-db');
+    const ch = supabase(bare).channel('no-db');
     const system: System[] = [];
     ch.on('postgres_changes', { event: '*', schema: 'public', table: 't' }, () => undefined).on('system', {}, (p: System) => system.push(p));
     await joined(ch);
     await waitFor(() => system.length === 1, 'system error');
     expect(system[0]).toMatchObject({ extension: 'postgres_changes', status: 'error', message: 'Realtime was unable to connect to the project database' });
-    const { status, error } = await subscribe(supabase(gw).channel('no-db-private', { config: { private: true } }));
+    const { status, error } = await subscribe(supabase(bare).channel('no-db-private', { config: { private: true } }));
     expect(status).toBe('CHANNEL_ERROR');
     expect(error?.message).toBe('UnableToConnectToProject: Realtime was unable to connect to the project database');
   });

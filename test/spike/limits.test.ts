@@ -3,7 +3,7 @@
 // bracketed failure, a ramp that only reached its largest step).
 import { describe, expect, it } from 'vitest';
 import { degradationFigures } from '../../src/spike/limits.js';
-import { contention, verdictOf } from '../../src/spike/runner.js';
+import { contention, verdictOf } from '../../src/spike/ramp.js';
 import type { DegradationRecord } from '../../src/spike/model.js';
 import type { RunResult } from '../../src/load/result.js';
 

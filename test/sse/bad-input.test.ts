@@ -4,7 +4,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { http, openClient, rawGet, waitFor, type Client } from './helpers.js';
 
 let gw: TestGateway;
@@ -17,7 +16,7 @@ beforeAll(async () => {
   gw = await startGateway({ maxBodyBytes: 4096, maxHeaderBytes: 4096, maxTopicsPerStream: 3 });
   alice = await gw.userToken('alice');
   bob = await gw.userToken('bob');
-  contentId = contentOf(gw.gateway).progress.create('alice').id;
+  contentId = gw.gateway.service('content').progress.create('alice').id;
   // Open through every bad request below; it must be undisturbed at the end.
   witness = openClient(`${gw.url}/api/content/${contentId}/progress`, alice);
   await waitFor(() => witness.of('ready').length === 1, 'the witness stream');
@@ -25,7 +24,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Nothing else was disturbed: the witness stream is still open and still receives.
-  await contentOf(gw.gateway).progress.publish(contentId, 'progress', { progress: 42 });
+  await gw.gateway.service('content').progress.publish(contentId, 'progress', { progress: 42 });
   await waitFor(() => witness.of('progress').some((e) => e.data.progress === 42), 'the witness to receive after all the bad input');
   expect(witness.failures).toBe(0);
   expect(witness.opens).toBe(1);
@@ -197,7 +196,7 @@ describe('bad input', () => {
   });
 
   it('publishing after the final event answers 409', async () => {
-    const id = contentOf(gw.gateway).progress.create('alice').id;
+    const id = gw.gateway.service('content').progress.create('alice').id;
     const url = `${gw.url}/api/content/${id}/progress`;
     expect((await http('POST', url, { token: gw.keys.service_role, body: { event: 'complete' } })).status).toBe(200);
     expectError(await http('POST', url, { token: gw.keys.service_role, body: { progress: 3 } }), 409, 'content_finished');

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { parseFrames, waitFor } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fanout-tls-'));
@@ -52,7 +51,7 @@ function get(path: string, token: string): H2Stream {
 
 it('multiplexes more than six progress streams over one TLS connection', async () => {
   const alice = await gw.userToken('alice');
-  const { progress } = contentOf(gw.gateway);
+  const { progress } = gw.gateway.service('content');
   const ids = Array.from({ length: 8 }, () => progress.create('alice').id);
   const streams = [...ids.map((id) => get(`/api/content/${id}/progress`, alice)), get(`/v1/stream?topic=user:alice&topic=content:${ids[0]}`, alice)];
   expect(await Promise.all(streams.map((s) => s.status))).toEqual(streams.map(() => 200));

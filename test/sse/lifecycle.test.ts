@@ -4,7 +4,6 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { http, openClient, rawGet, seqs, waitFor, type Client } from './helpers.js';
 
 const counter = async (gw: TestGateway, name: string, labels: string): Promise<number> => {
@@ -22,7 +21,7 @@ describe('wire basics and the shared sweep', () => {
 
   it('sends SSE headers, retry: first, and comment heartbeats at the configured interval', async () => {
     const token = await gw.userToken('alice');
-    const id = contentOf(gw.gateway).progress.create('alice').id;
+    const id = gw.gateway.service('content').progress.create('alice').id;
     const s = await rawGet(`${gw.url}/api/content/${id}/progress`, { authorization: `Bearer ${token}` });
     expect(s.status).toBe(200);
     expect(s.headers['content-type']).toBe('text/event-stream; charset=utf-8');
@@ -116,7 +115,7 @@ describe('slow consumer', () => {
 
   it('disconnects a client that stops reading, with a reason event, without disturbing others', async () => {
     const token = await gw.userToken('alice');
-    const { progress } = contentOf(gw.gateway);
+    const { progress } = gw.gateway.service('content');
     const id = progress.create('alice').id;
     const healthy = openClient(`${gw.url}/api/content/${id}/progress`, token);
 
@@ -157,7 +156,7 @@ describe('drain', () => {
   it('tells every stream to reconnect elsewhere, answers waiting polls 503, and stops within the bound', async () => {
     const gw = await startGateway({ drainTimeoutMs: 8000, retryMs: 1000 });
     const token = await gw.userToken('alice');
-    const { progress } = contentOf(gw.gateway);
+    const { progress } = gw.gateway.service('content');
     const id = progress.create('alice').id;
     const m = await progress.publish(id, 'progress', { progress: 1 });
     const clients = [openClient(`${gw.url}/api/content/${id}/progress`, token), openClient(`${gw.url}/v1/stream?topic=user:alice&topic=content:${id}`, token)];
@@ -198,7 +197,7 @@ describe('every close path frees the subscription and the slot', () => {
 
   it('client close, server end after complete, and resume all leave nothing behind', async () => {
     const token = await gw.userToken('alice');
-    const { progress } = contentOf(gw.gateway);
+    const { progress } = gw.gateway.service('content');
     const id = progress.create('alice').id;
     const topic = `content:${id}`;
     const opened = await counter(gw, 'fanout_connections_opened_total', 'transport="sse"');

@@ -4,7 +4,6 @@
 // topic a refusal is about.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { http, rawGet, waitFor } from './helpers.js';
 
 let gw: TestGateway;
@@ -24,7 +23,7 @@ interface PollBody {
 }
 
 const item = () => {
-  const { progress } = contentOf(gw.gateway);
+  const { progress } = gw.gateway.service('content');
   const id = progress.create('alice').id;
   return { id, topic: `content:${id}`, publish: (event = 'progress') => progress.publish(id, event, { progress: 1 }) };
 };

@@ -3,7 +3,6 @@
 // moved on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { http, openClient, waitFor } from './helpers.js';
 
 let gw: TestGateway;
@@ -34,7 +33,7 @@ const poll = async (contentId: string, query: string): Promise<{ status: number;
 };
 
 const setup = () => {
-  const { progress } = contentOf(gw.gateway);
+  const { progress } = gw.gateway.service('content');
   const id = progress.create('alice').id;
   return { id, publish: (fields: Record<string, unknown>, event = 'progress') => progress.publish(id, event, fields) };
 };

@@ -3,7 +3,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { waitFor } from './helpers.js';
 
 let gw: TestGateway;
@@ -13,7 +12,7 @@ beforeAll(async () => {
 afterAll(() => gw.stop());
 
 it('frees streams and polls whose client hung up before they opened', async () => {
-  const { progress } = contentOf(gw.gateway);
+  const { progress } = gw.gateway.service('content');
   const id = progress.create('alice').id;
   const m = await progress.publish(id, 'progress', { progress: 1 });
   const url = new URL(gw.url);

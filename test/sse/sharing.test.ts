@@ -2,7 +2,6 @@
 // hub subscription; each still resumes on its own and is freed on its own.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { openClient, rawGet, seqs, waitFor } from './helpers.js';
 
 let gw: TestGateway;
@@ -13,7 +12,7 @@ afterAll(() => gw.stop());
 
 it('gives a user’s streams of one item a single hub subscription, each with its own resume point', async () => {
   const alice = await gw.userToken('alice');
-  const { progress } = contentOf(gw.gateway);
+  const { progress } = gw.gateway.service('content');
   const id = progress.create('alice').id;
   const topic = `content:${id}`;
   const first = await progress.publish(id, 'progress', { progress: 10 });

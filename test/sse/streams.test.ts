@@ -3,7 +3,6 @@
 // history no longer covers the gap, the per-user feed and the multi-topic stream.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { contentOf } from '../../src/content/index.js';
 import { http, openClient, rawGet, seqs, startDropProxy, waitFor, type Client, type DropProxy } from './helpers.js';
 
 let gw: TestGateway;
@@ -26,8 +25,8 @@ afterAll(async () => {
   await gw.stop();
 });
 
-const publish = (contentId: string, fields: Record<string, unknown> = {}, event = 'progress') => contentOf(gw.gateway).progress.publish(contentId, event, fields);
-const newContent = (owner: string) => contentOf(gw.gateway).progress.create(owner).id;
+const publish = (contentId: string, fields: Record<string, unknown> = {}, event = 'progress') => gw.gateway.service('content').progress.publish(contentId, event, fields);
+const newContent = (owner: string) => gw.gateway.service('content').progress.create(owner).id;
 
 describe('content progress stream', () => {
   it('streams a simulated generation job from 0 to 100 and complete, then stops the client with 204', async () => {
@@ -122,7 +121,7 @@ describe('reset when history no longer covers the gap', () => {
   });
 
   it('sends one explicit reset with the current state, then continues live', async () => {
-    const { progress } = contentOf(small.gateway);
+    const { progress } = small.gateway.service('content');
     const contentId = progress.create('alice').id;
     const token = await small.userToken('alice');
     const c = track(openClient(`${smallProxy.url}/api/content/${contentId}/progress`, token));
@@ -151,7 +150,7 @@ describe('reset when history no longer covers the gap', () => {
   });
 
   it('answers an id from another epoch (topic recreated, server restarted) with reset, then replays the new epoch it still holds', async () => {
-    const { progress } = contentOf(small.gateway);
+    const { progress } = small.gateway.service('content');
     const contentId = progress.create('alice').id;
     const m = await progress.publish(contentId, 'progress', { progress: 5 });
     const token = await small.userToken('alice');

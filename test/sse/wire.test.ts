@@ -6,7 +6,6 @@ import { formatCursor, parseEventId } from '../../src/core/event-id.js';
 import { pollEvent, sseBody, sseData, sseFrame, sseStreamData } from '../../src/sse/wire.js';
 import { DeliveryTally, LATENCY_SAMPLES_PER_MESSAGE } from '../../src/sse/stream.js';
 import { GatewayMetrics } from '../../src/server/metrics.js';
-import { contentOf } from '../../src/content/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawGet, waitFor, type RawStream } from './helpers.js';
 
@@ -107,7 +106,7 @@ describe('encode once, write many', () => {
 
   it('serializes a message once for 40 subscribers of each stream kind', async () => {
     const token = await gw.userToken('alice');
-    const { progress } = contentOf(gw.gateway);
+    const { progress } = gw.gateway.service('content');
     const id = progress.create('alice').id;
     for (let i = 0; i < 20; i++) streams.push(await rawGet(`${gw.url}/api/content/${id}/progress`, { authorization: `Bearer ${token}` }));
     for (let i = 0; i < 20; i++) streams.push(await rawGet(`${gw.url}/v1/stream?topic=content:${id}&topic=user:alice`, { authorization: `Bearer ${token}` }));

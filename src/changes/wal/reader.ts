@@ -10,12 +10,18 @@
 // resolved for the transaction, so a change committed while the gateway is down or its
 // replication connection is cut is decoded again when it is back; a transaction handled
 // but not yet confirmed when a connection dropped is recognized by its commit position
-// and not handed over twice.
+// and not handed over twice. A transaction is handed over only once other sessions can see
+// its rows (visibility.ts: its commit record is decoded a moment before that).
 //
 // Starting takes over from the outbox when this consumer read it before (outbox → WAL,
 // exactly: the slot's exported snapshot splits the transactions between the two), and
 // recreates a slot that was dropped or invalidated, telling subscribers that changes may
 // have been lost.
+//
+// It stays one file: the slot, the replication connection, the queue of decoded
+// transactions and the confirmed position are one state machine, and the guarantee above
+// (confirm only after the handler resolved, never hand a transaction over twice) needs
+// every transition in view.
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../../core/log.js';
 import { scrubSecrets } from '../../core/log.js';
@@ -26,6 +32,7 @@ import { MESSAGES_PUBLICATION, PUBLICATION } from '../schema.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { createSlot, dropSlot, inspectIdleSlot, inspectSlot, SESSION_OPTIONS, slotName } from './slot.js';
 import { ValueDecoder, type RawTuple } from './values.js';
+import { visibleInSnapshot, waitUntilVisible } from './visibility.js';
 
 /** Prefix of the logical messages `settle()` writes to find out when the reader has caught up. */
 const SETTLE_PREFIX = 'fanout.settle';
@@ -54,18 +61,6 @@ export interface WalConsumerOptions {
    * others); the cursor and slot are left as they are.
    */
   finishUntil?: { lsn: bigint; snapshot: string };
-}
-
-/** Whether a transaction (32-bit xid from pgoutput) had committed when `snapshot` (xmin:xmax:xip) was taken. */
-export function visibleInSnapshot(xid: number, snapshot: string): boolean {
-  const [xminText, xmaxText, xipText] = snapshot.split(':') as [string, string, string];
-  const xmin = BigInt(xminText);
-  const xmax = BigInt(xmaxText);
-  let full = (xmax & ~0xffffffffn) | BigInt(xid >>> 0);
-  if (full > xmax) full -= 0x100000000n;
-  if (full < xmin) return true;
-  if (full >= xmax) return false;
-  return !(xipText ? xipText.split(',').map((x) => BigInt(x)) : []).includes(full);
 }
 
 interface RawChange {
@@ -376,6 +371,8 @@ export class WalConsumer {
       const batch = this.queue.slice(0, n);
       for (;;) {
         try {
+          // Not before other sessions see the rows: dispatch's RLS check looks them up (visibility.ts).
+          if (!(await waitUntilVisible(this.o.db, batch.map((t) => t.xid), () => this.stopped))) return;
           await this.o.handle(await this.toRows(batch));
           break;
         } catch (err) {

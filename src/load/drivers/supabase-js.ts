@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import type { RealtimeUserPlan, RealtimeWorkerPlan } from '../plan.js';
 import type { UptimeLedger } from '../uptime.js';
 import type { DriverContext } from './context.js';
-import { docStream, isStamp, presenceStream, projectAudience, recordComment, recordStamped, type LoadStamp, type RealtimeDriver } from './realtime.js';
+import { docStream, isStamp, presenceStream, projectAudience, recordComment, recordStamped, type LoadStamp, type RealtimeDriver } from './realtime-streams.js';
 
 const G = 'realtime' as const;
 
