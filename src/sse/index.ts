@@ -4,7 +4,8 @@
 import { CONTENT_TOPIC_PREFIX } from '../core/progress-topics.js';
 import type { Gateway } from '../server/gateway.js';
 import { registerSseRoutes, type ContentItems } from './routes.js';
-import { DeliveryTally, type StreamContext } from './stream.js';
+import { Delivery } from '../server/writer.js';
+import type { StreamContext } from './stream.js';
 import { StreamSharing } from './sharing.js';
 
 export function registerSse(gateway: Gateway, items: ContentItems): void {
@@ -13,15 +14,14 @@ export function registerSse(gateway: Gateway, items: ContentItems): void {
     hub: gateway.hub,
     connections: gateway.connections,
     metrics: gateway.metrics,
-    tally: new DeliveryTally(gateway.hub, gateway.metrics),
+    // SSE frames are small progress events: no allowance beyond the budget.
+    delivery: new Delivery({ transport: 'sse', budgetBytes: config.slowConsumerBytes, allowanceBytes: 0, hub: gateway.hub, metrics: gateway.metrics }),
     sharing: config.sseShareStreams === 'on' ? new StreamSharing(gateway.hub) : undefined,
-    slowConsumerBytes: config.slowConsumerBytes,
     heartbeatMs: config.heartbeatMs,
     retryMs: config.retryMs,
     stateOf(topic) {
       return topic.startsWith(CONTENT_TOPIC_PREFIX) ? items.state(topic.slice(CONTENT_TOPIC_PREFIX.length)) : undefined;
     },
   };
-  gateway.hub.observe(() => ctx.tally.flush());
   registerSseRoutes(gateway, ctx, items);
 }
