@@ -4,6 +4,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Counter } from 'prom-client';
 import type { Services } from '../server/services.js';
+import { Delivery } from '../server/writer.js';
 import type { Logger } from '../core/log.js';
 import { AuthError } from '../core/auth.js';
 import { isAddressIdentity } from '../server/connections.js';
@@ -25,7 +26,6 @@ export interface RealtimeLimits {
   idleTimeoutMs: number;
   connectErrorBackoffMs: number;
   channelErrorBackoffMs: number;
-  slowConsumerBytes: number;
   replicationReadyTimeoutMs: number;
 }
 
@@ -45,25 +45,16 @@ export interface RealtimeContext {
   joins: TokenBucket;
   /** Join and message buckets per identity (user, or client address for keys without a user). */
   identities: IdentityLimits;
-  out: { messages: Counter.Internal; bytes: Counter.Internal };
+  /** The byte budget and delivery metrics of every socket (the connection writer's, server/writer.ts). */
+  delivery: Delivery;
   /** Counts an error by kind (bad_request, protocol, auth, rate_limit, slow_consumer, ...). */
   error(kind: string): void;
-  /**
-   * Calls `target.flushWrites()` at the end of this event-loop turn. Sockets cork their TCP
-   * stream on the first frame of a turn and uncork it here, so every frame of the turn
-   * leaves in one `writev` instead of one syscall per frame; one shared setImmediate
-   * flushes them all (no per-connection timer).
-   */
-  flushAtEndOfTurn(target: { flushWrites(): void }): void;
 }
 
 export function createRealtimeContext(gateway: RealtimeDeps): RealtimeContext {
   const { config, metrics } = gateway;
   const errorChildren = new Map<string, Counter.Internal>();
-  const pending: { flushWrites(): void }[] = [];
-  const flush = (): void => {
-    for (const target of pending.splice(0)) target.flushWrites();
-  };
+  const maxPayloadBytes = config.realtimeMaxPayloadKb * 1000 + 500;
   const log = gateway.log.child({ module: 'realtime' });
   return {
     gateway,
@@ -74,13 +65,12 @@ export function createRealtimeContext(gateway: RealtimeDeps): RealtimeContext {
       eventBurst: config.realtimeEventBurst,
       socketJoinsPerSecond: config.realtimeSocketJoinsPerSecond,
       maxBindingsPerJoin: config.realtimeMaxBindingsPerJoin,
-      maxPayloadBytes: config.realtimeMaxPayloadKb * 1000 + 500,
+      maxPayloadBytes,
       presenceMaxCalls: config.realtimePresenceMaxCalls,
       presenceWindowMs: config.realtimePresenceWindowMs,
       idleTimeoutMs: config.realtimeIdleTimeoutMs,
       connectErrorBackoffMs: config.realtimeConnectErrorBackoffMs,
       channelErrorBackoffMs: config.realtimeChannelErrorBackoffMs,
-      slowConsumerBytes: config.slowConsumerBytes,
       replicationReadyTimeoutMs: config.realtimeReplicationReadyTimeoutMs,
     },
     presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus.shared ? gateway.bus : undefined, log),
@@ -91,15 +81,12 @@ export function createRealtimeContext(gateway: RealtimeDeps): RealtimeContext {
       eventsPerSecond: config.realtimeUserEventsPerSecond,
       eventBurst: config.realtimeUserEventBurst,
     }),
-    out: { messages: metrics.messages.labels('ws', 'out'), bytes: metrics.bytes.labels('ws', 'out') },
+    // One message of the largest payload may be in flight beyond the budget.
+    delivery: new Delivery({ transport: 'ws', budgetBytes: config.slowConsumerBytes, allowanceBytes: maxPayloadBytes, hub: gateway.hub, metrics }),
     error(kind) {
       let child = errorChildren.get(kind);
       if (!child) errorChildren.set(kind, (child = metrics.errors.labels(kind)));
       child.inc();
-    },
-    flushAtEndOfTurn(target) {
-      if (pending.length === 0) setImmediate(flush);
-      pending.push(target);
     },
   };
 }
