@@ -4,7 +4,6 @@
 // configuration, and pre-resolved metric children (no label lookups per frame).
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Counter } from 'prom-client';
 import type { Logger } from '../core/log.js';
 import type { GatewayConfig } from '../core/config.js';
 import type { Hub } from '../core/hub.js';
@@ -15,6 +14,7 @@ import type { GatewayMetrics } from '../server/metrics.js';
 import type { Router } from '../server/router.js';
 import type { IdempotencyKeys } from '../server/idempotency.js';
 import type { Lifecycle } from '../server/services.js';
+import { Delivery } from '../server/writer.js';
 import { AuthError, type Auth } from '../core/auth.js';
 import { isAddressIdentity } from '../server/connections.js';
 import { PresenceRegistry } from './presence.js';
@@ -80,9 +80,6 @@ export interface RealtimeMetrics {
   join(result: string): void;
   /** One frame received from a client. */
   received(bytes: number): void;
-  /** One hub message written to a socket, published at `publishedAt` (ms since the epoch). */
-  delivered(publishedAt: number, bytes: number): void;
-  slowConsumerDisconnect(): void;
   connectionOpened(): void;
   connectionRejected(reason: string): void;
 }
@@ -102,7 +99,6 @@ export interface RealtimeLimits {
   idleTimeoutMs: number;
   connectErrorBackoffMs: number;
   channelErrorBackoffMs: number;
-  slowConsumerBytes: number;
   replicationReadyTimeoutMs: number;
 }
 
@@ -124,16 +120,10 @@ export interface RealtimeContext {
   joins: TokenBucket;
   /** Join and message buckets per identity (user, or client address for keys without a user). */
   identities: IdentityLimits;
-  out: { messages: Counter.Internal; bytes: Counter.Internal };
+  /** The byte budget and delivery metrics of every socket (the connection writer's, server/writer.ts). */
+  delivery: Delivery;
   /** Counts an error by kind (bad_request, protocol, auth, rate_limit, slow_consumer, ...). */
   error(kind: string): void;
-  /**
-   * Calls `target.flushWrites()` at the end of this event-loop turn. Sockets cork their TCP
-   * stream on the first frame of a turn and uncork it here, so every frame of the turn
-   * leaves in one `writev` instead of one syscall per frame; one shared setImmediate
-   * flushes them all (no per-connection timer).
-   */
-  flushAtEndOfTurn(target: { flushWrites(): void }): void;
   /**
    * One copy of a string many sockets hold (the project's anon key is every client's
    * token, an address identity is every socket's from that address): a string that was
@@ -147,10 +137,7 @@ const INTERN_LIMIT = 1024;
 
 export function createRealtimeContext(deps: RealtimeDeps): RealtimeContext {
   const { config } = deps;
-  const pending: { flushWrites(): void }[] = [];
-  const flush = (): void => {
-    for (const target of pending.splice(0)) target.flushWrites();
-  };
+  const maxPayloadBytes = config.realtimeMaxPayloadKb * 1000 + 500;
   const log = deps.log.child({ module: 'realtime' });
   const errors = labelled((kind) => deps.metrics.errors.labels(kind));
   const interned = new Map<string, string>();
@@ -168,13 +155,12 @@ export function createRealtimeContext(deps: RealtimeDeps): RealtimeContext {
       eventBurst: config.realtimeEventBurst,
       socketJoinsPerSecond: config.realtimeSocketJoinsPerSecond,
       maxBindingsPerJoin: config.realtimeMaxBindingsPerJoin,
-      maxPayloadBytes: config.realtimeMaxPayloadKb * 1000 + 500,
+      maxPayloadBytes,
       presenceMaxCalls: config.realtimePresenceMaxCalls,
       presenceWindowMs: config.realtimePresenceWindowMs,
       idleTimeoutMs: config.realtimeIdleTimeoutMs,
       connectErrorBackoffMs: config.realtimeConnectErrorBackoffMs,
       channelErrorBackoffMs: config.realtimeChannelErrorBackoffMs,
-      slowConsumerBytes: config.slowConsumerBytes,
       replicationReadyTimeoutMs: config.realtimeReplicationReadyTimeoutMs,
     },
     presence: new PresenceRegistry(deps.hub, (n) => deps.metrics.presenceMembers.set(n), deps.bus.shared ? deps.bus : undefined, log),
@@ -185,13 +171,10 @@ export function createRealtimeContext(deps: RealtimeDeps): RealtimeContext {
       eventsPerSecond: config.realtimeUserEventsPerSecond,
       eventBurst: config.realtimeUserEventBurst,
     }),
-    out: { messages: deps.metrics.messages.labels('ws', 'out'), bytes: deps.metrics.bytes.labels('ws', 'out') },
+    // One message of the largest payload may be in flight beyond the budget.
+    delivery: new Delivery({ transport: 'ws', budgetBytes: config.slowConsumerBytes, allowanceBytes: maxPayloadBytes, hub: deps.hub, metrics: deps.metrics }),
     error(kind) {
       errors(kind).inc();
-    },
-    flushAtEndOfTurn(target) {
-      if (pending.length === 0) setImmediate(flush);
-      pending.push(target);
     },
     intern(value) {
       const kept = interned.get(value);
@@ -218,10 +201,6 @@ function resolveMetrics(metrics: RealtimeMetricsSource): RealtimeMetrics {
   const rejected = labelled((reason) => metrics.connectionsRejected.labels('ws', reason));
   const messagesIn = metrics.messages.labels('ws', 'in');
   const bytesIn = metrics.bytes.labels('ws', 'in');
-  const messagesOut = metrics.messages.labels('ws', 'out');
-  const bytesOut = metrics.bytes.labels('ws', 'out');
-  const latency = metrics.deliveryLatency.labels('ws');
-  const slowConsumers = metrics.slowConsumerDisconnects.labels('ws');
   const opened = metrics.connectionsOpened.labels('ws');
   return {
     channels: metrics.channels,
@@ -231,12 +210,6 @@ function resolveMetrics(metrics: RealtimeMetricsSource): RealtimeMetrics {
       messagesIn.inc();
       bytesIn.inc(bytes);
     },
-    delivered(publishedAt, bytes) {
-      latency.observe((Date.now() - publishedAt) / 1000);
-      messagesOut.inc();
-      bytesOut.inc(bytes);
-    },
-    slowConsumerDisconnect: () => slowConsumers.inc(),
     connectionOpened: () => opened.inc(),
     connectionRejected: (reason) => rejected(reason).inc(),
   };

@@ -1,6 +1,8 @@
 // One Realtime WebSocket: decodes frames in its serializer version, answers heartbeats,
-// routes channel messages, writes fan-out frames with a bounded send buffer, and does its
-// periodic checks (silence, token expiry, message rate) from the gateway's shared sweep.
+// routes channel messages, writes fan-out frames through the connection writer (it
+// extends its WebSocket adapter, server/writer.ts: batching per turn, the byte budget,
+// delivery metrics), and does its periodic checks (silence, token expiry, message rate)
+// from the gateway's shared sweep.
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Claims } from '../core/auth.js';
@@ -16,9 +18,7 @@ import { HttpError } from '../server/http-errors.js';
 import { frameFor } from './wire.js';
 import { MAX_NAME_BYTES, parseJoinPayload } from './join-config.js';
 import { SocketChannels } from './socket-channels.js';
-
-const TEXT = { binary: false } as const;
-const BINARY = { binary: true } as const;
+import { WebSocketWriter, type Delivery } from '../server/writer.js';
 
 /** How long a client may keep flooding after its channels were shut down before its socket is closed. */
 const FLOOD_GRACE_MS = 1000;
@@ -34,7 +34,7 @@ function ownerOf(ws: WebSocket): RealtimeSocket {
   return (ws as OwnedWebSocket)[OWNER];
 }
 
-export class RealtimeSocket implements ManagedConnection {
+export class RealtimeSocket extends WebSocketWriter implements ManagedConnection {
   readonly id = nextConnectionId('rt');
   readonly openedAt = Date.now();
   /** Joined (or joining) channels by wire topic. */
@@ -52,17 +52,11 @@ export class RealtimeSocket implements ManagedConnection {
   private identity: IdentityBuckets;
   /** Set when the server started closing the socket (ms since the epoch), 0 while open. */
   private closingSince = 0;
-  /** A close was decided; its last messages (a `system` notice) may still be written. */
-  private closeRequested = false;
   private released = false;
   /** When a message was first refused for rate (ms), 0 when not flooding: persisting floods close the socket. */
   private floodedAt = 0;
   /** When the last message was refused for rate (ms). */
   private lastRefusedAt = 0;
-  /** True while the TCP socket is corked for this event-loop turn (see `flushAtEndOfTurn`). */
-  private corked = false;
-  /** Unsent bytes were over the slow-consumer budget at the previous sweep. */
-  private overBudget = false;
 
   /** The connection's token (the `apikey`): channels use it unless their join carries an access_token. */
   readonly token: string;
@@ -71,13 +65,14 @@ export class RealtimeSocket implements ManagedConnection {
 
   constructor(
     readonly ctx: RealtimeContext,
-    private readonly ws: WebSocket,
+    ws: WebSocket,
     /** The upgraded TCP socket under `ws`, corked per event-loop turn to batch writes. */
-    private readonly tcp: Duplex,
+    tcp: Duplex,
     readonly vsn: Vsn,
     token: string,
     userKey: string,
   ) {
+    super(ws, tcp);
     // Thousands of sockets share the anon key and their address: one copy of each.
     this.token = ctx.intern(token);
     this.userKey = ctx.intern(userKey);
@@ -256,37 +251,19 @@ export class RealtimeSocket implements ManagedConnection {
 
   // ---------------------------------------------------------------- outbound
 
-  /** Writes a frame; all frames of one event-loop turn leave together at `flushWrites`. */
-  sendFrame(bytes: Buffer, binary: boolean, publishedAt?: number): void {
-    if (this.closingSince) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.tcp.cork();
-      this.ctx.flushAtEndOfTurn(this);
-    }
-    this.ws.send(bytes, binary ? BINARY : TEXT);
-    if (publishedAt === undefined) {
-      this.ctx.out.messages.inc();
-      this.ctx.out.bytes.inc(bytes.length);
-    } else {
-      this.ctx.metrics.delivered(publishedAt, bytes.length);
-    }
+  protected get delivery(): Delivery {
+    return this.ctx.delivery;
   }
 
-  /** Uncorks the TCP stream: the frames written this turn go out together. */
-  flushWrites(): void {
-    this.corked = false;
-    this.tcp.uncork();
-    // What the kernel did not take is queued in memory. One large message in flight is
-    // normal; more than the budget beyond the largest allowed payload is not.
-    const { slowConsumerBytes, maxPayloadBytes } = this.ctx.limits;
-    if (!this.closeRequested && this.ws.bufferedAmount > slowConsumerBytes + maxPayloadBytes) this.close('slow_consumer');
+  /** Writes a frame: it leaves with the turn's other frames. `publishedAt` (a database change's commit time) feeds the delivery latency. */
+  sendFrame(bytes: Buffer, binary: boolean, publishedAt?: number): void {
+    this.write(bytes, binary, publishedAt);
   }
 
   /** A hub message (broadcast, presence diff) in this socket's wire format, encoded once for all sockets. */
   sendHubMessage(msg: HubMessage): void {
     const frame = frameFor(msg, this.vsn);
-    if (frame) this.sendFrame(frame.bytes, frame.binary, msg.ts);
+    if (frame) this.write(frame.bytes, frame.binary, msg);
   }
 
   reply(joinRef: string | null, ref: string | null, topic: string, status: 'ok' | 'error', response: unknown): void {
@@ -309,16 +286,8 @@ export class RealtimeSocket implements ManagedConnection {
       this.close('idle');
       return;
     }
-    // Over the send budget at two sweeps in a row: the client is not draining what it is sent.
-    if (this.ws.bufferedAmount > this.ctx.limits.slowConsumerBytes) {
-      if (this.overBudget) {
-        this.close('slow_consumer');
-        return;
-      }
-      this.overBudget = true;
-    } else {
-      this.overBudget = false;
-    }
+    // The byte budget's sweep half (server/writer.ts): over it at two sweeps in a row.
+    if (this.sweep()) return;
     // A flood that stopped: the socket may be shut down again by the next one instead of closed.
     if (this.floodedAt && now - this.lastRefusedAt >= FLOOD_GRACE_MS) this.floodedAt = 0;
     if (this.events?.full(now)) this.events = undefined;
@@ -331,18 +300,16 @@ export class RealtimeSocket implements ManagedConnection {
     if (expired) for (const channel of expired) channel.expire(now);
   }
 
-  /** Server-initiated close (connection manager: drain, slow consumer, idle). */
+  /** Server-initiated close (connection manager: drain, the writer: slow consumer, idle). */
   close(reason: CloseReason): void {
-    if (this.closeRequested) return;
-    this.closeRequested = true;
+    // From here the last messages (a `system` notice) are written without the budget check.
+    if (!this.beginClose()) return;
     switch (reason) {
       case 'shutdown':
         for (const channel of this.channels.values()) if (channel.state === 'joined') channel.pushSystem('system', 'ok', 'Server requested disconnect');
         this.closeWith(CloseCode.goingAway, 'Server requested disconnect');
         return;
       case 'slow_consumer':
-        this.ctx.metrics.slowConsumerDisconnect();
-        this.ctx.error('slow_consumer');
         for (const channel of this.channels.values()) if (channel.state === 'joined') channel.pushSystem('system', 'error', 'Disconnected: the client is not reading its messages fast enough');
         this.closeWith(CloseCode.tryAgainLater, 'slow consumer: too much unsent data');
         return;
@@ -357,7 +324,7 @@ export class RealtimeSocket implements ManagedConnection {
   /** Starts the close handshake and releases every channel now (presence leaves go out at once). */
   closeWith(code: number, reason: string): void {
     if (this.closingSince) return;
-    this.closeRequested = true;
+    this.shut();
     this.closingSince = Date.now();
     // Close reasons are limited to 123 bytes by the protocol.
     this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
@@ -370,6 +337,7 @@ export class RealtimeSocket implements ManagedConnection {
       return;
     }
     this.released = true;
+    this.shut();
     this.closingSince ||= Date.now();
     for (const channel of this.channels.list()) channel.release();
     if (this.ws.readyState === this.ws.CLOSED) this.ctx.connections.remove(this);

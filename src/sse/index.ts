@@ -5,7 +5,8 @@
 import { CONTENT_TOPIC_PREFIX } from '../core/progress-topics.js';
 import { defineModule } from '../server/services.js';
 import { registerSseRoutes, type ContentItems } from './routes.js';
-import { DeliveryTally, type StreamContext } from './stream.js';
+import { Delivery } from '../server/writer.js';
+import type { StreamContext } from './stream.js';
 import { StreamSharing } from './sharing.js';
 
 declare module '../server/services.js' {
@@ -23,16 +24,15 @@ export const sseModule = defineModule({
       hub,
       connections: deps.connections,
       metrics,
-      tally: new DeliveryTally(hub, metrics),
+      // SSE frames are small progress events: no allowance beyond the budget.
+      delivery: new Delivery({ transport: 'sse', budgetBytes: config.slowConsumerBytes, allowanceBytes: 0, hub, metrics }),
       sharing: config.sseShareStreams === 'on' ? new StreamSharing(hub) : undefined,
-      slowConsumerBytes: config.slowConsumerBytes,
       heartbeatMs: config.heartbeatMs,
       retryMs: config.retryMs,
       stateOf(topic) {
         return topic.startsWith(CONTENT_TOPIC_PREFIX) ? items.state(topic.slice(CONTENT_TOPIC_PREFIX.length)) : undefined;
       },
     };
-    hub.observe(() => ctx.tally.flush());
     registerSseRoutes(deps, ctx, items);
   },
 });

@@ -11,12 +11,17 @@
 //   - `close(reason)` from the server: shutdown (drain), slow consumer, token expiry.
 //     The reason is written as a last event, the response is ended, and if the client
 //     does not take the bytes within CLOSE_GRACE_MS the socket is destroyed.
+//
+// Writing (batching per turn, the byte budget, delivery metrics) is the connection
+// writer's (server/writer.ts): the stream extends its SSE adapter, whose phase is the
+// stream's state (open, closing = shut, closed = gone).
 import type { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Hub, HubMessage, Position, Subscriber } from '../core/hub.js';
 import type { CloseReason, ConnectionManager, ManagedConnection, Transport } from '../server/connections.js';
 import { nextConnectionId } from '../server/connections.js';
 import type { GatewayMetrics } from '../server/metrics.js';
+import { Phase, SseWriter, type Delivery, type WriteResult } from '../server/writer.js';
 import { formatCursor } from '../core/event-id.js';
 import { FINAL_EVENTS } from '../core/progress-topics.js';
 import { HEARTBEAT, controlFrame, sseBody, sseFrame } from './wire.js';
@@ -40,61 +45,14 @@ export interface StreamContext {
   readonly hub: Hub;
   readonly connections: ConnectionManager;
   readonly metrics: GatewayMetrics;
-  readonly tally: DeliveryTally;
+  /** The byte budget and delivery metrics of every SSE stream. */
+  readonly delivery: Delivery;
   /** Present when `--sse-share-streams on`. */
   readonly sharing: StreamSharing | undefined;
-  readonly slowConsumerBytes: number;
   readonly heartbeatMs: number;
   readonly retryMs: number;
   /** The latest state behind a topic (content state for `content:` topics), sent in `reset` events. */
   stateOf(topic: string): unknown;
-}
-
-/** Latency observations per published message at most; beyond it deliveries are sampled evenly. */
-export const LATENCY_SAMPLES_PER_MESSAGE = 64;
-
-/**
- * Delivery metrics for the fan-out loop, which runs once per subscriber per message and
- * must stay cheap: prom-client costs about 1 µs per call, 20 ms for one event to 19,000
- * streams. Messages and bytes are tallied here and added once per publish (exact); the
- * latency histogram gets every delivery of a message up to LATENCY_SAMPLES_PER_MESSAGE
- * subscribers and an even sample of the loop beyond that.
- */
-export class DeliveryTally {
-  private messages = 0;
-  private bytes = 0;
-  private current: HubMessage | undefined;
-  private index = 0;
-  private stride = 1;
-  private readonly latency: { observe(seconds: number): void };
-
-  constructor(
-    private readonly hub: Hub,
-    private readonly metrics: GatewayMetrics,
-  ) {
-    this.latency = metrics.deliveryLatency.labels('sse');
-  }
-
-  record(m: HubMessage, bytes: number): void {
-    this.messages++;
-    this.bytes += bytes;
-    if (m !== this.current) {
-      this.current = m;
-      this.index = 0;
-      this.stride = Math.max(1, Math.floor(this.hub.subscriberCount(m.topic) / LATENCY_SAMPLES_PER_MESSAGE));
-    }
-    if (this.index++ % this.stride === 0) this.latency.observe((Date.now() - m.ts) / 1000);
-  }
-
-  /** Runs after every publish (hub observer), when the message's fan-out loop is over. */
-  flush(): void {
-    if (this.messages === 0) return;
-    this.metrics.messages.labels('sse', 'out').inc(this.messages);
-    this.metrics.bytes.labels('sse', 'out').inc(this.bytes);
-    this.messages = 0;
-    this.bytes = 0;
-    this.current = undefined;
-  }
 }
 
 const CLOSE_MESSAGES: Record<CloseReason, string> = {
@@ -105,10 +63,6 @@ const CLOSE_MESSAGES: Record<CloseReason, string> = {
   kicked: 'the stream was closed by the server',
   resync: 'the gateway lost messages of this stream on its cluster bus; reconnect and resume with Last-Event-ID (you are told reset if they cannot be replayed)',
 };
-
-const OPEN = 0;
-const CLOSING = 1;
-const CLOSED = 2;
 
 /**
  * After a server-side close, make the client's reconnect open a new connection rather
@@ -139,18 +93,17 @@ export function resetData(ctx: StreamContext, topic: string, reason: string, pos
   };
 }
 
-export class SseStream implements ManagedConnection, Subscriber {
+export class SseStream extends SseWriter implements ManagedConnection, Subscriber {
   readonly id = nextConnectionId('sse-');
   readonly openedAt = Date.now();
   /** Last heartbeat, or, once closing, when the close began. */
   private mark = this.openedAt;
-  private state = OPEN;
   /** Per-topic positions for the id of a multi-topic stream; undefined for a single topic. */
   private cursor: Position[] | undefined;
 
   constructor(
     private readonly ctx: StreamContext,
-    private readonly res: ServerResponse,
+    res: ServerResponse,
     readonly userKey: string,
     private readonly topics: readonly string[],
     /** Token expiry (ms since the epoch): the stream is closed with `token_expired` after it. */
@@ -159,32 +112,36 @@ export class SseStream implements ManagedConnection, Subscriber {
     private readonly endOnFinal: boolean,
     /** Set when this stream shares its hub subscription with the user's other streams of the topic (sharing.ts). */
     private readonly shareKey?: string,
-  ) {}
+  ) {
+    super(res);
+  }
 
   get transport(): Transport {
     return 'sse';
+  }
+
+  protected get delivery(): Delivery {
+    return this.ctx.delivery;
   }
 
   /**
    * Subscribes, replays what the client missed (or tells it `reset`), then announces the
    * stream with a `ready` event whose id is the current position. Runs synchronously, so
    * no publish can fall between the replay and the live subscription: nothing is missed
-   * and nothing is sent twice.
+   * and nothing is sent twice. Everything written here leaves together at the end of the turn.
    */
   start(starts: readonly StreamStart[], readyExtra: Record<string, unknown>, finished: boolean): void {
     const { hub, connections, metrics } = this.ctx;
-    const res = this.res;
     // A bound method (~50 bytes) rather than a property on the response: a property added
     // to a ServerResponse after construction grows its property store by ~300 bytes.
-    res.on('close', this.closed.bind(this));
+    this.res.on('close', this.closed.bind(this));
     connections.add(this);
     metrics.connectionsOpened.labels('sse').inc();
-    res.cork();
-    res.write(`retry: ${this.ctx.retryMs}\n\n`);
+    this.write(`retry: ${this.ctx.retryMs}\n\n`);
     const cursor: Position[] = this.topics.map((topic, i) => startPosition(hub, topic, starts[i]!));
     if (this.topics.length > 1) this.cursor = cursor;
     let resumed = true;
-    for (let i = 0; i < this.topics.length && this.state === OPEN; i++) {
+    for (let i = 0; i < this.topics.length && this.phase === Phase.open; i++) {
       const topic = this.topics[i]!;
       if (this.shareKey !== undefined && this.ctx.sharing) this.ctx.sharing.subscribe(topic, this.shareKey, this);
       else hub.subscribe(topic, this);
@@ -202,12 +159,11 @@ export class SseStream implements ManagedConnection, Subscriber {
       }
       if (missed.kind === 'ok') for (const m of missed.messages) this.send(m, false);
     }
-    if (this.state === OPEN) {
+    if (this.phase === Phase.open) {
       const current = this.topics.map((topic) => hub.position(topic));
       this.write(controlFrame('ready', { topics: this.topics, resumed, ...readyExtra }, formatCursor(current)));
       if (this.endOnFinal && finished) this.finish();
     }
-    res.uncork();
   }
 
   /** Hub delivery (live). */
@@ -224,78 +180,65 @@ export class SseStream implements ManagedConnection, Subscriber {
 
   /**
    * Writes one hub message: the shared frame, or on a multi-topic stream the shared body
-   * plus this connection's id line. Only live deliveries feed the latency histogram;
-   * a replayed message's age is not delivery latency.
+   * plus this connection's id line. Only live deliveries are counted and feed the latency
+   * histogram; a replayed message's age is not delivery latency.
    */
   private send(m: HubMessage, live: boolean): void {
-    if (this.state !== OPEN) return;
+    if (this.phase !== Phase.open) return;
     const cursor = this.cursor;
-    let bytes: number;
+    let written: WriteResult;
     if (cursor === undefined) {
-      bytes = this.write(m.encode(sseFrame));
+      written = this.write(m.encode(sseFrame), undefined, live ? m : undefined);
     } else {
       const i = this.topics.indexOf(m.topic);
       if (m.offset && i >= 0) cursor[i] = { epoch: m.epoch, offset: m.offset };
-      this.res.cork();
-      bytes = this.write(m.encode(sseBody)) + this.write(m.offset ? `id: ${formatCursor(cursor)}\n\n` : '\n');
-      this.res.uncork();
+      written = this.write(m.encode(sseBody), m.offset ? `id: ${formatCursor(cursor)}\n\n` : '\n', live ? m : undefined);
     }
-    if (live) this.ctx.tally.record(m, bytes);
-    if (this.endOnFinal && FINAL_EVENTS.has(m.event)) this.finish();
+    if (written === 'ok' && this.endOnFinal && FINAL_EVENTS.has(m.event)) this.finish();
   }
 
   /** Server-initiated close: the reason as a last event, then end (see the header comment). */
   close(reason: CloseReason): void {
-    if (this.state !== OPEN) return;
-    const { metrics, retryMs } = this.ctx;
-    if (reason === 'slow_consumer') {
-      metrics.slowConsumerDisconnects.labels('sse').inc();
-      metrics.errors.labels('slow_consumer').inc();
-    }
+    if (!this.beginClose()) return;
+    const { retryMs } = this.ctx;
     // On shutdown, spread the reconnections over a window instead of one thundering herd.
     const frame =
       reason === 'shutdown'
         ? controlFrame('shutdown', { code: reason, message: CLOSE_MESSAGES[reason] }, undefined, Math.round(retryMs / 2 + Math.random() * retryMs))
         : controlFrame('error', { code: reason, message: CLOSE_MESSAGES[reason] });
-    this.res.write(frame);
+    this.write(frame);
     this.finish();
     if (reason === 'shutdown' || reason === 'slow_consumer') endTransport(this.res, reason === 'shutdown');
   }
 
-  /** The shared sweep: heartbeat, token expiry, and the deadline of a closing socket. */
+  /** The shared sweep: heartbeat, token expiry, the budget's sweep half, and the deadline of a closing socket. */
   tick(now: number): void {
-    if (this.state === OPEN) {
+    const phase = this.phase;
+    if (phase === Phase.open) {
       if (now >= this.expiresAt) return this.close('token_expired');
+      if (this.sweep()) return;
       if (now - this.mark >= this.ctx.heartbeatMs) {
         this.mark = now;
         this.write(HEARTBEAT);
       }
-    } else if (this.state === CLOSING && now - this.mark >= CLOSE_GRACE_MS) {
+    } else if (phase === Phase.shut && now - this.mark >= CLOSE_GRACE_MS) {
       this.res.destroy();
     }
   }
 
   /** The response closed (client gone, or our end() completed): free everything, once. */
   closed(): void {
-    if (this.state === CLOSED) return;
-    if (this.state === OPEN) this.unsubscribe();
-    this.state = CLOSED;
+    const phase = this.phase;
+    if (phase === Phase.gone) return;
+    if (phase < Phase.shut) this.unsubscribe();
+    this.gone();
     this.ctx.connections.remove(this);
   }
 
-  /** Writes a chunk and returns its length; a write that pushes the unsent bytes over the budget closes the stream. */
-  private write(chunk: Buffer | string): number {
-    if (this.state !== OPEN) return 0;
-    const res = this.res;
-    res.write(chunk);
-    if (res.writableLength > this.ctx.slowConsumerBytes) this.close('slow_consumer');
-    return chunk.length;
-  }
-
   private finish(): void {
-    if (this.state !== OPEN) return;
+    if (this.phase >= Phase.shut) return;
     this.unsubscribe();
-    this.state = CLOSING;
+    this.shut();
     this.mark = Date.now();
     this.res.end();
   }

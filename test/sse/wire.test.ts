@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLocalHub } from '../../src/bus/memory.js';
 import { formatCursor, parseEventId } from '../../src/core/event-id.js';
 import { pollEvent, sseBody, sseData, sseFrame, sseStreamData } from '../../src/sse/wire.js';
-import { DeliveryTally, LATENCY_SAMPLES_PER_MESSAGE } from '../../src/sse/stream.js';
+import { DeliveryTally, LATENCY_SAMPLES_PER_MESSAGE } from '../../src/server/writer.js';
 import { GatewayMetrics } from '../../src/server/metrics.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawGet, waitFor, type RawStream } from './helpers.js';
@@ -56,7 +56,7 @@ describe('delivery metrics', () => {
   it('counts every delivery exactly and samples latency evenly beyond the per-message budget', async () => {
     const hub = createLocalHub({ historySize: 10, historyTtlMs: 60_000 });
     const metrics = new GatewayMetrics({ processMetrics: false });
-    const tally = new DeliveryTally(hub, metrics);
+    const tally = new DeliveryTally(hub, metrics, 'sse');
     hub.observe(() => tally.flush());
     const subscribers = 6400;
     for (let i = 0; i < subscribers; i++) hub.subscribe('big', { deliver: (m) => tally.record(m, 100) });
