@@ -17,9 +17,10 @@ export interface BroadcastData {
   payload: unknown;
   /**
    * The payload's JSON text exactly as received (a kind-3 push with encoding 1, a REST
-   * body), already validated; encoders splice it in instead of serializing `payload` again.
+   * body: bytes; a text `broadcast` frame: the slice of the frame), already validated;
+   * encoders splice it in instead of serializing `payload` again.
    */
-  json?: Buffer;
+  json?: Buffer | string;
   /** `meta.id` (REST batch messages may carry one; DB sends carry the message id). */
   id?: string;
   /**
@@ -43,5 +44,10 @@ export function wireTopic(hubTopic: string): string {
  * an idempotency id (a REST retry). Rejects with `BusUnavailableError` when the bus is down.
  */
 export function publishBroadcast(hub: Hub, subtopic: string, isPrivate: boolean, data: BroadcastData, sender: { origin?: unknown; id?: string } = {}): Promise<HubMessage> {
-  return hub.publish(channelTopic(subtopic, isPrivate), 'broadcast', data, { origin: sender.origin, id: sender.id, retain: false });
+  return publishToChannel(hub, channelTopic(subtopic, isPrivate), data, sender);
+}
+
+/** `publishBroadcast` to a channel's hub topic (`channelTopic`) as a joined channel already holds it. */
+export function publishToChannel(hub: Hub, hubTopic: string, data: BroadcastData, sender: { origin?: unknown; id?: string } = {}): Promise<HubMessage> {
+  return hub.publish(hubTopic, 'broadcast', data, { origin: sender.origin, id: sender.id, retain: false });
 }

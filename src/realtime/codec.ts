@@ -6,6 +6,7 @@
 //    `{topic, event, payload, ref}` out.
 // Everything returns Buffers so a frame is converted to bytes once and the same bytes
 // are written to every socket (`ws.send(buffer, {binary: false})` does not copy).
+import { elementSpan, memberSpan } from './json-span.js';
 
 export type Vsn = '1.0.0' | '2.0.0';
 
@@ -16,6 +17,11 @@ export interface PhoenixMessage {
   topic: string;
   event: string;
   payload: unknown;
+  /**
+   * A `broadcast` message only: the user payload (`payload.payload`) as the JSON text it
+   * stood in the frame, `{}` when it had none. Passed on as it is, never serialized again.
+   */
+  broadcastJson?: string;
 }
 
 /** A kind-3 user broadcast push: `channel.send({type: 'broadcast', ...})` on a joined v2 channel. */
@@ -102,7 +108,18 @@ export function decodeText(text: string, vsn: Vsn): PhoenixMessage {
   if (payload !== undefined && (typeof payload !== 'object' || payload === null || Array.isArray(payload))) {
     throw new FrameError(`malformed message: payload of ${event} must be a JSON object`, CloseCode.invalidPayload, { joinRef: jr, ref: r, topic });
   }
-  return { joinRef: jr, ref: r, topic, event, payload: payload ?? {} };
+  const broadcastJson = event === 'broadcast' ? broadcastJsonOf(text, vsn, payload as Record<string, unknown> | undefined) : undefined;
+  return { joinRef: jr, ref: r, topic, event, payload: payload ?? {}, broadcastJson };
+}
+
+/** The user payload of a text `broadcast` frame as it stands in `text` (which JSON.parse accepted). */
+function broadcastJsonOf(text: string, vsn: Vsn, message: Record<string, unknown> | undefined): string {
+  const value = message?.payload;
+  if (value === undefined || value === null) return '{}';
+  const outer = vsn === '2.0.0' ? elementSpan(text, 0, 4) : memberSpan(text, 0, 'payload');
+  const inner = outer && memberSpan(text, outer.start, 'payload');
+  // Always found in a frame that parsed to a message with a payload; serialized only if a scan ever disagreed.
+  return inner ? text.slice(inner.start, inner.end) : JSON.stringify(value);
 }
 
 /** Decodes a binary frame: only kind 3 exists client → server. */

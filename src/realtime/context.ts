@@ -1,15 +1,88 @@
 // What every Realtime socket, channel and REST handler of one gateway shares: the
-// gateway's parts, the presence registry, the gateway-wide join counter, the limits
-// from the configuration, and pre-resolved metric children (no label lookups per frame).
+// services Realtime depends on (`RealtimeDeps`, exactly what it uses and nothing more),
+// the presence registry, the gateway-wide join counter, the limits from the
+// configuration, and pre-resolved metric children (no label lookups per frame).
+import type { IncomingMessage } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Counter } from 'prom-client';
-import type { Services } from '../server/services.js';
-import { Delivery } from '../server/writer.js';
 import type { Logger } from '../core/log.js';
-import { AuthError } from '../core/auth.js';
+import type { GatewayConfig } from '../core/config.js';
+import type { Hub } from '../core/hub.js';
+import type { Bus } from '../bus/types.js';
+import type { DatabaseServices } from '../changes/types.js';
+import type { ConnectionManager } from '../server/connections.js';
+import type { GatewayMetrics } from '../server/metrics.js';
+import type { Router } from '../server/router.js';
+import type { IdempotencyKeys } from '../server/idempotency.js';
+import type { Lifecycle } from '../server/services.js';
+import { Delivery } from '../server/writer.js';
+import { AuthError, type Auth } from '../core/auth.js';
 import { isAddressIdentity } from '../server/connections.js';
 import { PresenceRegistry } from './presence.js';
 import { IdentityLimits, TokenBucket } from './limits.js';
+
+/** The configuration Realtime reads. */
+export type RealtimeConfig = Pick<
+  GatewayConfig,
+  | 'realtimeMaxChannelsPerClient'
+  | 'realtimeMaxEventsPerSecond'
+  | 'realtimeEventBurst'
+  | 'realtimeSocketJoinsPerSecond'
+  | 'realtimeMaxBindingsPerJoin'
+  | 'realtimeMaxPayloadKb'
+  | 'realtimePresenceMaxCalls'
+  | 'realtimePresenceWindowMs'
+  | 'realtimeIdleTimeoutMs'
+  | 'realtimeConnectErrorBackoffMs'
+  | 'realtimeChannelErrorBackoffMs'
+  | 'realtimeReplicationReadyTimeoutMs'
+  | 'realtimeMaxJoinsPerSecond'
+  | 'realtimeUserJoinsPerSecond'
+  | 'realtimeUserJoinBurst'
+  | 'realtimeUserEventsPerSecond'
+  | 'realtimeUserEventBurst'
+  | 'realtimeMaxFrameBytes'
+  | 'slowConsumerBytes'
+  | 'busNodeTimeoutMs'
+>;
+
+/** The instruments Realtime increments; the context resolves their label children once. */
+export type RealtimeMetricsSource = Pick<
+  GatewayMetrics,
+  'channels' | 'presenceMembers' | 'joins' | 'errors' | 'messages' | 'bytes' | 'deliveryLatency' | 'slowConsumerDisconnects' | 'connectionsOpened' | 'connectionsRejected'
+>;
+
+/** Everything the Realtime module uses from the rest of the gateway, and nothing else. */
+export interface RealtimeDeps {
+  config: RealtimeConfig;
+  log: Logger;
+  hub: Hub;
+  /** The bus: when it is shared with other nodes (`shared`), presence is kept in its store too. */
+  bus: Bus;
+  auth: Pick<Auth, 'verify'>;
+  metrics: RealtimeMetricsSource;
+  connections: Pick<ConnectionManager, 'admit' | 'add' | 'remove' | 'rekey' | 'countForUser'>;
+  /** The client's address (the peer, or what a trusted proxy forwarded). */
+  clientAddress(req: IncomingMessage): string;
+  router: Pick<Router, 'on'>;
+  idempotency: Pick<IdempotencyKeys, 'run'>;
+  /** Change feed, channel authorizer and broadcast archive; undefined without a database. */
+  database: DatabaseServices | undefined;
+  /** The shared sweep, shutdown hooks and the WebSocket upgrade dispatch. */
+  lifecycle: Lifecycle;
+}
+
+/** Metric children resolved once: the frame and delivery paths do no label lookups. */
+export interface RealtimeMetrics {
+  /** Joined channels (channel-socket pairs). */
+  channels: { inc(): void; dec(): void };
+  presenceMembers: { set(value: number): void };
+  /** Counts a join by result (`ok`, `unauthorized`, `rate_limited`, ...). */
+  join(result: string): void;
+  /** One frame received from a client. */
+  received(bytes: number): void;
+  connectionOpened(): void;
+  connectionRejected(reason: string): void;
+}
 
 export interface RealtimeLimits {
   maxChannelsPerClient: number;
@@ -29,13 +102,15 @@ export interface RealtimeLimits {
   replicationReadyTimeoutMs: number;
 }
 
-/** What Realtime uses of the gateway; `database` is absent when no changes module is loaded. */
-export type RealtimeDeps = Pick<Services, 'config' | 'log' | 'hub' | 'bus' | 'auth' | 'metrics' | 'connections' | 'clientAddress' | 'router' | 'idempotency' | 'lifecycle'> &
-  Partial<Pick<Services, 'database'>>;
-
 export interface RealtimeContext {
-  gateway: RealtimeDeps;
   log: Logger;
+  hub: Hub;
+  auth: Pick<Auth, 'verify'>;
+  connections: RealtimeDeps['connections'];
+  database: DatabaseServices | undefined;
+  /** True when presence must also be read from the bus's store (the bus is shared with other nodes). */
+  sharedPresence: boolean;
+  metrics: RealtimeMetrics;
   limits: RealtimeLimits;
   presence: PresenceRegistry;
   /**
@@ -49,16 +124,31 @@ export interface RealtimeContext {
   delivery: Delivery;
   /** Counts an error by kind (bad_request, protocol, auth, rate_limit, slow_consumer, ...). */
   error(kind: string): void;
+  /**
+   * One copy of a string many sockets hold (the project's anon key is every client's
+   * token, an address identity is every socket's from that address): a string that was
+   * seen recently comes back as the copy kept, so thousands of sockets share it.
+   */
+  intern(value: string): string;
 }
 
-export function createRealtimeContext(gateway: RealtimeDeps): RealtimeContext {
-  const { config, metrics } = gateway;
-  const errorChildren = new Map<string, Counter.Internal>();
+/** How many distinct strings `intern` keeps; past it, it starts over (a bound, not a cache policy). */
+const INTERN_LIMIT = 1024;
+
+export function createRealtimeContext(deps: RealtimeDeps): RealtimeContext {
+  const { config } = deps;
   const maxPayloadBytes = config.realtimeMaxPayloadKb * 1000 + 500;
-  const log = gateway.log.child({ module: 'realtime' });
+  const log = deps.log.child({ module: 'realtime' });
+  const errors = labelled((kind) => deps.metrics.errors.labels(kind));
+  const interned = new Map<string, string>();
   return {
-    gateway,
     log,
+    hub: deps.hub,
+    auth: deps.auth,
+    connections: deps.connections,
+    database: deps.database,
+    sharedPresence: deps.bus.shared,
+    metrics: resolveMetrics(deps.metrics),
     limits: {
       maxChannelsPerClient: config.realtimeMaxChannelsPerClient,
       maxEventsPerSecond: config.realtimeMaxEventsPerSecond,
@@ -73,7 +163,7 @@ export function createRealtimeContext(gateway: RealtimeDeps): RealtimeContext {
       channelErrorBackoffMs: config.realtimeChannelErrorBackoffMs,
       replicationReadyTimeoutMs: config.realtimeReplicationReadyTimeoutMs,
     },
-    presence: new PresenceRegistry(gateway.hub, (n) => metrics.presenceMembers.set(n), gateway.bus.shared ? gateway.bus : undefined, log),
+    presence: new PresenceRegistry(deps.hub, (n) => deps.metrics.presenceMembers.set(n), deps.bus.shared ? deps.bus : undefined, log),
     joins: new TokenBucket(config.realtimeMaxJoinsPerSecond, config.realtimeMaxJoinsPerSecond),
     identities: new IdentityLimits({
       joinsPerSecond: config.realtimeUserJoinsPerSecond,
@@ -82,12 +172,46 @@ export function createRealtimeContext(gateway: RealtimeDeps): RealtimeContext {
       eventBurst: config.realtimeUserEventBurst,
     }),
     // One message of the largest payload may be in flight beyond the budget.
-    delivery: new Delivery({ transport: 'ws', budgetBytes: config.slowConsumerBytes, allowanceBytes: maxPayloadBytes, hub: gateway.hub, metrics }),
+    delivery: new Delivery({ transport: 'ws', budgetBytes: config.slowConsumerBytes, allowanceBytes: maxPayloadBytes, hub: deps.hub, metrics: deps.metrics }),
     error(kind) {
-      let child = errorChildren.get(kind);
-      if (!child) errorChildren.set(kind, (child = metrics.errors.labels(kind)));
-      child.inc();
+      errors(kind).inc();
     },
+    intern(value) {
+      const kept = interned.get(value);
+      if (kept !== undefined) return kept;
+      if (interned.size >= INTERN_LIMIT) interned.clear();
+      interned.set(value, value);
+      return value;
+    },
+  };
+}
+
+/** A label's child, looked up once per label value and then kept. */
+function labelled<T>(make: (label: string) => T): (label: string) => T {
+  const children = new Map<string, T>();
+  return (label) => {
+    let child = children.get(label);
+    if (child === undefined) children.set(label, (child = make(label)));
+    return child;
+  };
+}
+
+function resolveMetrics(metrics: RealtimeMetricsSource): RealtimeMetrics {
+  const joins = labelled((result) => metrics.joins.labels(result));
+  const rejected = labelled((reason) => metrics.connectionsRejected.labels('ws', reason));
+  const messagesIn = metrics.messages.labels('ws', 'in');
+  const bytesIn = metrics.bytes.labels('ws', 'in');
+  const opened = metrics.connectionsOpened.labels('ws');
+  return {
+    channels: metrics.channels,
+    presenceMembers: metrics.presenceMembers,
+    join: (result) => joins(result).inc(),
+    received(bytes) {
+      messagesIn.inc();
+      bytesIn.inc(bytes);
+    },
+    connectionOpened: () => opened.inc(),
+    connectionRejected: (reason) => rejected(reason).inc(),
   };
 }
 

@@ -46,7 +46,7 @@ function refuse(socket: Duplex, refusal: UpgradeRefused): void {
 }
 
 /** The connect checks of the real server's `UserSocket.connect/3` (reference §1.1). */
-async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Promise<{ vsn: Vsn; token: string; claims: Claims; userKey: string }> {
+async function admit(ctx: RealtimeContext, deps: RealtimeDeps, req: IncomingMessage, url: URL): Promise<{ vsn: Vsn; token: string; userKey: string }> {
   const vsn = serializerFor(url.searchParams.get('vsn'));
   if (!vsn) throw new UpgradeRefused(403, `Unsupported serializer version vsn=${url.searchParams.get('vsn')}: use 1.0.0 or 2.0.0`, 'bad_request');
   const header = req.headers['x-api-key'];
@@ -55,39 +55,45 @@ async function admit(ctx: RealtimeContext, req: IncomingMessage, url: URL): Prom
   const token = Buffer.from((typeof header === 'string' && header) || url.searchParams.get('apikey') || '', 'latin1').toString('latin1');
   let claims: Claims;
   try {
-    claims = await ctx.gateway.auth.verify(token);
+    claims = await deps.auth.verify(token);
   } catch (err) {
     if (!(err instanceof AuthError)) throw err;
     // Supabase's upgrade errors: its fixed wording, with the kid for a signer error and the role for a refused one.
     throw new UpgradeRefused(401, err.kind === 'signer' || err.kind === 'role' ? err.message : authFailureMessage[err.kind], 'auth');
   }
   // Who the socket is until a join names a user: the key's user, or the client's address.
-  const userKey = claims.sub !== undefined ? userIdentity(claims.sub) : addressIdentity(ctx.gateway.clientAddress(req));
+  const userKey = claims.sub !== undefined ? userIdentity(claims.sub) : addressIdentity(deps.clientAddress(req));
   const joinLimit = joinLimitReached(ctx, userKey);
   if (joinLimit) throw new UpgradeRefused(429, `Too many joins per second (${joinLimit})`, 'rate_limit', { 'retry-after': '1' });
   try {
-    ctx.gateway.connections.admit(userKey);
+    deps.connections.admit(userKey);
   } catch (err) {
     const answer = httpErrorOf(err);
     if (!answer) throw err;
     const message = answer.status === 429 ? `Too many connected users (${answer.message})` : answer.message;
     throw new UpgradeRefused(answer.status, message, answer.code, answer.headers);
   }
-  return { vsn, token, claims, userKey };
+  return { vsn, token, userKey };
 }
 
 export const realtimeModule = defineModule({
   name: 'realtime',
   needs: ['config', 'log', 'hub', 'bus', 'auth', 'metrics', 'connections', 'clientAddress', 'router', 'idempotency', 'lifecycle'],
   uses: ['database'],
-  start: (deps) => registerRealtime(deps),
+  start: (services) => startRealtime(realtimeDepsOf(services)),
 });
 
-async function registerRealtime(gateway: RealtimeDeps): Promise<void> {
-  const ctx = createRealtimeContext(gateway);
-  const { connections, metrics } = gateway;
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: gateway.config.realtimeMaxFrameBytes });
-  const gone = (socket: RealtimeSocket): void => connections.remove(socket);
+/** Realtime's dependencies from the gateway's services (the one place that knows the service names). */
+function realtimeDepsOf(services: Omit<RealtimeDeps, 'database'> & { database?: RealtimeDeps['database'] }): RealtimeDeps {
+  const { config, log, hub, bus, auth, metrics, connections, clientAddress, router, idempotency, lifecycle, database } = services;
+  return { config, log, hub, bus, auth, metrics, connections, clientAddress, router, idempotency, lifecycle, database };
+}
+
+/** Starts the Realtime module with exactly its dependencies. */
+async function startRealtime(deps: RealtimeDeps): Promise<void> {
+  const ctx = createRealtimeContext(deps);
+  const { connections } = deps;
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: deps.config.realtimeMaxFrameBytes });
 
   const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
@@ -96,11 +102,11 @@ async function registerRealtime(gateway: RealtimeDeps): Promise<void> {
     socket.on('error', onError);
     let admitted: Awaited<ReturnType<typeof admit>>;
     try {
-      admitted = await admit(ctx, req, url);
+      admitted = await admit(ctx, deps, req, url);
     } catch (err) {
       const refusal = err instanceof UpgradeRefused ? err : new UpgradeRefused(500, 'Error connecting to Realtime', 'internal');
       if (!(err instanceof UpgradeRefused)) ctx.log.error({ err }, 'realtime connect failed');
-      metrics.connectionsRejected.labels('ws', refusal.kind).inc();
+      ctx.metrics.connectionRejected(refusal.kind);
       ctx.error(refusal.kind);
       // Supabase sleeps before answering a refused connect, which slows reconnect storms.
       await backoff(ctx.limits.connectErrorBackoffMs);
@@ -110,25 +116,25 @@ async function registerRealtime(gateway: RealtimeDeps): Promise<void> {
     socket.off('error', onError);
     if (socket.destroyed) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new RealtimeSocket(ctx, ws, socket, admitted.vsn, admitted.token, admitted.claims, admitted.userKey, gone);
+      const conn = new RealtimeSocket(ctx, ws, socket, admitted.vsn, admitted.token, admitted.userKey);
       connections.add(conn);
-      metrics.connectionsOpened.labels('ws').inc();
+      ctx.metrics.connectionOpened();
     });
   };
 
-  gateway.lifecycle.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => {
+  deps.lifecycle.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => {
     accept(req, socket, head).catch((err: unknown) => {
       ctx.log.error({ err }, 'realtime upgrade failed');
       socket.destroy();
     });
   });
-  registerBroadcastRoutes(ctx);
-  gateway.lifecycle.onSweep((now) => ctx.identities.sweep(now, (identity) => connections.countForUser(identity) > 0));
-  if (gateway.bus.shared) {
-    const bus = gateway.bus;
+  registerBroadcastRoutes(ctx, deps);
+  deps.lifecycle.onSweep((now) => ctx.identities.sweep(now, (identity) => connections.countForUser(identity) > 0));
+  if (deps.bus.shared) {
+    const bus = deps.bus;
     // Heartbeat at once, so this node's members count as alive from its first join.
     await ctx.presence.heartbeat(bus).catch((err: unknown) => ctx.log.warn({ err }, 'first presence heartbeat failed; retrying from the sweep'));
-    gateway.lifecycle.onSweep((now) => ctx.presence.tick(now, gateway.config.busNodeTimeoutMs));
+    deps.lifecycle.onSweep((now) => ctx.presence.tick(now, deps.config.busNodeTimeoutMs));
   }
-  gateway.lifecycle.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  deps.lifecycle.onShutdown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
 }

@@ -33,9 +33,37 @@ function newRef(): string {
   return randomBytes(12).toString('base64url');
 }
 
+/**
+ * The meta of a track: the payload's fields plus `phx_ref`. Copied with Object.assign, not
+ * spread: V8 gives each spread copy of a parsed object with a fractional number its own
+ * hidden class (~150 bytes per member), while assigned copies share one.
+ */
+function metaOf(payload: Record<string, unknown>): PresenceMeta {
+  // Object.assign would set the prototype for a `__proto__` key instead of copying it.
+  const meta = (Object.hasOwn(payload, '__proto__') ? { ...payload } : Object.assign({}, payload)) as PresenceMeta;
+  meta.phx_ref = newRef();
+  return meta;
+}
+
+/**
+ * A tracking member (a channel's presence). The registry keeps the member's current meta on
+ * the member itself, so a member costs the registry no object of its own. A member is
+ * tracked under one topic and key at a time.
+ */
+export interface PresenceMember {
+  presenceMeta?: PresenceMeta | undefined;
+}
+
+/** The members tracked under one key: the only one (the common case, a key per user), or a Set in the order they tracked. */
+type KeyMembers = PresenceMember | Set<PresenceMember>;
+
+function holds(held: KeyMembers | undefined, member: PresenceMember): boolean {
+  return held === member || (held instanceof Set && held.has(member));
+}
+
 export class PresenceRegistry {
-  /** hub topic → presence key → tracking member (a channel) → its meta. */
-  private readonly topics = new Map<string, Map<string, Map<object, PresenceMeta>>>();
+  /** hub topic → presence key → tracking members (channels' presence), each holding its meta. */
+  private readonly topics = new Map<string, Map<string, KeyMembers>>();
   /** `presence_state` JSON per topic, kept until the topic's presence changes: joins in a row share it. */
   private readonly stateCache = new Map<string, string>();
   private members = 0;
@@ -108,16 +136,18 @@ export class PresenceRegistry {
   }
 
   /** Tracks (or updates) `member`'s meta under `key`: a join, or a join plus a leave of the old meta. */
-  track(topic: string, key: string, member: object, payload: Record<string, unknown>): void {
+  track(topic: string, key: string, member: PresenceMember, payload: Record<string, unknown>): void {
     let keys = this.topics.get(topic);
     if (!keys) this.topics.set(topic, (keys = new Map()));
-    let metas = keys.get(key);
-    if (!metas) keys.set(key, (metas = new Map()));
-    const previous = metas.get(member);
-    const meta: PresenceMeta = { ...payload, phx_ref: newRef() };
+    const held = keys.get(key);
+    const previous = holds(held, member) ? member.presenceMeta : undefined;
+    const meta = metaOf(payload);
     if (previous) meta.phx_ref_prev = previous.phx_ref;
     else this.count(1);
-    metas.set(member, meta);
+    member.presenceMeta = meta;
+    if (held === undefined) keys.set(key, member);
+    else if (held instanceof Set) held.add(member);
+    else if (held !== member) keys.set(key, new Set([held, member]));
     this.stateCache.delete(topic);
     const diff: PresenceDiff = { joins: { [key]: { metas: [meta] } }, leaves: previous ? { [key]: { metas: [previous] } } : {} };
     this.storeAdd(topic, key, meta);
@@ -126,13 +156,14 @@ export class PresenceRegistry {
   }
 
   /** Removes `member`'s meta under `key`, publishing the leave; false when it was not tracked. */
-  untrack(topic: string, key: string, member: object): boolean {
+  untrack(topic: string, key: string, member: PresenceMember): boolean {
     const keys = this.topics.get(topic);
-    const metas = keys?.get(key);
-    const meta = metas?.get(member);
-    if (!keys || !metas || !meta) return false;
-    metas.delete(member);
-    if (metas.size === 0) keys.delete(key);
+    const held = keys?.get(key);
+    const meta = member.presenceMeta;
+    if (!keys || !holds(held, member) || !meta) return false;
+    member.presenceMeta = undefined;
+    if (held instanceof Set) held.delete(member);
+    if (!(held instanceof Set) || held.size === 0) keys.delete(key);
     if (keys.size === 0) this.topics.delete(topic);
     this.stateCache.delete(topic);
     this.count(-1);
@@ -146,7 +177,7 @@ export class PresenceRegistry {
   state(topic: string): PresenceState {
     const out: PresenceState = {};
     const keys = this.topics.get(topic);
-    if (keys) for (const [key, metas] of keys) out[key] = { metas: [...metas.values()] };
+    if (keys) for (const [key, held] of keys) out[key] = { metas: held instanceof Set ? [...held].map((m) => m.presenceMeta!) : [held.presenceMeta!] };
     return out;
   }
 

@@ -9,7 +9,7 @@ import { httpErrorOf, sendJson, writeHead } from '../server/http-errors.js';
 import { digest, idempotencyKeyOf } from '../server/idempotency.js';
 import type { RequestContext } from '../server/router.js';
 import { publishBroadcast, type BroadcastData } from './channel-topics.js';
-import type { RealtimeContext } from './context.js';
+import type { RealtimeContext, RealtimeDeps } from './context.js';
 import { flexibleBoolean } from './join-config.js';
 import { RateCounter } from './limits.js';
 
@@ -87,13 +87,15 @@ function validateBatch(body: unknown, maxPayloadBytes: number): BatchMessage[] {
   return out;
 }
 
-export function registerBroadcastRoutes(ctx: RealtimeContext): void {
-  const { gateway, limits } = ctx;
+export function registerBroadcastRoutes(ctx: RealtimeContext, deps: RealtimeDeps): void {
+  const { limits } = ctx;
+  const { hub, router } = deps;
+  const received = { messages: deps.metrics.messages.labels('rest', 'in'), bytes: deps.metrics.bytes.labels('rest', 'in') };
   /** Messages per second per caller (JWT `sub`, or the role for project keys). */
   const callers = new Map<string, RateCounter>();
   const bodyLimit = limits.maxPayloadBytes + 64 * 1024;
 
-  gateway.lifecycle.onSweep((now) => {
+  deps.lifecycle.onSweep((now) => {
     for (const [key, counter] of callers) {
       counter.tick(now);
       if (counter.idle) callers.delete(key);
@@ -110,7 +112,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
 
   const authenticate = async (req: IncomingMessage): Promise<Claims> => {
     try {
-      return await gateway.auth.verify(requestToken(req));
+      return await deps.auth.verify(requestToken(req));
     } catch {
       ctx.error('auth');
       throw unauthorized();
@@ -119,7 +121,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
 
   /** Null when allowed; otherwise why not. Private sends are authorized by the database's RLS policies. */
   const canWrite = async (topic: string, claims: Claims): Promise<RestError | null> => {
-    const db = gateway.database;
+    const db = deps.database;
     if (!db) return new RestError(422, { message: 'Tenant database unavailable' });
     try {
       return (await db.authorizer.canWrite(topic, claims, 'broadcast')) ? null : new RestError(403, { message: 'Unauthorized' });
@@ -132,7 +134,8 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
   const body = async (req: IncomingMessage): Promise<Buffer> => {
     try {
       const bytes = await readBody(req, bodyLimit);
-      gateway.metrics.received('rest', bytes.length);
+      received.messages.inc();
+      received.bytes.inc(bytes.length);
       return bytes;
     } catch (err) {
       const answer = httpErrorOf(err);
@@ -152,7 +155,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
       await send();
       return {};
     }
-    const answer = await gateway.idempotency.run(`broadcast\0${scope}`, key, digest(req.url ?? '', raw), async (id) => {
+    const answer = await deps.idempotency.run(`broadcast\0${scope}`, key, digest(req.url ?? '', raw), async (id) => {
       await send(id);
       return { status: 202, body: null };
     });
@@ -174,7 +177,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
     }
   };
 
-  gateway.router.on(
+  router.on(
     'POST',
     '/realtime/v1/api/broadcast',
     handle(async ({ req }) => {
@@ -201,14 +204,14 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
         for (const [i, m] of messages.entries()) {
           if (m.private && !allowed.get(m.topic)) continue;
           const data: BroadcastData = { event: m.event, payload: m.payload, frame: 'text', ...(m.id !== undefined ? { id: m.id } : {}) };
-          await publishBroadcast(gateway.hub, m.topic, m.private, data, { id: id === undefined ? undefined : `${id}.${i}` });
+          await publishBroadcast(hub, m.topic, m.private, data, { id: id === undefined ? undefined : `${id}.${i}` });
           counter.add();
         }
       });
     }),
   );
 
-  gateway.router.on(
+  router.on(
     'POST',
     '/realtime/v1/api/broadcast/:topic/events/:event',
     handle(async ({ req, params, query }) => {
@@ -246,7 +249,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext): void {
           const refusal = await canWrite(topic, claims);
           if (refusal) throw refusal;
         }
-        await publishBroadcast(gateway.hub, topic, isPrivate, data, { id });
+        await publishBroadcast(hub, topic, isPrivate, data, { id });
         counter.add();
       });
     }),

@@ -8,7 +8,7 @@ import type { WebSocket } from 'ws';
 import type { Claims } from '../core/auth.js';
 import type { HubMessage } from '../core/hub.js';
 import { nextConnectionId, type CloseReason, type ManagedConnection } from '../server/connections.js';
-import { Channel } from './channel.js';
+import { Channel, type ChannelInbound } from './channel.js';
 import { CloseCode, decodeBinary, decodeText, encodeMessage, encodeReply, FrameError, type PhoenixMessage, type Vsn } from './codec.js';
 import type { RealtimeContext } from './context.js';
 import { TokenBucket, type IdentityBuckets } from './limits.js';
@@ -16,7 +16,8 @@ import { identityLimitText } from './context.js';
 import { isAddressIdentity, userIdentity } from '../server/connections.js';
 import { HttpError } from '../server/http-errors.js';
 import { frameFor } from './wire.js';
-import { MAX_NAME_BYTES } from './join-config.js';
+import { MAX_NAME_BYTES, parseJoinPayload } from './join-config.js';
+import { SocketChannels } from './socket-channels.js';
 import { WebSocketWriter, type Delivery } from '../server/writer.js';
 
 /** How long a client may keep flooding after its channels were shut down before its socket is closed. */
@@ -25,17 +26,28 @@ const FLOOD_GRACE_MS = 1000;
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5000;
 
+/** The RealtimeSocket of a `ws` WebSocket, for the listeners shared by all sockets. */
+const OWNER = Symbol('realtime socket');
+type OwnedWebSocket = WebSocket & { [OWNER]: RealtimeSocket };
+
+function ownerOf(ws: WebSocket): RealtimeSocket {
+  return (ws as OwnedWebSocket)[OWNER];
+}
+
 export class RealtimeSocket extends WebSocketWriter implements ManagedConnection {
   readonly id = nextConnectionId('rt');
-  readonly transport = 'ws' as const;
   readonly openedAt = Date.now();
   /** Joined (or joining) channels by wire topic. */
-  readonly channels = new Map<string, Channel>();
+  readonly channels = new SocketChannels<Channel>();
   private lastSeen = this.openedAt;
-  /** Messages this socket may send: `--realtime-max-events-per-second`, burst `--realtime-event-burst`. */
-  private readonly events: TokenBucket;
-  /** Joins this socket may make: `--realtime-socket-joins-per-second`, burst = channels per client + one second's worth. */
-  readonly joinBucket: TokenBucket;
+  /**
+   * Messages this socket may send: `--realtime-max-events-per-second`, burst
+   * `--realtime-event-burst`. Made on first use and dropped by the sweep once full again
+   * (a full bucket is the same as a new one), so a quiet socket holds none.
+   */
+  private events: TokenBucket | undefined;
+  /** Joins this socket may make: `--realtime-socket-joins-per-second`, burst = channels per client + one second's worth. Kept like `events`. */
+  private joins: TokenBucket | undefined;
   /** The buckets of the identity the socket counts against (kept while the socket holds it, see IdentityLimits.sweep). */
   private identity: IdentityBuckets;
   /** Set when the server started closing the socket (ms since the epoch), 0 while open. */
@@ -46,30 +58,49 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
   /** When the last message was refused for rate (ms). */
   private lastRefusedAt = 0;
 
+  /** The connection's token (the `apikey`): channels use it unless their join carries an access_token. */
+  readonly token: string;
+  /** The identity the caps count by (see ConnectionManager); moved to a user by `adoptIdentity`. */
+  userKey: string;
+
   constructor(
     readonly ctx: RealtimeContext,
     ws: WebSocket,
     /** The upgraded TCP socket under `ws`, corked per event-loop turn to batch writes. */
     tcp: Duplex,
     readonly vsn: Vsn,
-    /** The connection's token (the `apikey`): channels use it unless their join carries an access_token. */
-    readonly token: string,
-    readonly claims: Claims,
-    /** The identity the caps count by (see ConnectionManager); moved to a user by `adoptIdentity`. */
-    public userKey: string,
-    private readonly onGone: (socket: RealtimeSocket) => void,
+    token: string,
+    userKey: string,
   ) {
     super(ws, tcp);
-    const { limits } = ctx;
-    this.events = new TokenBucket(limits.maxEventsPerSecond, limits.eventBurst, this.openedAt);
-    this.joinBucket = new TokenBucket(limits.socketJoinsPerSecond, limits.maxChannelsPerClient + limits.socketJoinsPerSecond, this.openedAt);
+    // Thousands of sockets share the anon key and their address: one copy of each.
+    this.token = ctx.intern(token);
+    this.userKey = ctx.intern(userKey);
     this.identity = ctx.identities.of(userKey, this.openedAt);
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
-    ws.on('close', () => this.release());
-    ws.on('error', (err: Error & { code?: string }) => {
-      ctx.error(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol');
-      ctx.log.debug({ err, connection: this.id }, 'realtime websocket error');
-    });
+    // Listeners shared by every socket (EventEmitter calls them with `this` = the WebSocket):
+    // three closures per socket would cost more than the socket's own fields.
+    (ws as OwnedWebSocket)[OWNER] = this;
+    ws.on('message', RealtimeSocket.onMessage);
+    ws.on('close', RealtimeSocket.onClose);
+    ws.on('error', RealtimeSocket.onError);
+  }
+
+  get transport(): 'ws' {
+    return 'ws';
+  }
+
+  private static onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+    ownerOf(this).onFrame(data, isBinary);
+  }
+
+  private static onClose(this: WebSocket): void {
+    ownerOf(this).release();
+  }
+
+  private static onError(this: WebSocket, err: Error & { code?: string }): void {
+    const socket = ownerOf(this);
+    socket.ctx.error(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol');
+    socket.ctx.log.debug({ err, connection: socket.id }, 'realtime websocket error');
   }
 
   // ---------------------------------------------------------------- inbound
@@ -77,7 +108,7 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
   private onFrame(data: Buffer, isBinary: boolean): void {
     if (this.closingSince) return;
     this.lastSeen = Date.now();
-    this.ctx.gateway.metrics.received('ws', data.length);
+    this.ctx.metrics.received(data.length);
     try {
       if (isBinary) {
         if (this.vsn !== '2.0.0') throw new FrameError('binary frames need serializer 2.0.0 (vsn=2.0.0)', CloseCode.unsupportedData);
@@ -117,7 +148,7 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
     this.routeToChannel(msg.topic, msg.joinRef, msg.ref, { kind: 'message', message: msg }, msg.event === 'phx_leave');
   }
 
-  private routeToChannel(topic: string, joinRef: string | null, ref: string | null, inbound: Parameters<Channel['receive']>[0], isLeave = false): void {
+  private routeToChannel(topic: string, joinRef: string | null, ref: string | null, inbound: ChannelInbound, isLeave = false): void {
     const channel = this.channels.get(topic);
     if (!channel) {
       // Phoenix: a leave for a topic that is not joined is simply ok; anything else is unmatched.
@@ -138,8 +169,9 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
    */
   private allowMessage(): boolean {
     const now = this.lastSeen;
-    if (!this.events.take(now)) {
-      this.flood(now, `per connection: ${this.events.describe()}`);
+    const events = (this.events ??= new TokenBucket(this.ctx.limits.maxEventsPerSecond, this.ctx.limits.eventBurst, now));
+    if (!events.take(now)) {
+      this.flood(now, `per connection: ${events.describe()}`);
       return false;
     }
     if (!this.identity.events.take(now)) {
@@ -155,7 +187,7 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
     const message = `Too many messages per second (${limit})`;
     if (this.floodedAt === 0) {
       this.floodedAt = now;
-      for (const channel of [...this.channels.values()]) if (channel.state === 'joined') channel.shutdown(message);
+      for (const channel of this.channels.list()) if (channel.state === 'joined') channel.shutdown(message);
       return;
     }
     if (now - this.floodedAt >= FLOOD_GRACE_MS) this.closeWith(CloseCode.policyViolation, message);
@@ -169,7 +201,7 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
   adoptIdentity(claims: Claims): string | undefined {
     if (claims.sub === undefined || !isAddressIdentity(this.userKey)) return undefined;
     try {
-      this.ctx.gateway.connections.rekey(this, userIdentity(claims.sub));
+      this.ctx.connections.rekey(this, userIdentity(claims.sub));
     } catch (err) {
       if (err instanceof HttpError) return err.message;
       throw err;
@@ -178,17 +210,24 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
     return undefined;
   }
 
+  /** Spends one of this socket's joins: undefined when it may join, else its limit ("10/s, burst 110"). */
+  takeJoin(): string | undefined {
+    const { limits } = this.ctx;
+    const joins = (this.joins ??= new TokenBucket(limits.socketJoinsPerSecond, limits.maxChannelsPerClient + limits.socketJoinsPerSecond));
+    return joins.take() ? undefined : joins.describe();
+  }
+
   private join(msg: PhoenixMessage): void {
     if (Buffer.byteLength(msg.topic) > MAX_NAME_BYTES) {
       // Refused before anything keeps the name; counted as a message, so it cannot flood.
       if (!this.allowMessage()) return;
-      this.ctx.gateway.metrics.joins.labels('bad_request').inc();
+      this.ctx.metrics.join('bad_request');
       this.ctx.error('bad_request');
       this.reply(msg.joinRef, msg.ref, msg.topic, 'error', { reason: `TopicNameTooLong: The topic name must be at most ${MAX_NAME_BYTES} bytes (got ${Buffer.byteLength(msg.topic)})` });
       return;
     }
     if (!msg.topic.startsWith('realtime:')) {
-      this.ctx.gateway.metrics.joins.labels('unmatched_topic').inc();
+      this.ctx.metrics.join('unmatched_topic');
       this.reply(null, msg.ref, msg.topic, 'error', { reason: 'unmatched topic' });
       return;
     }
@@ -198,9 +237,11 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
       if (existing.state === 'joined') this.push(existing.joinRef, existing.joinRef, existing.topic, 'phx_close', '{}');
       existing.release();
     }
-    const channel = new Channel(this, msg.topic, msg.joinRef ?? msg.ref, msg.payload as Record<string, unknown>);
-    this.channels.set(msg.topic, channel);
-    channel.start(msg.ref);
+    const { limits } = this.ctx;
+    const config = parseJoinPayload(msg.payload as Record<string, unknown>, { maxBindings: limits.maxBindingsPerJoin, maxPresenceKeyBytes: MAX_NAME_BYTES });
+    const channel = new Channel(this, msg.topic, msg.joinRef ?? msg.ref, config);
+    this.channels.set(channel);
+    channel.start(config, msg.ref);
   }
 
   /** Called by a channel when it is released. */
@@ -249,6 +290,8 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
     if (this.sweep()) return;
     // A flood that stopped: the socket may be shut down again by the next one instead of closed.
     if (this.floodedAt && now - this.lastRefusedAt >= FLOOD_GRACE_MS) this.floodedAt = 0;
+    if (this.events?.full(now)) this.events = undefined;
+    if (this.joins?.full(now)) this.joins = undefined;
     // Runs every sweep for every socket: allocates only when a channel must go.
     let expired: Channel[] | undefined;
     for (const channel of this.channels.values()) {
@@ -290,13 +333,13 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
 
   private release(): void {
     if (this.released) {
-      if (this.ws.readyState === this.ws.CLOSED) this.onGone(this);
+      if (this.ws.readyState === this.ws.CLOSED) this.ctx.connections.remove(this);
       return;
     }
     this.released = true;
     this.shut();
     this.closingSince ||= Date.now();
-    for (const channel of [...this.channels.values()]) channel.release();
-    if (this.ws.readyState === this.ws.CLOSED) this.onGone(this);
+    for (const channel of this.channels.list()) channel.release();
+    if (this.ws.readyState === this.ws.CLOSED) this.ctx.connections.remove(this);
   }
 }

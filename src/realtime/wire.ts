@@ -16,7 +16,7 @@ function isBytes(value: unknown): value is Uint8Array {
 /** The `broadcast` payload object as JSON text, or null when the payload is raw bytes. */
 export function broadcastPayloadJson(data: BroadcastData): string | null {
   let payload: string;
-  if (data.json) payload = data.json.toString('utf8');
+  if (data.json !== undefined) payload = typeof data.json === 'string' ? data.json : data.json.toString('utf8');
   else if (isBytes(data.payload)) return null;
   else payload = data.payload === undefined ? '{}' : JSON.stringify(data.payload);
   const meta = data.id === undefined ? '' : `,"meta":{"id":${JSON.stringify(data.id)}}`;
@@ -50,7 +50,7 @@ export const v2BinaryEncoder: WireEncoder<Buffer | null> = {
     const topic = wireTopic(msg.topic);
     const metadata = data.id === undefined ? '' : JSON.stringify({ id: data.id });
     if (isBytes(data.payload) && !data.json) return encodeUserBroadcast(topic, data.event, metadata, 0, data.payload);
-    const json = data.json ?? Buffer.from(data.payload === undefined ? '{}' : JSON.stringify(data.payload));
+    const json = typeof data.json === 'string' ? Buffer.from(data.json) : (data.json ?? Buffer.from(data.payload === undefined ? '{}' : JSON.stringify(data.payload)));
     return encodeUserBroadcast(topic, data.event, metadata, 1, json);
   },
 };

@@ -29,6 +29,9 @@ import type { Hub, HubMessage } from '../core/hub.js';
 import type { CloseReason } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 
+/** The instruments a writer counts in. */
+export type DeliveryMetrics = Pick<GatewayMetrics, 'deliveryLatency' | 'messages' | 'bytes' | 'slowConsumerDisconnects' | 'errors'>;
+
 /** What a write did: written (it leaves at the end of the turn), refused because the connection is closing, or refused as slow (the connection is being closed). */
 export type WriteResult = 'ok' | 'closed' | 'slow';
 
@@ -74,7 +77,7 @@ export class DeliveryTally {
 
   constructor(
     private readonly hub: Pick<Hub, 'subscriberCount'>,
-    metrics: GatewayMetrics,
+    metrics: DeliveryMetrics,
     transport: 'sse' | 'ws',
   ) {
     this.latency = metrics.deliveryLatency.labels(transport);
@@ -128,7 +131,7 @@ export class Delivery {
   private readonly slowDisconnects: { inc(): void };
   private readonly slowErrors: { inc(): void };
 
-  constructor(options: { transport: 'sse' | 'ws'; budgetBytes: number; allowanceBytes: number; hub: Pick<Hub, 'subscriberCount'>; metrics: GatewayMetrics }) {
+  constructor(options: { transport: 'sse' | 'ws'; budgetBytes: number; allowanceBytes: number; hub: Pick<Hub, 'subscriberCount'>; metrics: DeliveryMetrics }) {
     const { transport, metrics } = options;
     this.tally = new DeliveryTally(options.hub, metrics, transport);
     this.budgetBytes = options.budgetBytes;

@@ -111,7 +111,7 @@ describe('join', () => {
 describe('access_token and expiry', () => {
   function serverChannel(sub: string, key: string): { claims?: { sub?: string; role: string } } {
     const sockets = [...gw.gateway.connections.connections()] as RealtimeSocket[];
-    return sockets.map((s) => s.channels.get(`realtime:${sub}`)).find((c) => c?.config.presenceKey === key)!;
+    return sockets.map((s) => s.channels.get(`realtime:${sub}`)).find((c) => c?.presenceKey === key)!;
   }
 
   it('adopts a refreshed token without a reply and keeps the channel; an expired one shuts it down', async () => {

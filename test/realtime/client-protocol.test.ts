@@ -60,7 +60,7 @@ describe('connection and join', () => {
     await waitFor(() => seen.presenceState().member, 'member present');
     // Drop the member's socket from the server side.
     const sockets = [...gw.gateway.connections.connections()] as RealtimeSocket[];
-    const socket = sockets.find((s) => s.channels.get('realtime:rejoin-room')?.config.presenceKey === 'member')!;
+    const socket = sockets.find((s) => s.channels.get('realtime:rejoin-room')?.presenceKey === 'member')!;
     socket.closeWith(1011, 'test drop');
     await waitFor(() => leaves.some((l) => l.key === 'member'), 'member leave after the drop');
     await waitFor(() => statuses.filter((s) => s === 'SUBSCRIBED').length >= 2, 'rejoin after reconnect', 10_000);

@@ -30,6 +30,49 @@ describe('codec', () => {
   });
 });
 
+describe('a text broadcast passes its payload on as received', () => {
+  const payloadOf = (frame: string, vsn: '1.0.0' | '2.0.0' = '2.0.0'): string | undefined => decodeText(frame, vsn).broadcastJson;
+
+  it('finds the user payload in v2 and v1 frames, whatever the spacing, escapes and nesting', () => {
+    expect(payloadOf('[null,"1","realtime:a","broadcast",{"type":"broadcast","event":"e","payload":{"a":"x\\"}y","b":[1,{"c":"]"}]}}]')).toBe('{"a":"x\\"}y","b":[1,{"c":"]"}]}');
+    expect(payloadOf('[ "1" , "2" ,\n "realtime:a" , "broadcast" , { "payload" : { "a" : 1 } , "event" : "e" } ]')).toBe('{ "a" : 1 }');
+    expect(payloadOf('{"topic":"realtime:a","event":"broadcast","payload":{"event":"e","payload":[1,"]"]},"ref":"1"}', '1.0.0')).toBe('[1,"]"]');
+    expect(payloadOf('[null,null,"realtime:a","broadcast",{"event":"e","payload":-12.5e3}]')).toBe('-12.5e3');
+    expect(payloadOf('[null,null,"realtime:a","broadcast",{"event":"e","payload":"s"}]')).toBe('"s"');
+  });
+
+  it('takes the last of repeated keys and reads escaped key names, as JSON.parse does', () => {
+    expect(payloadOf('[null,null,"realtime:a","broadcast",{"payload":{"a":1},"event":"e","payload":{"b":2}}]')).toBe('{"b":2}');
+    expect(payloadOf('[null,null,"realtime:a","broadcast",{"pay\\u006coad":{"z":1},"event":"e"}]')).toBe('{"z":1}');
+    expect(payloadOf('[null,null,"realtime:a","broadcast",{"payload_":{"z":1},"event":"e"}]')).toBe('{}');
+  });
+
+  it('gives {} without a payload (or a null one), and nothing for other events', () => {
+    expect(payloadOf('[null,null,"realtime:a","broadcast",{"event":"e"}]')).toBe('{}');
+    expect(payloadOf('[null,null,"realtime:a","broadcast",{"event":"e","payload":null}]')).toBe('{}');
+    expect(payloadOf('[null,null,"realtime:a","presence",{"event":"track","payload":{}}]')).toBeUndefined();
+  });
+
+  it('agrees with JSON.parse on generated payloads', () => {
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const space = (): string => [' ', '', '\n', '\t ', ''][Math.floor(random() * 5)]!;
+    const value = (depth: number): string => {
+      const r = random();
+      if (depth > 3 || r < 0.3) return [`"q\\"u\\\\o]}te"`, '12.5', 'true', 'null', '"["', '-0', '"\\u005d"'][Math.floor(random() * 7)]!;
+      if (r < 0.6) return `[${space()}${Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1)).join(`${space()},${space()}`)}${space()}]`;
+      return `{${space()}${Array.from({ length: Math.floor(random() * 4) }, (_, i) => `"k${i}"${space()}:${space()}${value(depth + 1)}`).join(`${space()},${space()}`)}${space()}}`;
+    };
+    for (let i = 0; i < 200; i++) {
+      const payload = value(0);
+      const frame = `[${space()}null,${space()}"1",${space()}"realtime:a",${space()}"broadcast",${space()}{${space()}"event":"e",${space()}"payload"${space()}:${space()}${payload}${space()}}${space()}]`;
+      const json = payloadOf(frame)!;
+      const parsed = JSON.parse(payload) as unknown;
+      expect(json).toBe(parsed === null ? '{}' : payload);
+    }
+  });
+});
+
 describe('encode once per wire format', () => {
   it('serializes a broadcast once per format however many sockets receive it', () => {
     const hub = createLocalHub({ historySize: 10, historyTtlMs: 60_000 });
