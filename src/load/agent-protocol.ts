@@ -17,7 +17,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { CoordinatorMessage, WorkerMessage } from './plan.js';
 
-export const AGENT_PROTOCOL_VERSION = 1;
+/** 2: the roll call (roll-call.ts) — a version-1 agent's workers would never answer it. */
+export const AGENT_PROTOCOL_VERSION = 2;
 
 /** A plan for 18,000 connections is a few MB of JSON; anything far beyond is not a coordinator talking. */
 export const MAX_LINE_BYTES = 256 * 1024 * 1024;

@@ -1,14 +1,14 @@
 // Runs one load run, one named phase after another: plan the connections over the worker
 // processes (planRun), hand the plans out (startWorkers), sample the idle server
 // (sampleIdleBaseline), start the clock (startRun; the workers ramp their connections from
-// their plans), publish on open-loop schedules and inject faults at their times
-// (startPublishing, scheduleFaults), merge the workers' ticks and watch the run once a
-// second (watchRun) until its end or an abort (holdUntilEnd), stop publishing and let
-// in-flight messages land (drainPublishing), take each worker's final accounting
-// (collectFinals) and judge what was collected (judgeRun).
+// their plans), inject faults at their times (scheduleFaults), merge the workers' ticks and
+// watch the run once a second (watchRun), take the roll call after the ramp and then publish
+// on open-loop schedules (publishAfterRollCall), hold until the end or an abort
+// (holdUntilEnd), stop publishing and let in-flight messages land (drainPublishing), take
+// each worker's final accounting (collectFinals) and judge what was collected (judgeRun).
 import type { OpenLoopScheduler } from './schedule.js';
 import { RunAggregator } from './aggregate.js';
-import { schedulePublishers, type HttpPublisher } from './publishers.js';
+import { schedulePublishers, type HttpPublisher, type RunPublishers } from './publishers.js';
 import { ServerSampler } from './sampler.js';
 import { buildResult, type RunResult } from './result.js';
 import { COORDINATOR } from './generator-health.js';
@@ -24,6 +24,7 @@ import { paced, type FaultStep, type RunSpec } from './spec.js';
 import { forecast, type GeneratorCost } from './generator-cost.js';
 import { defaultStreams, planWorkers, socketsOf, workersFor, type SseStreams } from './worker-plans.js';
 import { liveStatus, type LiveStatus } from './live-status.js';
+import { ROLL_CALL_AFTER_RAMP_MS, rollCallAt } from './roll-call.js';
 
 export type { SseStreams } from './worker-plans.js';
 
@@ -56,20 +57,25 @@ export async function runLoad(requested: RunSpec, hooks: RunHooks = {}): Promise
   const health = new RunHealth();
   const timers = new RunTimers();
   let run: StartedRun | undefined;
+  let rollCall: Promise<string | undefined> | undefined;
   try {
     // Ticks that arrive before the start are dropped: nothing is merged before t0.
     await startWorkers(pool, plan.plans, health, (tick) => run?.agg.onTick(tick, Date.now()));
     await sampleIdleBaseline(instruments.sampler, hooks.baselineMs ?? 2000);
     run = startRun(pool, plan.spec, instruments.self, health);
-    const publishers = startPublishing(plan, run, instruments.clock, timers);
+    const publishing = schedulePublishers(plan.spec, plan.sse, plan.runId, run, run.agg.total, instruments.clock);
+    timers.schedulers.push(...publishing.schedulers);
     const faults = scheduleFaults(plan.spec.faults ?? [], run.t0, timers);
     timers.statusTimer = watchRun(plan, run, pool, instruments, health, hooks.onStatus);
+    rollCall = publishAfterRollCall(pool, plan, run, publishing, timers, health);
     const stoppedAt = await holdUntilEnd(run.endAt, health);
-    const published = await drainPublishing(pool, publishers, timers, plan.spec.drainMs ?? 1500);
+    const published = await drainPublishing(pool, publishing.publishers, rollCall, timers, plan.spec.drainMs ?? 1500);
     const finals = await collectFinals(pool, published, plan.tickMs, run.agg, instruments, timers);
-    return judgeRun({ plan, run, stoppedAt, finals, publishers, faults, pool, instruments, health, generatorCost: hooks.generatorCost });
+    return judgeRun({ plan, run, stoppedAt, finals, publishers: publishing.publishers, faults, pool, instruments, health, generatorCost: hooks.generatorCost, rollCallNote: await rollCall });
   } finally {
     timers.stopAll();
+    // Settles at once once publishing is stopped; a shared pool must not be left with its collect pending.
+    await rollCall;
     instruments.sampler.stop();
     if (!hooks.pool) await pool.close();
   }
@@ -149,8 +155,11 @@ class RunTimers {
   readonly schedulers: OpenLoopScheduler[] = [];
   readonly faultTimers: NodeJS.Timeout[] = [];
   statusTimer: NodeJS.Timeout | undefined;
+  /** Aborted once publishing stops: a roll call still waiting for its time is not taken. */
+  readonly publishing = new AbortController();
 
   stopPublishing(): void {
+    this.publishing.abort();
     for (const s of this.schedulers) s.stop();
   }
 
@@ -233,12 +242,26 @@ function startRun(pool: WorkerPool, spec: RunSpec, self: Recorder, health: RunHe
   return { t0, endAt, agg };
 }
 
-/** Starts the coordinator-side publishers, each on its own open-loop schedule. */
-function startPublishing(plan: RunPlan, run: StartedRun, clock: ClockOffsetEstimator, timers: RunTimers): Record<string, HttpPublisher> {
-  const { publishers, schedulers } = schedulePublishers(plan.spec, plan.sse, plan.runId, run, run.agg.total, clock);
-  timers.schedulers.push(...schedulers);
-  for (const s of schedulers) s.start();
-  return publishers;
+/**
+ * After the ramp, takes the roll call (roll-call.ts), then starts the coordinator-side
+ * publishers on their open-loop schedules (first due after it; a late answer shows as publish
+ * lateness). A worker that does not answer makes the run INVALID and ends it, since publishing
+ * could then charge its subscribers for what they missed. Returns the run's note; never rejects.
+ */
+async function publishAfterRollCall(pool: WorkerPool, plan: RunPlan, run: StartedRun, publishing: RunPublishers, timers: RunTimers, health: RunHealth): Promise<string | undefined> {
+  const at = run.t0 + plan.spec.rampMs + ROLL_CALL_AFTER_RAMP_MS;
+  try {
+    const timing = { at, endAt: run.endAt, stopped: timers.publishing.signal, aborting: health.aborting, timeoutMs: Math.max(5000, silenceLimitMs(plan.tickMs)) };
+    const present = await rollCallAt(pool, publishing.fromFirst, timing);
+    if (present === undefined) return undefined;
+    for (const s of publishing.schedulers) s.start();
+    return `roll call at ramp + ${ROLL_CALL_AFTER_RAMP_MS} ms: ${present} of ${socketsOf(plan.spec)} subscribers live, each owed its streams from the first message on (docs/load-testing.md)`;
+  } catch (err) {
+    const problem = `the generator could not take the roll call before publishing (at ${health.at()} s): ${(err as Error).message}`;
+    health.hostProblems.push(problem);
+    health.abortFor(problem);
+    return undefined;
+  }
 }
 
 /** Arms each fault at its time; the returned list fills in as they run (when, which, and whether it worked). */
@@ -298,8 +321,10 @@ async function holdUntilEnd(endAt: number, health: RunHealth): Promise<number> {
 }
 
 /** Stops publishing (here and in the workers), lets in-flight messages land, and returns what every stream published. */
-async function drainPublishing(pool: WorkerPool, publishers: Record<string, HttpPublisher>, timers: RunTimers, drainMs: number): Promise<PublishedStreams> {
+async function drainPublishing(pool: WorkerPool, publishers: Record<string, HttpPublisher>, rollCall: Promise<unknown>, timers: RunTimers, drainMs: number): Promise<PublishedStreams> {
   timers.stopPublishing();
+  // A roll call under way finishes first: the pool waits for one kind of answer at a time.
+  await rollCall;
   const publishedP = pool.collect('published', 60_000);
   pool.broadcast({ type: 'stop-publishing' });
   const ownPublished = await publishedP;
@@ -336,6 +361,7 @@ interface RunOutcome {
   instruments: Instruments;
   health: RunHealth;
   generatorCost: RunHooks['generatorCost'];
+  rollCallNote: string | undefined;
 }
 
 /** Notes what limits the figures (late hosts, clocks, the generator forecast) and builds the judged result. */
@@ -344,7 +370,7 @@ function judgeRun(o: RunOutcome): RunResult {
   const { t0, endAt, agg } = o.run;
   const { health, pool } = o;
   const ranUntil = health.aborted ? o.stoppedAt : endAt;
-  const notes = [...o.plan.notes, ...forecast(spec, workers, o.generatorCost).notes];
+  const notes = [...o.plan.notes, ...forecast(spec, workers, o.generatorCost).notes, ...(o.rollCallNote ? [o.rollCallNote] : [])];
   for (const [w, delay] of agg.maxTickDelayMs) {
     if (w !== COORDINATOR && delay > silenceLimitMs(tickMs)) health.hostProblems.push(`reports from worker ${w} on ${pool.hostName(w)} arrived up to ${Math.round(delay)} ms late: that host lagged behind the run`);
   }

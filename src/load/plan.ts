@@ -7,6 +7,9 @@ import type { SequenceCounts } from './sequence.js';
 
 export type GroupName = 'sse' | 'realtime';
 
+/** Sequence kinds a roll call can owe a subscriber (roll-call.ts): SSE progress, Realtime document broadcasts, comments. */
+export type OwedKind = 'sse' | 'realtime.broadcast' | 'realtime.comments';
+
 export interface SseConnectionPlan {
   /** Global connection index (for naming and source-address choice). */
   id: number;
@@ -89,9 +92,13 @@ export interface WorkerPlan {
   realtime?: RealtimeWorkerPlan;
 }
 
-/** Last sequence number published per stream, and numbers known not to have been published (failed sends). */
+/**
+ * Last sequence number published per stream, numbers known not to have been published
+ * (failed sends) and, for a stream that began before the roll call closed (a document
+ * broadcast), the first number sent after it (roll-call.ts).
+ */
 export interface PublishedStreams {
-  [stream: string]: { last: number; failed: number[] };
+  [stream: string]: { last: number; failed: number[]; owedFrom?: number };
 }
 
 /** One delivered message's fan-out, aggregated within a worker tick. */
@@ -133,6 +140,9 @@ export interface WorkerFinal {
 export type CoordinatorMessage =
   | { type: 'plan'; plan: WorkerPlan }
   | { type: 'start'; t0: number; endAt: number }
+  /** Mark the subscribers live now (roll-call.ts); `fromFirst`: kinds the coordinator publishes from their first number after this. */
+  | { type: 'roll-call'; fromFirst: OwedKind[] }
+  | { type: 'roll-call-closed' }
   | { type: 'stop-publishing' }
   | { type: 'finish'; published: PublishedStreams }
   | { type: 'exit' };
@@ -141,6 +151,8 @@ export type WorkerMessage =
   | { type: 'ready'; worker: number }
   | { type: 'planned'; worker: number }
   | WorkerTick
+  /** The answer to a roll call: how many subscribers this worker marked. */
+  | { type: 'present'; worker: number; subscribers: number }
   | { type: 'published'; worker: number; published: PublishedStreams }
   | WorkerFinal
   | { type: 'fatal'; worker: number; message: string };

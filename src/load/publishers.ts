@@ -5,7 +5,7 @@
 // payload, so a slow or queued publish shows up in the end-to-end latency instead of
 // silently thinning the load.
 import type { HistogramSet } from './histogram.js';
-import type { PublishedStreams } from './plan.js';
+import type { OwedKind, PublishedStreams } from './plan.js';
 import type { ClockOffsetEstimator } from './clock.js';
 import { OpenLoopScheduler, type ScheduledStream } from './schedule.js';
 import { commentInsertRequest, sseTopic } from './target.js';
@@ -97,6 +97,11 @@ export class HttpPublisher {
 export interface RunPublishers {
   publishers: Record<string, HttpPublisher>;
   schedulers: OpenLoopScheduler[];
+  /**
+   * The kinds these publishers number from 1 on streams this run created: started after the
+   * roll call, they owe every marked subscriber each stream from its first message (roll-call.ts).
+   */
+  fromFirst: OwedKind[];
 }
 
 /**
@@ -109,7 +114,9 @@ export function schedulePublishers(spec: RunSpec, sse: SseStreams | undefined, r
   const lateness = (name: string) => (ms: number) => histograms.recordMs(`publish.${name}.lateness`, ms);
   const schedulers: OpenLoopScheduler[] = [];
   const publishers: Record<string, HttpPublisher> = {};
+  const fromFirst: OwedKind[] = [];
   if (spec.sse && sse && spec.sse.ratePerStream > 0 && spec.target.kind === 'fanout') {
+    fromFirst.push('sse');
     const pub = (publishers.sse = new HttpPublisher(
       'sse',
       histograms,
@@ -142,6 +149,7 @@ export function schedulePublishers(spec: RunSpec, sse: SseStreams | undefined, r
     );
   }
   if (spec.realtime && spec.realtime.commentRate > 0 && spec.target.kind !== 'sse-url') {
+    fromFirst.push('realtime.comments');
     const pub = (publishers.comments = new HttpPublisher('comments', histograms));
     const r = spec.realtime;
     const interval = 1000 / r.commentRate;
@@ -154,5 +162,5 @@ export function schedulePublishers(spec: RunSpec, sse: SseStreams | undefined, r
       }, Date.now, lateness('comments')),
     );
   }
-  return { publishers, schedulers };
+  return { publishers, schedulers, fromFirst };
 }

@@ -2,13 +2,15 @@
 // processes: HDR histograms (interval, drained every tick), counters and error counts
 // (interval deltas), gauges (current values), per-subscription sequence trackers, uptime
 // ledgers, and the per-message fan-out table (receivers and last receive time of each
-// (stream, seq) seen this tick). The generator's own health is measured here too: CPU
+// (stream, seq) seen this tick), and the roll call's marks (who is owed a stream's first
+// messages; roll-call.ts). The generator's own health is measured here too: CPU
 // of this process and event-loop lag, the latter as an HDR histogram of timer drift so
 // it merges like every other latency.
 import { HistogramSet } from './histogram.js';
 import { SequenceTracker, addCounts, emptyCounts, type SequenceCounts } from './sequence.js';
 import { UptimeLedger } from './uptime.js';
-import type { FanoutRecord, GroupName, WorkerFinal, WorkerTick } from './plan.js';
+import { RollCallRegister } from './roll-call.js';
+import type { FanoutRecord, GroupName, PublishedStreams, WorkerFinal, WorkerTick } from './plan.js';
 
 /** Histogram name for the generator's event-loop lag (timer drift), merged over all generator processes. */
 export const GENERATOR_LAG = 'generator.lag';
@@ -35,6 +37,8 @@ export class Recorder {
   private readonly trackers = new Map<string, { kind: string; stream: string; tracker: SequenceTracker }>();
   private readonly ledgers: { group: GroupName; ledger: UptimeLedger }[] = [];
   readonly closeCodes = new Map<string, number>();
+  /** Subscribers marked at the roll call, and what each is still owed. */
+  readonly rollCall = new RollCallRegister();
   private lastCpu = process.cpuUsage();
   private lastCpuAt = performance.now();
   private lagTimer: NodeJS.Timeout | undefined;
@@ -91,16 +95,30 @@ export class Recorder {
 
   /**
    * The sequence tracker of one subscriber for one stream (`kind` groups streams for
-   * reporting: `sse`, `realtime.broadcast`, ...). Created on first use.
+   * reporting: `sse`, `realtime.broadcast`, ...). Created on first use: from the number the
+   * roll call says the subscriber is owed (`owedFrom`: what the message itself says, for
+   * a document broadcast), else from the first number received.
    */
-  tracker(subscriber: string, kind: string, stream: string, resumable: boolean): SequenceTracker {
+  tracker(subscriber: string, kind: string, stream: string, resumable: boolean, owedFrom?: number): SequenceTracker {
     const key = `${subscriber}|${stream}`;
     let t = this.trackers.get(key);
     if (!t) {
-      t = { kind, stream, tracker: new SequenceTracker(undefined, resumable) };
+      t = { kind, stream, tracker: new SequenceTracker(this.rollCall.expectedFirst(subscriber, kind, owedFrom), resumable) };
       this.trackers.set(key, t);
     }
     return t.tracker;
+  }
+
+  /** The subscriber's connection (or channel) dropped: gaps may be expected misses, and the roll call owes it nothing new. */
+  dropped(subscriber: string): void {
+    for (const t of this.trackersOf(subscriber)) t.markDisconnected();
+    this.rollCall.unmark(subscriber);
+  }
+
+  /** The subscriber left on purpose (churn): nothing published afterwards was due to it. */
+  left(subscriber: string): void {
+    for (const t of this.trackersOf(subscriber)) t.end();
+    this.rollCall.unmark(subscriber);
   }
 
   /** Every tracker of one subscriber (to mark them disconnected when its connection drops). */
@@ -164,6 +182,7 @@ export class Recorder {
       const counts = tracker.finish(pub?.last, pub?.failed);
       addCounts((sequences[kind] ??= emptyCounts()), counts);
     }
+    for (const { kind, counts } of this.unheard(published)) addCounts((sequences[kind] ??= emptyCounts()), counts);
     const uptime: WorkerFinal['uptime'] = {};
     for (const { group, ledger } of this.ledgers) {
       const t = ledger.totals(now);
@@ -173,5 +192,18 @@ export class Recorder {
       u.drops += ledger.unexpectedDrops;
     }
     return { type: 'final', worker: this.worker, sequences, uptime, closeCodes: Object.fromEntries(this.closeCodes), published: ownPublished };
+  }
+
+  /**
+   * Streams a subscriber marked at the roll call never heard from while it stayed connected:
+   * everything published from the owed number through the publisher's last is lost.
+   */
+  private *unheard(published: PublishedStreams): IterableIterator<{ kind: string; counts: SequenceCounts }> {
+    for (const { subscriber, kind, stream, owedFrom } of this.rollCall.owed()) {
+      const pub = published[stream];
+      const from = owedFrom ?? pub?.owedFrom;
+      if (!pub || from === undefined || this.trackers.has(`${subscriber}|${stream}`)) continue;
+      yield { kind, counts: new SequenceTracker(from).finish(pub.last, pub.failed) };
+    }
   }
 }

@@ -1,8 +1,9 @@
 // A load-generator worker process. It holds its share of the connections on one event
 // loop, reports a tick every second (interval histograms, counters, gauges, fan-out
-// records, its own CPU) and, when told to finish, its final sequence and uptime
-// accounting. Started by the coordinator with child_process.fork; a worker can run
-// several plans one after the other, so a spike reuses its workers.
+// records, its own CPU), answers the roll call (roll-call.ts) and, when told to finish,
+// its final sequence and uptime accounting. Started by the coordinator with
+// child_process.fork; a worker can run several plans one after the other, so a spike
+// reuses its workers.
 import { Recorder, SCHEDULE_LATENESS } from './recorder.js';
 import { TaskQueue } from './min-heap.js';
 import { OpenLoopScheduler, hashUnit, type ScheduledStream } from './schedule.js';
@@ -11,7 +12,7 @@ import { RealtimeUser } from './drivers/realtime.js';
 import type { RealtimeDriver } from './drivers/realtime-streams.js';
 import { SupabaseJsUser, loadSupabaseJs, type CreateClient } from './drivers/supabase-js.js';
 import type { DriverContext } from './drivers/context.js';
-import type { CoordinatorMessage, PublishedStreams, WorkerMessage, WorkerPlan } from './plan.js';
+import type { CoordinatorMessage, OwedKind, PublishedStreams, WorkerMessage, WorkerPlan } from './plan.js';
 import { wallClock } from './clock.js';
 
 const SWEEP_MS = 250;
@@ -107,6 +108,19 @@ class WorkerRun implements DriverContext {
     }
   }
 
+  /** Marks every subscriber live now; returns how many. */
+  rollCall(fromFirst: readonly OwedKind[]): number {
+    const kinds: ReadonlySet<string> = new Set(fromFirst);
+    let present = 0;
+    for (const c of this.sse) present += c.answerRollCall(kinds);
+    for (const u of this.users) present += u.answerRollCall(kinds);
+    return present;
+  }
+
+  rollCallClosed(): void {
+    for (const u of this.users) u.rollCallClosed();
+  }
+
   stopPublishing(): PublishedStreams {
     this.scheduler?.stop();
     const out: PublishedStreams = {};
@@ -146,6 +160,12 @@ async function handle(msg: CoordinatorMessage): Promise<void> {
       break;
     case 'start':
       run?.start(msg.t0, msg.endAt);
+      break;
+    case 'roll-call':
+      send({ type: 'present', worker: workerIndex, subscribers: run?.rollCall(msg.fromFirst) ?? 0 });
+      break;
+    case 'roll-call-closed':
+      run?.rollCallClosed();
       break;
     case 'stop-publishing':
       send({ type: 'published', worker: workerIndex, published: run?.stopPublishing() ?? {} });

@@ -1,14 +1,17 @@
 // The measured streams of a Realtime load, shared by both user drivers (raw `ws` and
 // supabase-js) and the coordinator's comment publisher: the stamp every measured message
-// carries, the names of topics, streams and audiences, how a stamped delivery is recorded,
-// and the driver interface the worker holds.
+// carries, the names of topics, streams and audiences, a user's document numbering, how a
+// stamped delivery is recorded, and the driver interface the worker holds.
 import type { DriverContext } from './context.js';
+import type { PublishedStreams } from '../plan.js';
 
 /** The stamp every measured message carries: stream, sequence number, intended send time. */
 export interface LoadStamp {
   s: string;
   seq: number;
   t: number;
+  /** Document broadcasts sent after the roll call closed: the first number sent after it (roll-call.ts). */
+  o?: number;
 }
 
 export function isStamp(v: unknown): v is LoadStamp {
@@ -38,6 +41,40 @@ export const presenceStream = (project: string, user: string): string => `p:${pr
 export const commentStream = (project: string): string => `c:${project}`;
 export const projectAudience = (project: string): string => `rt:${project}`;
 
+/**
+ * One user's document broadcasts: their numbers (from 1 each run), the sends that failed,
+ * and, once the roll call has closed, the first number sent after it — every subscriber
+ * marked at the roll call is owed the stream from there, so each stamp carries it.
+ */
+export class DocNumbering {
+  private seq = 0;
+  private readonly failed: number[] = [];
+  private owedFrom: number | undefined;
+
+  constructor(private readonly stream: string) {}
+
+  /** The stamp of the next broadcast. */
+  next(intendedTs: number): LoadStamp {
+    const seq = ++this.seq;
+    return this.owedFrom === undefined ? { s: this.stream, seq, t: intendedTs } : { s: this.stream, seq, t: intendedTs, o: this.owedFrom };
+  }
+
+  /** Broadcast `seq` never left: no subscriber can receive it. */
+  fail(seq: number): void {
+    this.failed.push(seq);
+  }
+
+  rollCallClosed(): void {
+    this.owedFrom ??= this.seq + 1;
+  }
+
+  /** What this user published, for the receivers' tail-loss accounting (nothing before the first send). */
+  published(): PublishedStreams {
+    if (this.seq === 0) return {};
+    return { [this.stream]: { last: this.seq, failed: [...this.failed], ...(this.owedFrom === undefined ? {} : { owedFrom: this.owedFrom }) } };
+  }
+}
+
 /** What the worker needs from a collaborating user, whichever client speaks for it. */
 export interface RealtimeDriver {
   readonly isConnecting: boolean;
@@ -49,7 +86,11 @@ export interface RealtimeDriver {
   heartbeat(now: number): void;
   trackPresence(intendedTs: number): void;
   sendDoc(intendedTs: number): void;
-  published(): Record<string, { last: number; failed: number[] }>;
+  published(): PublishedStreams;
+  /** Marks this user at the roll call when its channel is live (roll-call.ts); returns 1 when marked. */
+  answerRollCall(fromFirst: ReadonlySet<string>): number;
+  /** The roll call closed: document broadcasts from now on are owed to every marked subscriber. */
+  rollCallClosed(): void;
   /** Adds what the socket read since the last call to `realtime.wire_bytes_in` (a no-op where the socket is not reachable). */
   flushWire(): void;
 }
@@ -59,8 +100,21 @@ export function recordStamped(ctx: DriverContext, subscriber: string, kind: stri
   const rec = ctx.recorder;
   rec.count(`${kind}.received`);
   rec.histograms.recordMs(kind, now - stamp.t);
-  const obs = rec.tracker(subscriber, kind, stamp.s, false).observe(stamp.seq);
+  const obs = rec.tracker(subscriber, kind, stamp.s, false, stamp.o).observe(stamp.seq);
   if (obs !== 'duplicate') rec.delivery(stamp.s, stamp.seq, stamp.t, now, audience, exclude);
+}
+
+/**
+ * The roll call's marks for one joined user: the project's document broadcasts unless it
+ * sends them itself (self: false), and its comments once their subscription is confirmed.
+ */
+export function markJoinedUser(ctx: DriverContext, subscriber: string, plan: { project: string; sendsDoc: boolean }, commentsLive: boolean, fromFirst: ReadonlySet<string>): number {
+  const roll = ctx.recorder.rollCall;
+  const broadcasts = !plan.sendsDoc;
+  const comments = commentsLive && fromFirst.has('realtime.comments');
+  if (broadcasts) roll.mark(subscriber, 'realtime.broadcast', docStream(plan.project));
+  if (comments) roll.mark(subscriber, 'realtime.comments', commentStream(plan.project), 1);
+  return broadcasts || comments ? 1 : 0;
 }
 
 /** The comment stamp of a postgres_changes record, and its commit-to-receive latency. */

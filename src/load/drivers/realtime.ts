@@ -16,7 +16,8 @@ import type { RealtimeUserPlan, RealtimeWorkerPlan } from '../plan.js';
 import type { UptimeLedger } from '../uptime.js';
 import { errorKind, type DriverContext } from './context.js';
 import { WireMeter } from './wire-meter.js';
-import { docStream, isStamp, presenceStream, projectAudience, projectTopic, recordComment, recordStamped, type LoadStamp, type RealtimeDriver } from './realtime-streams.js';
+import { DocNumbering, docStream, isStamp, markJoinedUser, presenceStream, projectAudience, projectTopic, recordComment, recordStamped, type LoadStamp, type RealtimeDriver } from './realtime-streams.js';
+import type { PublishedStreams } from '../plan.js';
 
 const G = 'realtime' as const;
 /** realtime-js reconnect and rejoin back-off (spec §1.5). */
@@ -42,8 +43,9 @@ export class RealtimeUser implements RealtimeDriver {
   private everJoined = false;
   private ledger: UptimeLedger;
   private presenceSeq = -1;
-  private docSeq = 0;
-  private readonly failedDoc: number[] = [];
+  private readonly docs: DocNumbering;
+  /** The server confirmed the channel's postgres_changes subscription ("Subscribed to PostgreSQL"). */
+  private commentsLive = false;
   private readonly topic: string;
   private readonly audience: string;
   private readonly wire: WireMeter;
@@ -56,6 +58,7 @@ export class RealtimeUser implements RealtimeDriver {
   ) {
     this.topic = projectTopic(plan.project);
     this.audience = projectAudience(plan.project);
+    this.docs = new DocNumbering(docStream(plan.project));
     this.ledger = ctx.recorder.ledger(G);
     this.wire = new WireMeter(ctx.recorder, 'realtime.wire_bytes_in');
   }
@@ -140,13 +143,19 @@ export class RealtimeUser implements RealtimeDriver {
       this.ctx.recorder.count('realtime.broadcast.skipped');
       return;
     }
-    const seq = this.docSeq + 1;
-    const stamp: LoadStamp = { s: docStream(this.plan.project), seq, t: intendedTs };
-    this.docSeq = seq;
+    const stamp = this.docs.next(intendedTs);
     if (this.send(encodeBroadcastPush(this.joinRef!, this.nextRef(), this.topic, 'doc', stamp))) {
       this.ctx.recorder.count('realtime.broadcast.sent');
       this.countPayload(stamp);
-    } else this.failedDoc.push(seq);
+    } else this.docs.fail(stamp.seq);
+  }
+
+  answerRollCall(fromFirst: ReadonlySet<string>): number {
+    return this.state === 'joined' ? markJoinedUser(this.ctx, this.subscriber, this.plan, this.commentsLive, fromFirst) : 0;
+  }
+
+  rollCallClosed(): void {
+    this.docs.rollCallClosed();
   }
 
   /** The application payload a send carried, for the protocol overhead per delivered message. */
@@ -156,10 +165,9 @@ export class RealtimeUser implements RealtimeDriver {
   }
 
   /** What this user published, for the receivers' tail-loss accounting. */
-  published(): Record<string, { last: number; failed: number[] }> {
-    const out: Record<string, { last: number; failed: number[] }> = {};
+  published(): PublishedStreams {
+    const out: PublishedStreams = this.plan.sendsDoc ? this.docs.published() : {};
     if (this.presenceSeq >= 0) out[presenceStream(this.plan.project, this.plan.userKey)] = { last: this.presenceSeq, failed: [] };
-    if (this.plan.sendsDoc && this.docSeq > 0) out[docStream(this.plan.project)] = { last: this.docSeq, failed: [...this.failedDoc] };
     return out;
   }
 
@@ -223,6 +231,7 @@ export class RealtimeUser implements RealtimeDriver {
       : [];
     this.joinRef = this.nextRef();
     this.joinStarted = performance.now();
+    this.commentsLive = false;
     this.send(
       encodeText(this.joinRef, this.joinRef, this.topic, 'phx_join', {
         config: { broadcast: { ack: false, self: false }, presence: { key: this.plan.userKey, enabled: this.opts.presence }, postgres_changes: bindings, private: false },
@@ -368,8 +377,17 @@ export class RealtimeUser implements RealtimeDriver {
 
   private onSystem(payload: unknown): void {
     const p = payload as { status?: unknown; message?: unknown; extension?: unknown } | null;
-    if (p?.status === 'error') this.ctx.recorder.error(G, `system_${String(p.message ?? 'error').replace(/\s+/g, '_').slice(0, 60)}`);
-    else if (p?.extension === 'postgres_changes') this.ctx.recorder.count('realtime.pg_subscribed');
+    if (p?.status === 'error') {
+      this.ctx.recorder.error(G, `system_${String(p.message ?? 'error').replace(/\s+/g, '_').slice(0, 60)}`);
+      if (p.extension === 'postgres_changes') {
+        // A failed subscription is owed nothing from now on (the user keeps only what it already tracks).
+        this.commentsLive = false;
+        this.ctx.recorder.rollCall.unmark(this.subscriber, 'realtime.comments');
+      }
+    } else if (p?.extension === 'postgres_changes') {
+      this.commentsLive = true;
+      this.ctx.recorder.count('realtime.pg_subscribed');
+    }
   }
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
@@ -393,7 +411,7 @@ export class RealtimeUser implements RealtimeDriver {
       this.subscribeSince = performance.now();
       this.ledger.disconnected(now);
       rec.count('realtime.drops');
-      for (const t of rec.trackersOf(this.subscriber)) t.markDisconnected();
+      rec.dropped(this.subscriber);
     }
     if (!this.opts.reconnect) return;
     const delay = BACKOFF_MS[Math.min(this.failures++, BACKOFF_MS.length - 1)]!;
@@ -424,7 +442,7 @@ export class RealtimeUser implements RealtimeDriver {
     this.ctx.recorder.count('realtime.drops');
     this.ctx.recorder.gauge('realtime.joined', -1);
     this.ctx.recorder.audience(this.audience, -1);
-    for (const t of this.ctx.recorder.trackersOf(this.subscriber)) t.markDisconnected();
+    this.ctx.recorder.dropped(this.subscriber);
     this.state = 'open';
     this.joinRef = undefined;
   }
@@ -440,7 +458,7 @@ export class RealtimeUser implements RealtimeDriver {
   private churn(round: number): void {
     if (round !== this.round || this.state !== 'joined' || this.ctx.stopping) return;
     this.close();
-    for (const t of this.ctx.recorder.trackersOf(this.subscriber)) t.end();
+    this.ctx.recorder.left(this.subscriber);
     this.ctx.recorder.count('realtime.churned');
     this.round++;
     this.ledger = this.ctx.recorder.ledger(G);

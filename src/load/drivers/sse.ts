@@ -31,6 +31,8 @@ export class SseConnection {
   private firstEventPending = false;
   private retryMs: number;
   private chunkAt = 0;
+  /** The server announced this connection's subscription (Fanout's `ready` event): it receives what is published from now on. */
+  private ready = false;
   private round = 0;
   private attempts = 0;
   private ledger: UptimeLedger;
@@ -75,6 +77,16 @@ export class SseConnection {
     this.connect();
   }
 
+  /**
+   * The roll call (roll-call.ts): a connection whose subscription is live is owed its stream
+   * from the first number when the coordinator publishes it only after this. Returns 1 when marked.
+   */
+  answerRollCall(fromFirst: ReadonlySet<string>): number {
+    if (this.state !== 'open' || !this.ready || !fromFirst.has('sse')) return 0;
+    this.ctx.recorder.rollCall.mark(this.subscriber, 'sse', this.plan.stream, 1);
+    return 1;
+  }
+
   /** Closes on purpose (end of test or churn); not a drop. */
   close(): void {
     if (this.state === 'closed') return;
@@ -103,6 +115,7 @@ export class SseConnection {
     if (this.attempts > 1) this.ctx.recorder.count('sse.reconnects');
     this.connectStarted = performance.now();
     this.connectingSince = this.connectStarted;
+    this.ready = false;
     this.parser.restart();
     this.decoder = new StringDecoder('utf8');
     const url = new URL(this.plan.url);
@@ -168,6 +181,7 @@ export class SseConnection {
       this.firstEventPending = false;
       rec.histograms.recordMs('sse.first_event', performance.now() - this.connectStarted);
     }
+    if (e.event === 'ready') this.ready = true;
     if (e.event === 'reset' || e.event === 'error' || e.event === 'shutdown') rec.error(G, `event_${e.event}`);
     let data: { ts?: unknown; seq?: unknown; lt?: unknown; topic?: unknown };
     try {
@@ -216,7 +230,7 @@ export class SseConnection {
     }
     this.ledger.disconnected(now);
     this.ctx.recorder.count('sse.drops');
-    for (const t of this.ctx.recorder.trackersOf(this.subscriber)) t.markDisconnected();
+    this.ctx.recorder.dropped(this.subscriber);
     this.scheduleReconnect();
   }
 
@@ -244,7 +258,7 @@ export class SseConnection {
   private churn(round: number): void {
     if (round !== this.round || this.state !== 'open' || this.ctx.stopping) return;
     this.close();
-    for (const t of this.ctx.recorder.trackersOf(this.subscriber)) t.end();
+    this.ctx.recorder.left(this.subscriber);
     this.ctx.recorder.count('sse.churned');
     this.round++;
     this.ledger = this.ctx.recorder.ledger(G);

@@ -8,7 +8,8 @@ import WebSocket from 'ws';
 import type { RealtimeUserPlan, RealtimeWorkerPlan } from '../plan.js';
 import type { UptimeLedger } from '../uptime.js';
 import type { DriverContext } from './context.js';
-import { docStream, isStamp, presenceStream, projectAudience, recordComment, recordStamped, type LoadStamp, type RealtimeDriver } from './realtime-streams.js';
+import { DocNumbering, docStream, isStamp, markJoinedUser, presenceStream, projectAudience, recordComment, recordStamped, type LoadStamp, type RealtimeDriver } from './realtime-streams.js';
+import type { PublishedStreams } from '../plan.js';
 
 const G = 'realtime' as const;
 
@@ -43,8 +44,9 @@ export class SupabaseJsUser implements RealtimeDriver {
   private synced = false;
   private ever = false;
   private presenceSeq = -1;
-  private docSeq = 0;
-  private readonly failedDoc: number[] = [];
+  private readonly docs: DocNumbering;
+  /** The server confirmed the channel's postgres_changes subscription (a `system` message). */
+  private commentsLive = false;
   private readonly ledger: UptimeLedger;
   private readonly audience: string;
   private readonly subscriber: string;
@@ -58,6 +60,7 @@ export class SupabaseJsUser implements RealtimeDriver {
   ) {
     this.audience = projectAudience(plan.project);
     this.subscriber = `j${plan.id}`;
+    this.docs = new DocNumbering(docStream(plan.project));
     this.ledger = ctx.recorder.ledger(G);
   }
 
@@ -98,6 +101,11 @@ export class SupabaseJsUser implements RealtimeDriver {
       .on('broadcast', { event: 'doc' }, (p: { payload?: unknown }) => {
         rec.count('realtime.frames');
         if (isStamp(p.payload)) recordStamped(this.ctx, this.subscriber, 'realtime.broadcast', p.payload, this.ctx.now(), this.audience, 1);
+      })
+      .on('system', {}, (p: { extension?: unknown; status?: unknown }) => {
+        if (p.extension !== 'postgres_changes') return;
+        this.commentsLive = p.status === 'ok';
+        if (!this.commentsLive) rec.rollCall.unmark(this.subscriber, 'realtime.comments');
       });
     if (this.opts.comments) {
       const t = this.opts.commentsTable;
@@ -128,6 +136,8 @@ export class SupabaseJsUser implements RealtimeDriver {
       }
       rec.error(G, `supabase_js_${status}${err ? `_${err.message.split(':')[0]!.replace(/\s+/g, '_').slice(0, 40)}` : ''}`);
       if (this.state === 'joined' && !this.ctx.stopping) {
+        this.commentsLive = false;
+        rec.rollCall.unmark(this.subscriber);
         this.ledger.disconnected(now);
         rec.count('realtime.drops');
         rec.gauge('realtime.open', -1);
@@ -183,12 +193,11 @@ export class SupabaseJsUser implements RealtimeDriver {
       this.ctx.recorder.count('realtime.broadcast.skipped');
       return;
     }
-    const seq = ++this.docSeq;
-    const stamp: LoadStamp = { s: docStream(this.plan.project), seq, t: intendedTs };
+    const stamp = this.docs.next(intendedTs);
     this.ctx.recorder.count('realtime.broadcast.sent');
     void this.channel.send({ type: 'broadcast', event: 'doc', payload: stamp }).then((r) => {
       if (r !== 'ok') {
-        this.failedDoc.push(seq);
+        this.docs.fail(stamp.seq);
         this.ctx.recorder.error(G, `broadcast_send_${r.replace(/\s+/g, '_')}`);
       }
     });
@@ -199,10 +208,17 @@ export class SupabaseJsUser implements RealtimeDriver {
     // nothing to read
   }
 
-  published(): Record<string, { last: number; failed: number[] }> {
-    const out: Record<string, { last: number; failed: number[] }> = {};
+  published(): PublishedStreams {
+    const out: PublishedStreams = this.plan.sendsDoc ? this.docs.published() : {};
     if (this.presenceSeq >= 0) out[presenceStream(this.plan.project, this.plan.userKey)] = { last: this.presenceSeq, failed: [] };
-    if (this.plan.sendsDoc && this.docSeq > 0) out[docStream(this.plan.project)] = { last: this.docSeq, failed: [...this.failedDoc] };
     return out;
+  }
+
+  answerRollCall(fromFirst: ReadonlySet<string>): number {
+    return this.state === 'joined' ? markJoinedUser(this.ctx, this.subscriber, this.plan, this.commentsLive, fromFirst) : 0;
+  }
+
+  rollCallClosed(): void {
+    this.docs.rollCallClosed();
   }
 }
