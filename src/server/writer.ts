@@ -4,8 +4,9 @@
 // - Batching per event-loop turn. The first write of a turn corks the connection's
 //   transport and queues the connection; one setImmediate for the whole process uncorks
 //   every queued connection, so each sends its turn's frames in one `writev` (no timer,
-//   no closure per connection). A response from node:http would otherwise cork and
-//   schedule a nextTick of its own for every write.
+//   no closure per connection), and adds the turn's tallies to the counters. (An SSE
+//   response leaves corking to node:http, which sends a tick's writes together: see
+//   SseWriter.cork.)
 // - The byte budget (`--slow-consumer-bytes`) and the one slow-consumer rule:
 //     unsent bytes may pass the budget only by the transport's allowance (the largest
 //     message it allows in flight: a Realtime payload; 0 for SSE), and only until the
@@ -272,14 +273,17 @@ export abstract class SseWriter extends ConnectionWriter {
     return this.res.writableLength;
   }
 
-  protected cork(): void {
-    this.res.cork();
-  }
+  /**
+   * Not held to the end of the turn: node:http already sends one response's writes of a
+   * tick together (it corks on the first and uncorks on the next tick), and an SSE stream
+   * rarely gets two events in one turn. Holding them to the setImmediate instead kept
+   * frames the gateway had stamped unsent across the rest of the turn's work (the POST's
+   * own answer, other requests), where a stall of the process showed in the gateway's
+   * own delivery stamp (test/load/stall.test.ts).
+   */
+  protected cork(): void {}
 
-  /** An ended response was uncorked by `end()` itself. */
-  protected uncork(): void {
-    if (!this.res.writableEnded) this.res.uncork();
-  }
+  protected uncork(): void {}
 }
 
 const TEXT = { binary: false } as const;
