@@ -3,7 +3,10 @@
 // and node liveness as the sorted set <prefix>:nodes of heartbeats by the Redis server's
 // clock, so a node that stops beating is found dead by the others and its members taken over.
 import type { Cluster, Redis } from 'ioredis';
-import type { BusUnavailableError, PresenceEntry, PresenceStore } from './types.js';
+import type { PresenceEntry, PresenceStore } from './types.js';
+
+/** Runs commands on the bus's connection, turning "not connected" and Redis errors into BusUnavailableError (the bus's own `run`). */
+export type RedisCommands = <T>(fn: () => Promise<T>) => Promise<T>;
 
 /** Marks the node alive (by the Redis server's clock) and claims the nodes whose heartbeat is older than the timeout. */
 const HEARTBEAT_SCRIPT = `
@@ -32,7 +35,7 @@ export class RedisPresence implements PresenceStore {
     private readonly nodeId: string,
     private readonly nodeTimeoutMs: number,
     private readonly ttlMs: number,
-    private readonly unavailable: (cause?: unknown) => BusUnavailableError,
+    private readonly run: RedisCommands,
   ) {
     this.nodes = `${prefix}nodes`;
   }
@@ -43,15 +46,6 @@ export class RedisPresence implements PresenceStore {
 
   private topicsOf(node: string): string {
     return `${this.prefix}n:${node}:topics`;
-  }
-
-  private async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.redis.status !== 'ready') throw this.unavailable();
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.unavailable(err);
-    }
   }
 
   add(topic: string, entry: PresenceEntry): Promise<void> {

@@ -204,7 +204,7 @@ export class RedisBus implements Bus {
     this.cmd.on('ready', () => this.announce());
     this.sub.on('ready', () => this.ensureSubscribed());
     this.sub.on('smessage', (channel: string, text: string) => this.onMessage(channel, text));
-    this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, PRESENCE_TTL_MS, (cause) => this.unavailable(cause));
+    this.presence = new RedisPresence(this.cmd, this.keyPrefix, this.nodeId, options.nodeTimeoutMs, PRESENCE_TTL_MS, (fn) => this.run(fn));
     const recordKey = (key: string) => `${this.keyPrefix}r:${key}`;
     this.records = {
       get: (key) => this.run(async () => (await this.cmd.get(recordKey(key))) ?? undefined),
