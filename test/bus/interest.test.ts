@@ -191,9 +191,11 @@ describe.each(['redis', 'redis-cluster', 'nats'] as const)('one publish for two 
   it('publishes each topic once when an Idempotency-Key retry follows a failure between them', async () => {
     const user = `pair-${kind}`;
     const contentTopic = `content:pair-${kind}`;
-    const onContent = openClient(`${gw.url}/v1/stream?topic=${contentTopic}&topic=user:${user}&from=start`, gw.keys.service_role);
     const created = await http('POST', `${gw.url}/api/content`, { token: gw.keys.service_role, body: { userId: user, contentId: `pair-${kind}`, simulate: false } });
     expect(created.status).toBe(201);
+    // Opened after the item exists: a stream naming an unknown content topic is refused with 404
+    // (and EventSource does not retry), so opening it first raced the create.
+    const onContent = openClient(`${gw.url}/v1/stream?topic=${contentTopic}&topic=user:${user}&from=start`, gw.keys.service_role);
     await waitFor(() => onContent.of('ready').length === 1, 'ready');
     // One Lua script on one Redis cannot fail half-way; a cluster or NATS stores the topics
     // separately, and the injected fault hits between them.
