@@ -1,5 +1,5 @@
-// The connection writer: how every SSE stream and Realtime WebSocket writes. It owns
-// three things the transports used to do each their own way:
+// The connection writer: how every SSE stream, Realtime WebSocket and dashboard-feed
+// viewer writes. It owns three things the transports used to do each their own way:
 //
 // - Batching per event-loop turn, for a transport that batches (a WebSocket): the first
 //   write of a turn corks the connection's transport and queues the connection; one
@@ -194,11 +194,10 @@ export abstract class ConnectionWriter {
   }
 
   /**
-   * Admits a write of `bytes`: corks its transport and queues the connection for the
-   * end-of-turn flush (when the transport batches) and returns 'ok', after which the
-   * adapter writes. Refuses it when the
-   * connection is shut, or when it would pass the budget: then the connection is closed as
-   * a slow consumer.
+   * Admits a write of `bytes` and returns 'ok', after which the adapter writes; the first
+   * of a turn corks the transport and queues the connection for the end-of-turn flush,
+   * when the transport batches. Refuses it when the connection is shut, or when it would
+   * pass the budget: then the connection is closed as a slow consumer.
    */
   protected admit(bytes: number): WriteResult {
     const wire = this.wire;
