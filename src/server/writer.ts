@@ -1,23 +1,25 @@
-// The connection writer: how every SSE stream and Realtime WebSocket writes. It owns
-// three things the transports used to do each their own way:
+// The connection writer: how every SSE stream, Realtime WebSocket and dashboard-feed
+// viewer writes. It owns three things the transports used to do each their own way:
 //
-// - Batching per event-loop turn. The first write of a turn corks the connection's
-//   transport and queues the connection; one setImmediate for the whole process uncorks
-//   every queued connection, so each sends its turn's frames in one `writev` (no timer,
-//   no closure per connection), and adds the turn's tallies to the counters. (An SSE
-//   response leaves corking to node:http, which sends a tick's writes together: see
-//   SseWriter.cork.)
+// - Batching per event-loop turn, for a transport that batches (a WebSocket): the first
+//   write of a turn corks the connection's transport and queues the connection; one
+//   setImmediate for the whole process uncorks every queued connection, so each sends its
+//   turn's frames in one `writev` (no timer, no closure per connection). An SSE response
+//   is not queued: node:http already sends a tick's writes together (see SseWriter.cork).
 // - The byte budget (`--slow-consumer-bytes`) and the one slow-consumer rule:
 //     unsent bytes may pass the budget only by the transport's allowance (the largest
-//     message it allows in flight: a Realtime payload; 0 for SSE), and only until the
-//     next sweep.
+//     message it allows in flight: a Realtime payload; the largest frame the dashboard
+//     feed has sent; 0 for SSE), and only until the next sweep.
 //   A write that would pass budget + allowance is not written: it returns 'slow', and the
 //   connection is closed with `slow_consumer` (each transport's own close: an SSE `error`
-//   event, a WebSocket 1013). Unsent bytes over the budget at two sweeps in a row close
-//   it the same way (`sweep`). "Unsent" is what the transport holds that the kernel has
-//   not taken: `writableLength` of the response, `bufferedAmount` of the WebSocket.
+//   event, a WebSocket 1013, the dashboard's `close` event). Unsent bytes over the budget
+//   at two sweeps in a row close it the same way (`sweep`). "Unsent" is what the
+//   transport holds that the kernel has not taken: `writableLength` of the response,
+//   `bufferedAmount` of the WebSocket.
 // - The delivery metrics: messages and bytes out, delivery latency, slow-consumer
-//   disconnects, per transport (`Delivery`, one per gateway and transport).
+//   disconnects, per transport (`Delivery`, one per gateway and transport; the dashboard
+//   feed has its own). The tallies reach the counters once per turn: each `DeliveryTally`
+//   schedules its own setImmediate when it first records something in a turn.
 //
 // A gateway holds tens of thousands of connections, so the writer's state is one small
 // integer in the connection object itself (the connection classes extend the adapters
@@ -27,13 +29,16 @@ import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Hub, HubMessage } from '../core/hub.js';
-import type { CloseReason } from './connections.js';
+import type { CloseReason, Transport } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 
 /** The instruments a writer counts in. */
 export type DeliveryMetrics = Pick<GatewayMetrics, 'deliveryLatency' | 'messages' | 'bytes' | 'slowConsumerDisconnects' | 'errors'>;
 
-/** What a write did: written (it leaves at the end of the turn), refused because the connection is closing, or refused as slow (the connection is being closed). */
+/** The transports that write through a connection writer (a long-poll answers once, through the metrics directly). */
+export type DeliveryTransport = Extract<Transport, 'sse' | 'ws' | 'dashboard'>;
+
+/** What a write did: written (it leaves at the end of the turn, or with node:http's own tick for SSE), refused because the connection is closing, or refused as slow (the connection is being closed). */
 export type WriteResult = 'ok' | 'closed' | 'slow';
 
 /** Where a connection is in its life, as far as writing goes. */
@@ -63,7 +68,8 @@ export const LATENCY_SAMPLES_PER_MESSAGE = 64;
  * Delivery metrics for the fan-out loop, which runs once per subscriber per message and
  * must stay cheap: prom-client costs about 1 µs per call, 20 ms for one event to 19,000
  * streams. Messages and bytes are tallied here and added to the counters once per turn
- * (exact); the latency histogram gets every delivery of a message up to
+ * (exact: the first tally of a turn schedules one setImmediate, one per tally and not per
+ * connection, that flushes it); the latency histogram gets every delivery of a message up to
  * LATENCY_SAMPLES_PER_MESSAGE subscribers and an even sample of the loop beyond that.
  */
 export class DeliveryTally {
@@ -75,11 +81,13 @@ export class DeliveryTally {
   private readonly latency: { observe(seconds: number): void };
   private readonly messagesOut: { inc(n: number): void };
   private readonly bytesOut: { inc(n: number): void };
+  /** The end-of-turn flush, bound once. */
+  private readonly flushLater = (): void => this.flush();
 
   constructor(
     private readonly hub: Pick<Hub, 'subscriberCount'>,
     metrics: DeliveryMetrics,
-    transport: 'sse' | 'ws',
+    transport: DeliveryTransport,
   ) {
     this.latency = metrics.deliveryLatency.labels(transport);
     this.messagesOut = metrics.messages.labels(transport, 'out');
@@ -88,7 +96,7 @@ export class DeliveryTally {
 
   /** A hub message delivered live: counted, and its latency sampled (see the class comment). */
   record(m: HubMessage, bytes: number): void {
-    this.messages++;
+    if (this.messages++ === 0) setImmediate(this.flushLater);
     this.bytes += bytes;
     if (m !== this.current) {
       this.current = m;
@@ -100,18 +108,18 @@ export class DeliveryTally {
 
   /** A message that is not a hub message but has a publish time (a database change's commit): counted, latency observed. */
   recordAt(publishedAt: number, bytes: number): void {
-    this.messages++;
+    if (this.messages++ === 0) setImmediate(this.flushLater);
     this.bytes += bytes;
     this.latency.observe((Date.now() - publishedAt) / 1000);
   }
 
   /** A message without a publish time (a reply, a notice): counted only. */
   count(bytes: number): void {
-    this.messages++;
+    if (this.messages++ === 0) setImmediate(this.flushLater);
     this.bytes += bytes;
   }
 
-  /** Adds the tallies to the counters: at the end of every turn with writes. */
+  /** Adds the tallies to the counters: at the end of every turn that recorded something (or sooner, when called). */
   flush(): void {
     if (this.messages === 0) return;
     this.messagesOut.inc(this.messages);
@@ -127,12 +135,12 @@ export class Delivery {
   readonly tally: DeliveryTally;
   /** Unsent bytes a connection may hold for longer than a sweep (`--slow-consumer-bytes`). */
   readonly budgetBytes: number;
-  /** What a write may never pass: the budget plus the transport's largest message in flight. */
-  readonly limitBytes: number;
+  /** What a write may never pass: the budget plus the transport's largest message in flight (raised by `allow`). */
+  limitBytes: number;
   private readonly slowDisconnects: { inc(): void };
   private readonly slowErrors: { inc(): void };
 
-  constructor(options: { transport: 'sse' | 'ws'; budgetBytes: number; allowanceBytes: number; hub: Pick<Hub, 'subscriberCount'>; metrics: DeliveryMetrics }) {
+  constructor(options: { transport: DeliveryTransport; budgetBytes: number; allowanceBytes: number; hub: Pick<Hub, 'subscriberCount'>; metrics: DeliveryMetrics }) {
     const { transport, metrics } = options;
     this.tally = new DeliveryTally(options.hub, metrics, transport);
     this.budgetBytes = options.budgetBytes;
@@ -141,13 +149,23 @@ export class Delivery {
     this.slowErrors = metrics.errors.labels('slow_consumer');
   }
 
+  /**
+   * A message of `bytes` will be sent whole, however large: the allowance grows to it if
+   * it is the largest yet. For a transport whose messages have no configured maximum (the
+   * dashboard feed's frames, its opening frame with history), called before writing one.
+   */
+  allow(bytes: number): void {
+    const limit = this.budgetBytes + bytes;
+    if (limit > this.limitBytes) this.limitBytes = limit;
+  }
+
   countSlowConsumer(): void {
     this.slowDisconnects.inc();
     this.slowErrors.inc();
   }
 }
 
-/** Connections with writes this turn; swapped out by the flush, so a write during it queues for the next turn. */
+/** Corked connections with writes this turn; swapped out by the flush, so a write during it queues for the next turn. */
 let queued: ConnectionWriter[] = [];
 
 /**
@@ -161,7 +179,13 @@ export abstract class ConnectionWriter {
   protected abstract get delivery(): Delivery;
   /** Bytes written to the transport that the kernel has not taken yet. */
   protected abstract unsentBytes(): number;
-  protected abstract cork(): void;
+  /**
+   * Holds the transport's writes for the end-of-turn flush and returns true; or returns
+   * false for a transport that does not batch per turn (its writes leave as they are
+   * made, and the connection is not queued).
+   */
+  protected abstract cork(): boolean;
+  /** Sends what `cork` held: at the end of the turn. */
   protected abstract uncork(): void;
   abstract close(reason: CloseReason): void;
 
@@ -170,10 +194,10 @@ export abstract class ConnectionWriter {
   }
 
   /**
-   * Admits a write of `bytes`: queues the connection for the end-of-turn flush (corking
-   * its transport) and returns 'ok', after which the adapter writes. Refuses it when the
-   * connection is shut, or when it would pass the budget: then the connection is closed as
-   * a slow consumer.
+   * Admits a write of `bytes` and returns 'ok', after which the adapter writes; the first
+   * of a turn corks the transport and queues the connection for the end-of-turn flush,
+   * when the transport batches. Refuses it when the connection is shut, or when it would
+   * pass the budget: then the connection is closed as a slow consumer.
    */
   protected admit(bytes: number): WriteResult {
     const wire = this.wire;
@@ -183,9 +207,8 @@ export abstract class ConnectionWriter {
       this.closeSlow();
       return 'slow';
     }
-    if ((wire & QUEUED) === 0) {
+    if ((wire & QUEUED) === 0 && this.cork()) {
       this.wire = wire | QUEUED;
-      this.cork();
       if (queued.length === 0) setImmediate(ConnectionWriter.endTurn);
       queued.push(this);
     }
@@ -233,14 +256,13 @@ export abstract class ConnectionWriter {
     this.close('slow_consumer');
   }
 
-  /** End of the turn: every queued connection's frames leave, and the tallies reach the counters. */
+  /** End of the turn: every queued connection's frames leave. */
   private static endTurn(this: void): void {
     const batch = queued;
     queued = [];
     for (const conn of batch) {
       conn.wire &= ~QUEUED;
       conn.uncork();
-      conn.delivery.tally.flush();
     }
   }
 }
@@ -279,10 +301,14 @@ export abstract class SseWriter extends ConnectionWriter {
    * rarely gets two events in one turn. Holding them to the setImmediate instead kept
    * frames the gateway had stamped unsent across the rest of the turn's work (the POST's
    * own answer, other requests), where a stall of the process showed in the gateway's
-   * own delivery stamp (test/load/stall.test.ts).
+   * own delivery stamp (test/load/stall.test.ts). So the stream is not queued either:
+   * its delivery tally flushes itself.
    */
-  protected cork(): void {}
+  protected cork(): boolean {
+    return false;
+  }
 
+  /** Never called: `cork` holds nothing. */
   protected uncork(): void {}
 }
 
@@ -319,8 +345,9 @@ export abstract class WebSocketWriter extends ConnectionWriter {
     return this.ws.bufferedAmount;
   }
 
-  protected cork(): void {
+  protected cork(): boolean {
     this.tcp.cork();
+    return true;
   }
 
   protected uncork(): void {

@@ -12,9 +12,9 @@
 //     The reason is written as a last event, the response is ended, and if the client
 //     does not take the bytes within CLOSE_GRACE_MS the socket is destroyed.
 //
-// Writing (batching per turn, the byte budget, delivery metrics) is the connection
-// writer's (server/writer.ts): the stream extends its SSE adapter, whose phase is the
-// stream's state (open, closing = shut, closed = gone).
+// Writing (the byte budget, delivery metrics) is the connection writer's
+// (server/writer.ts): the stream extends its SSE adapter, whose phase is the stream's
+// state (open, closing = shut, closed = gone).
 import type { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Hub, HubMessage, Position, Subscriber } from '../core/hub.js';

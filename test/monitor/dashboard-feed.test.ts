@@ -139,6 +139,30 @@ describe('GET /dashboard/feed', () => {
     stalled.destroy();
   });
 
+  it('always sends the opening frame whole, and closes a viewer that leaves it unread at the second sweep over the budget', async () => {
+    gw = await startGateway({ slowConsumerBytes: 64 * 1024 }, { sweepMs: 250 });
+    // History far larger than the budget, and than what the kernel's socket buffers take
+    // from a reader that stopped: the stalled viewer's backlog stays over the budget with
+    // no later write to refuse, so only the sweep can close it.
+    const history = 'x'.repeat(8 * 1024 * 1024);
+    const dashboard = new DashboardFeed(gw.gateway, () => ({ history }));
+    gw.gateway.router.on('GET', '/test-feed', (ctx) => dashboard.open(ctx));
+    const healthy = await feed(`${gw.url}/test-feed`, { authorization: `Bearer ${gw.keys.service_role}` });
+    expect((await healthy.next<{ history: string }>('hello')).history.length).toBe(history.length);
+    const stalled = connect(Number(new URL(gw.url).port), '127.0.0.1');
+    stalled.write(`GET /test-feed HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${gw.keys.service_role}\r\n\r\n`);
+    stalled.pause();
+    await waitFor('both viewers', () => dashboard.size === 2);
+    await waitFor('the stalled viewer to be dropped', () => dashboard.size === 1);
+    const m = await scrape(gw.url);
+    expect(m.get('fanout_slow_consumer_disconnects_total{transport="dashboard"}')).toBe(1);
+    expect(m.get('fanout_errors_total{kind="slow_consumer"}')).toBe(1);
+    expect(healthy.ended).toBe(false);
+    dashboard.broadcast('sample', { after: true });
+    expect(await healthy.next('sample')).toEqual({ after: true });
+    stalled.destroy();
+  });
+
   it('tells viewers to reconnect elsewhere when the gateway shuts down', async () => {
     gw = await startGateway();
     const viewer = await feed(`${gw.url}/dashboard/feed`, { authorization: `Bearer ${gw.keys.service_role}` });
