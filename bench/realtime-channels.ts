@@ -11,8 +11,12 @@
 //     p50/p99 from HDR histograms merged across generators, delivered msgs/s, and loss,
 //     duplicates and reordering from per-sender sequence numbers;
 //   - RSS per member: the regression slope of the gateway's RSS (after a full GC) against
-//     members, with its fit, next to a bare `ws` server's RSS per socket measured in the
-//     same run the same way;
+//     members from the first step on, with its fit, next to a bare `ws` server's RSS per
+//     socket measured in the same run the same way. The step from the idle server to the
+//     first step is reported on its own: it is mostly V8's young generation, touched once
+//     under the first load and kept (up to 2 × --max-semi-space-size), a one-off cost that
+//     a fit through the idle point would spread over the members. The fit through the idle
+//     point is printed too, for comparison with earlier runs;
 //   - gateway and generator CPU and event-loop lag; a generator over 90 % CPU makes the run invalid.
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -93,7 +97,9 @@ async function stopServer(server: Server): Promise<void> {
 }
 
 /** Least-squares fit y = slope·x + intercept, with r². */
-function regression(points: [number, number][]): { slope: number; intercept: number; r2: number } {
+type Fit = { slope: number; intercept: number; r2: number };
+
+function regression(points: [number, number][]): Fit {
   const n = points.length;
   const mx = points.reduce((a, [x]) => a + x, 0) / n;
   const my = points.reduce((a, [, y]) => a + y, 0) / n;
@@ -105,6 +111,30 @@ function regression(points: [number, number][]): { slope: number; intercept: num
   const ssRes = points.reduce((a, [x, y]) => a + (y - (slope * x + intercept)) ** 2, 0);
   return { slope, intercept, r2: ssTot ? 1 - ssRes / ssTot : 1 };
 }
+
+type MemorySample = Extract<ServerReply, { type: 'memory' }> & { members: number };
+
+/**
+ * A server's memory per member: RSS and JS heap fitted from the first step on, the one-off
+ * step from the idle server to the first step (and how much of it is V8's young
+ * generation), and the RSS fit through the idle point that earlier runs reported.
+ */
+function memoryFits(samples: MemorySample[]): { rss: Fit; heap: Fit; rssFromIdle: Fit; firstStep: number; youngStep: number } {
+  const loaded = samples.slice(1);
+  const rss = regression(loaded.map((p) => [p.members, p.rss]));
+  const [idle, first] = [samples[0]!, samples[1]!];
+  return {
+    rss,
+    heap: regression(loaded.map((p) => [p.members, p.heapUsed])),
+    rssFromIdle: regression(samples.map((p) => [p.members, p.rss])),
+    // What the first step added beyond the per-member slope.
+    firstStep: first.rss - idle.rss - rss.slope * first.members,
+    youngStep: first.youngGeneration - idle.youngGeneration,
+  };
+}
+
+const kib = (bytes: number): string => (bytes / 1024).toFixed(2);
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
 function merge(encoded: string[]): hdr.Histogram {
   const total = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
@@ -160,10 +190,10 @@ async function main(): Promise<void> {
     // ---- baseline: a bare ws server holding the same number of sockets
     const bare = await startServer('bare');
     servers.push(bare.server);
-    const barePoints: [number, number][] = [[0, (await bare.server.request({ cmd: 'memory' }, 'memory')).rss]];
+    const bareSamples: MemorySample[] = [{ members: 0, ...(await bare.server.request({ cmd: 'memory' }, 'memory')) }];
     for (let s = 0; s < STEPS; s++) {
       await connect(bare.url, '', slices(s * perStep, Math.min(CHANNELS, (s + 1) * perStep)), false);
-      barePoints.push([Math.min(total, (s + 1) * perStep * MEMBERS), (await bare.server.request({ cmd: 'memory' }, 'memory')).rss]);
+      bareSamples.push({ members: Math.min(total, (s + 1) * perStep * MEMBERS), ...(await bare.server.request({ cmd: 'memory' }, 'memory')) });
     }
     await closeAll();
     await stopServer(bare.server);
@@ -172,8 +202,7 @@ async function main(): Promise<void> {
     // ---- the gateway: join and track in steps, sampling memory after each
     const gw = await startServer('gateway');
     servers.push(gw.server);
-    const points: [number, number][] = [[0, (await gw.server.request({ cmd: 'memory' }, 'memory')).rss]];
-    const heapPoints: [number, number][] = [[0, (await gw.server.request({ cmd: 'memory' }, 'memory')).heapUsed]];
+    const samples: MemorySample[] = [{ members: 0, ...(await gw.server.request({ cmd: 'memory' }, 'memory')) }];
     let joinWallMs = 0;
     let expectedDiffs = 0;
     let presenceComplete = true;
@@ -191,8 +220,7 @@ async function main(): Promise<void> {
       }, 30_000);
       presenceComplete &&= done;
       const mem = await gw.server.request({ cmd: 'memory' }, 'memory');
-      points.push([to * MEMBERS, mem.rss]);
-      heapPoints.push([to * MEMBERS, mem.heapUsed]);
+      samples.push({ members: to * MEMBERS, ...mem });
       process.stdout.write(`  step ${s + 1}/${STEPS}: ${to * MEMBERS} members, RSS ${(mem.rss / 2 ** 20).toFixed(0)} MiB\n`);
     }
     const joinPhase = await reports(generators);
@@ -223,9 +251,8 @@ async function main(): Promise<void> {
     }
 
     // ---- report
-    const fit = regression(points);
-    const heapFit = regression(heapPoints);
-    const bareFit = regression(barePoints);
+    const gateway = memoryFits(samples);
+    const bareWs = memoryFits(bareSamples);
     const joins = merge(joinPhase.map((r) => r.join));
     const presence = merge(joinPhase.map((r) => r.presence));
     console.log(`\n## Results (${load()} at the end)`);
@@ -233,9 +260,12 @@ async function main(): Promise<void> {
     console.log(`presence  ${percentiles(presence)}; ${presence.totalCount} of ${expectedDiffs} diffs${presenceComplete ? '' : ' (INCOMPLETE)'}; tracks at ${TRACK_RATE}/s`);
     console.log(`          gateway CPU ${((joinStats.cpuMs / joinStats.wallMs) * 100).toFixed(0)} % during join+track, event-loop max ${joinStats.loopMaxMs.toFixed(0)} ms; ${saturation(joinPhase)}`);
     for (const r of broadcastResults) console.log(r);
-    console.log(`memory    gateway RSS ${(fit.slope / 1024).toFixed(2)} KiB per member (r² ${fit.r2.toFixed(3)}), JS heap ${(heapFit.slope / 1024).toFixed(2)} KiB per member (r² ${heapFit.r2.toFixed(3)})`);
-    console.log(`          bare ws server RSS ${(bareFit.slope / 1024).toFixed(2)} KiB per socket (r² ${bareFit.r2.toFixed(3)}) — same run, same sockets`);
-    console.log(`          points (members, MiB): ${points.map(([x, y]) => `${x}:${(y / 2 ** 20).toFixed(0)}`).join(' ')}`);
+    const range = `${samples[1]!.members.toLocaleString()}–${total.toLocaleString()}`;
+    console.log(`memory    gateway RSS ${kib(gateway.rss.slope)} KiB per member over ${range} members (r² ${gateway.rss.r2.toFixed(3)}), JS heap ${kib(gateway.heap.slope)} KiB per member (r² ${gateway.heap.r2.toFixed(3)})`);
+    console.log(`          bare ws server RSS ${kib(bareWs.rss.slope)} KiB per socket over the same range (r² ${bareWs.rss.r2.toFixed(3)}) — same run, same sockets: gateway ${(gateway.rss.slope / bareWs.rss.slope).toFixed(2)}× bare`);
+    console.log(`          one-off at the first step (not per member): gateway RSS +${mib(gateway.firstStep)} MiB, of which V8's young generation +${mib(gateway.youngStep)} MiB; bare +${mib(bareWs.firstStep)} MiB (young generation +${mib(bareWs.youngStep)} MiB)`);
+    console.log(`          fit through the idle point (one-off included): gateway ${kib(gateway.rssFromIdle.slope)} KiB, bare ${kib(bareWs.rssFromIdle.slope)} KiB (${(gateway.rssFromIdle.slope / bareWs.rssFromIdle.slope).toFixed(2)}×)`);
+    console.log(`          points (members, MiB): ${samples.map((p) => `${p.members}:${mib(p.rss)}`).join(' ')}`);
   } finally {
     await closeAll().catch(() => undefined);
     for (const s of servers) await stopServer(s).catch(() => s.kill());

@@ -1,11 +1,13 @@
 // A server under test in its own process, driven over IPC by bench/realtime-channels.ts:
 //   gateway — the Fanout gateway (Realtime limits raised so the bench measures capacity, not policy)
 //   bare    — a bare `ws` server that only holds sockets: the memory baseline per socket
-// Forked with --expose-gc so memory samples are taken after a full collection.
+// Forked with --expose-gc so memory samples are taken after a full collection; each sample
+// also says how much of the RSS is V8's young generation.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { WebSocketServer } from 'ws';
 import { benchGatewayConfig } from './bench-gateway-config.js';
 import { createLogger } from '../src/core/log.js';
@@ -14,7 +16,7 @@ import { createGateway } from '../src/server/gateway.js';
 export type ServerCommand = { cmd: 'memory' } | { cmd: 'stats' } | { cmd: 'stop' };
 export type ServerReply =
   | { type: 'ready'; url: string; key: string }
-  | { type: 'memory'; rss: number; heapUsed: number; external: number }
+  | { type: 'memory'; rss: number; heapUsed: number; external: number; youngGeneration: number }
   | { type: 'stats'; cpuMs: number; wallMs: number; loopP99Ms: number; loopMaxMs: number; connections: number; sweepMs: number };
 
 const mode = process.argv[2];
@@ -68,7 +70,9 @@ process.on('message', (msg: ServerCommand) => {
       await new Promise((r) => setTimeout(r, 100));
       gc?.();
       const m = process.memoryUsage();
-      send({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, external: m.external });
+      // V8's young generation: touched once under load and kept, a step in RSS rather than a slope.
+      const youngGeneration = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
+      send({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, external: m.external, youngGeneration });
     } else if (msg.cmd === 'stats') {
       const cpu = process.cpuUsage(statsFrom.cpu);
       const now = Date.now();

@@ -126,14 +126,15 @@ export interface RealtimeContext {
   error(kind: string): void;
   /**
    * One copy of a string many sockets hold (the project's anon key is every client's
-   * token, an address identity is every socket's from that address): a string that was
-   * seen recently comes back as the copy kept, so thousands of sockets share it.
+   * token, an address identity is every socket's from that address, a channel's topic is
+   * every member's): a string that was seen recently comes back as the copy kept, so
+   * thousands of sockets share it.
    */
   intern(value: string): string;
 }
 
 /** How many distinct strings `intern` keeps; past it, it starts over (a bound, not a cache policy). */
-const INTERN_LIMIT = 1024;
+const INTERN_LIMIT = 4096;
 
 export function createRealtimeContext(deps: RealtimeDeps): RealtimeContext {
   const { config } = deps;

@@ -239,7 +239,8 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
     }
     const { limits } = this.ctx;
     const config = parseJoinPayload(msg.payload as Record<string, unknown>, { maxBindings: limits.maxBindingsPerJoin, maxPresenceKeyBytes: MAX_NAME_BYTES });
-    const channel = new Channel(this, msg.topic, msg.joinRef ?? msg.ref, config);
+    // The members of a channel join with the same topic: one copy of it for all of them.
+    const channel = new Channel(this, this.ctx.intern(msg.topic), msg.joinRef ?? msg.ref, config);
     this.channels.set(channel);
     channel.start(config, msg.ref);
   }
