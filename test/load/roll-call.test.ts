@@ -2,10 +2,12 @@
 // marked live before publishing began is owed each of its streams from the first owed
 // number, including a stream it never heard from; one that joined later, dropped or left
 // keeps the baseline rule; presence is never owed.
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Recorder } from '../../src/load/recorder.js';
 import { DocNumbering } from '../../src/load/drivers/realtime-streams.js';
 import type { PublishedStreams } from '../../src/load/plan.js';
+import { WorkerPool } from '../../src/load/pool.js';
+import { rollCallAt, type RollCallTiming } from '../../src/load/roll-call.js';
 
 const lostOf = (rec: Recorder, published: PublishedStreams, kind: string): number => rec.final(Date.now(), published, {}).sequences[kind]?.lost ?? 0;
 
@@ -102,5 +104,58 @@ describe('a user’s document numbering', () => {
     const docs = new DocNumbering('d:p0');
     docs.next(1);
     expect(docs.published()).toEqual({ 'd:p0': { last: 1, failed: [] } });
+  });
+});
+
+// Taking the roll call across real worker processes (rollCallAt): every worker answers, and
+// one that cannot answer (stopped with SIGSTOP) fails it within its timeout, naming the
+// worker — the coordinator then marks the run INVALID before anything is published.
+describe('taking the roll call across the worker pool', () => {
+  let pool: WorkerPool;
+  beforeAll(async () => {
+    pool = await WorkerPool.start(2);
+    // A plan with no connections: each worker learns its index and holds an (empty) run.
+    const planned = pool.collect('planned', 10_000);
+    for (let i = 0; i < pool.size; i++) pool.send(i, { type: 'plan', plan: { runId: 'roll-call-test', workerIndex: i, workers: pool.size, localAddresses: null, tickMs: 1000 } });
+    await planned;
+  }, 30_000);
+  afterAll(async () => {
+    for (const pid of pool?.pids ?? []) process.kill(pid, 'SIGCONT');
+    await pool?.close();
+  });
+
+  const timing = (over: Partial<RollCallTiming> = {}): RollCallTiming => ({
+    at: Date.now(),
+    endAt: Date.now() + 60_000,
+    stopped: new AbortController().signal,
+    aborting: new Promise<void>(() => undefined),
+    timeoutMs: 2000,
+    ...over,
+  });
+
+  it('counts the answers of every worker (no subscribers in an empty plan)', async () => {
+    await expect(rollCallAt(pool, ['sse'], timing())).resolves.toBe(0);
+  });
+
+  it('is not taken when it would fall at or after the end of the run, or publishing stopped first', async () => {
+    await expect(rollCallAt(pool, ['sse'], timing({ at: Date.now() + 1000, endAt: Date.now() + 500 }))).resolves.toBeUndefined();
+    const stop = new AbortController();
+    const pending = rollCallAt(pool, ['sse'], timing({ at: Date.now() + 30_000, stopped: stop.signal }));
+    stop.abort();
+    await expect(pending).resolves.toBeUndefined();
+  });
+
+  it('fails within its timeout when a worker does not answer, naming it', async () => {
+    const stalled = pool.pids[1]!;
+    process.kill(stalled, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      await expect(rollCallAt(pool, ['sse'], timing({ timeoutMs: 500 }))).rejects.toThrow(/timed out after 500 ms waiting for "present" from 1 of 2 load workers \(1 on local\)/);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      process.kill(stalled, 'SIGCONT');
+    }
+    // Answering again once it runs: the pool is still usable.
+    await expect(rollCallAt(pool, ['sse'], timing())).resolves.toBe(0);
   });
 });
