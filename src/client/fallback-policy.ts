@@ -133,7 +133,8 @@ export class FallbackPolicy {
 
   private afterFailure(opened: boolean, floorMs: number, phase: Phase, now: number): Step {
     if (phase === 'poll') return { waitMs: Math.max(floorMs, this.backoff.next()) };
-    if (phase === 'probe') {
+    // A probe that reached `ready` made SSE the transport again: its drop is a live stream's (below).
+    if (phase === 'probe' && this.mode === 'poll') {
       // Still blocked or buffered: keep polling, and try SSE again later than last time.
       this.probeDelay = Math.min(this.probeDelay * 2, this.options.timing.sseRetryMaxMs);
       this.probeAt = now + this.probeDelay;

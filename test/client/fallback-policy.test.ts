@@ -68,6 +68,20 @@ describe('FallbackPolicy', () => {
     expect(p.phase(100_000 + 30_000)).toBe('probe');
   });
 
+  it('treats a probe that reached ready and later dropped as a live stream that dropped, not as a failed probe', () => {
+    const p = policy();
+    p.next(failed(), 'stream', 0);
+    p.next(failed(), 'stream', 0);
+    expect(p.phase(30_000)).toBe('probe');
+    p.streamOpened(); // the probe reached ready: SSE is the transport again
+    // The same attempt (begun as a probe) drops later: the app sees `reconnecting` and SSE comes back after a short back-off.
+    expect(p.next(failed(true), 'probe', 200_000)).toEqual({ state: 'reconnecting', waitMs: 50 });
+    expect(p.transport).toBe('sse');
+    expect(p.phase(200_050)).toBe('stream');
+    // A gateway drain of that stream also shows as reconnecting.
+    expect(p.next({ kind: 'shutdown', retryMs: 1000 }, 'probe', 200_100)).toEqual({ state: 'reconnecting', waitMs: 1000 });
+  });
+
   it('backs off exponentially, never under Retry-After, and comes back quickly after a live stream drops', () => {
     const p = policy('sse');
     expect([1, 2, 3, 4, 5].map(() => p.next(failed(), 'stream', 0).waitMs)).toEqual([50, 100, 200, 400, 500]);
