@@ -113,6 +113,11 @@ export class Channel {
     this.socket.reply(this.joinRef, ref, this.topic, status, response);
   }
 
+  /** `phx_close`: the channel is over on the server's side (after a leave, a shutdown, or a newer join of the topic). */
+  pushClose(): void {
+    this.socket.push(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}');
+  }
+
   pushSystem(extension: string, status: 'ok' | 'error', message: string): void {
     this.socket.push(this.joinRef, null, this.topic, 'system', JSON.stringify({ extension, status, message, channel: this.sub }));
   }
@@ -242,7 +247,7 @@ export class Channel {
   /** `phx_leave`: ok reply, then `phx_close` (reference §2.5). */
   private leave(ref: string | null): void {
     this.reply(ref, 'ok', {});
-    this.socket.push(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}');
+    this.pushClose();
     this.release();
   }
 
@@ -256,7 +261,7 @@ export class Channel {
   shutdown(message: string): void {
     if (this.state === 'closed') return;
     this.pushSystem('system', 'error', message);
-    this.socket.push(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}');
+    this.pushClose();
     this.release();
   }
 

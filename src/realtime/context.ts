@@ -48,7 +48,7 @@ export type RealtimeConfig = Pick<
 /** The instruments Realtime increments; the context resolves their label children once. */
 export type RealtimeMetricsSource = Pick<
   GatewayMetrics,
-  'channels' | 'presenceMembers' | 'joins' | 'errors' | 'messages' | 'bytes' | 'deliveryLatency' | 'slowConsumerDisconnects' | 'connectionsOpened' | 'connectionsRejected'
+  'channels' | 'presenceMembers' | 'joins' | 'errors' | 'messages' | 'bytes' | 'deliveryLatency' | 'slowConsumerDisconnects' | 'connectionsOpened' | 'connectionsRejected' | 'received'
 >;
 
 /** Everything the Realtime module uses from the rest of the gateway, and nothing else. */

@@ -90,7 +90,6 @@ function validateBatch(body: unknown, maxPayloadBytes: number): BatchMessage[] {
 export function registerBroadcastRoutes(ctx: RealtimeContext, deps: RealtimeDeps): void {
   const { limits } = ctx;
   const { hub, router } = deps;
-  const received = { messages: deps.metrics.messages.labels('rest', 'in'), bytes: deps.metrics.bytes.labels('rest', 'in') };
   /** Messages per second per caller (JWT `sub`, or the role for project keys). */
   const callers = new Map<string, RateCounter>();
   const bodyLimit = limits.maxPayloadBytes + 64 * 1024;
@@ -134,8 +133,7 @@ export function registerBroadcastRoutes(ctx: RealtimeContext, deps: RealtimeDeps
   const body = async (req: IncomingMessage): Promise<Buffer> => {
     try {
       const bytes = await readBody(req, bodyLimit);
-      received.messages.inc();
-      received.bytes.inc(bytes.length);
+      deps.metrics.received('rest', bytes.length);
       return bytes;
     } catch (err) {
       const answer = httpErrorOf(err);

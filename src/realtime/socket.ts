@@ -234,7 +234,7 @@ export class RealtimeSocket extends WebSocketWriter implements ManagedConnection
     // A second join of a joined topic replaces the first, which is closed (Phoenix does the same).
     const existing = this.channels.get(msg.topic);
     if (existing) {
-      if (existing.state === 'joined') this.push(existing.joinRef, existing.joinRef, existing.topic, 'phx_close', '{}');
+      if (existing.state === 'joined') existing.pushClose();
       existing.release();
     }
     const { limits } = this.ctx;

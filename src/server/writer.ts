@@ -96,8 +96,7 @@ export class DeliveryTally {
 
   /** A hub message delivered live: counted, and its latency sampled (see the class comment). */
   record(m: HubMessage, bytes: number): void {
-    if (this.messages++ === 0) setImmediate(this.flushLater);
-    this.bytes += bytes;
+    this.count(bytes);
     if (m !== this.current) {
       this.current = m;
       this.index = 0;
@@ -108,12 +107,11 @@ export class DeliveryTally {
 
   /** A message that is not a hub message but has a publish time (a database change's commit): counted, latency observed. */
   recordAt(publishedAt: number, bytes: number): void {
-    if (this.messages++ === 0) setImmediate(this.flushLater);
-    this.bytes += bytes;
+    this.count(bytes);
     this.latency.observe((Date.now() - publishedAt) / 1000);
   }
 
-  /** A message without a publish time (a reply, a notice): counted only. */
+  /** A message without a publish time (a reply, a notice): counted only. The first count of a turn schedules the flush. */
   count(bytes: number): void {
     if (this.messages++ === 0) setImmediate(this.flushLater);
     this.bytes += bytes;

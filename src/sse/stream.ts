@@ -128,7 +128,7 @@ export class SseStream extends SseWriter implements ManagedConnection, Subscribe
    * Subscribes, replays what the client missed (or tells it `reset`), then announces the
    * stream with a `ready` event whose id is the current position. Runs synchronously, so
    * no publish can fall between the replay and the live subscription: nothing is missed
-   * and nothing is sent twice. Everything written here leaves together at the end of the turn.
+   * and nothing is sent twice. Everything written here leaves together (node:http sends one tick's writes at once).
    */
   start(starts: readonly StreamStart[], readyExtra: Record<string, unknown>, finished: boolean): void {
     const { hub, connections, metrics } = this.ctx;
