@@ -4,12 +4,9 @@
 // gateway's PresenceRegistry (presence.ts); a channel has a ChannelPresence only once it
 // sent a presence message.
 import type { Channel, Pending } from './channel.js';
+import { isObject } from './join-config.js';
 import { WindowLimiter } from './limits.js';
 import type { PresenceMember, PresenceMeta } from './presence.js';
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Keys the registry writes into a meta: a payload that has them itself cannot be read back from its meta. */
 function hasRefKeys(payload: Record<string, unknown>): boolean {

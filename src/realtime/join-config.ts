@@ -91,7 +91,8 @@ export function replayRequest(replay: unknown): { since: number; limit: number }
 const DEFAULT_CHANGES_WAIT_MS = 15_000;
 const MAX_CHANGES_WAIT_MS = 20_000;
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not an array, not null): what a join, track or REST payload must be. */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

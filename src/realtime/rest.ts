@@ -10,7 +10,7 @@ import { digest, idempotencyKeyOf } from '../server/idempotency.js';
 import type { RequestContext } from '../server/router.js';
 import { publishBroadcast, type BroadcastData } from './channel-topics.js';
 import type { RealtimeContext, RealtimeDeps } from './context.js';
-import { flexibleBoolean } from './join-config.js';
+import { flexibleBoolean, isObject } from './join-config.js';
 import { RateCounter } from './limits.js';
 
 /** A REST answer other than 202: the status and the JSON body the real server sends. */
@@ -23,10 +23,6 @@ class RestError {
 
 const unauthorized = (): RestError => new RestError(401, { message: 'Unauthorized' });
 const TOO_BIG = 'Payload size exceeds tenant limit';
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** The token as the real server's API plug reads it: `Authorization: Bearer`, else the `apikey` header. */
 function requestToken(req: IncomingMessage): string | undefined {
